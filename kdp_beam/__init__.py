@@ -1,0 +1,34 @@
+"""kdp_beam: one-pass feature statistics on Apache Beam, Keras 3 preprocessing from them.
+
+Names are imported on first use, so that ``import kdp_beam`` stays light: loading a saved
+preprocessing model needs neither Beam nor the analysis code, and analysis workers never
+import TensorFlow.
+"""
+
+import importlib
+
+from kdp_beam.version import __version__
+
+_EXPORTS = {
+    # analysis (Beam, no TensorFlow)
+    "ReadCsv": "kdp_beam.io",
+    "ReadParquet": "kdp_beam.io",
+    "ReadInput": "kdp_beam.io",
+    "AnalyzeFeatures": "kdp_beam.analyze",
+    "WriteArtifacts": "kdp_beam.artifacts",
+    "run_analysis": "kdp_beam.job",
+    # declarations and bundles (plain Python)
+    "FeatureSpec": "kdp_beam.spec",
+    "load_bundle": "kdp_beam.artifacts",
+    # Keras (TensorFlow, no Beam)
+    "FeatureSpace": "kdp_beam.builder",
+    "build_preprocessor": "kdp_beam.builder",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kdp_beam' has no attribute {name!r}")

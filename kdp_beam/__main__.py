@@ -1,0 +1,5 @@
+import sys
+
+from kdp_beam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Row and null counts: the statistics every feature has."""
+
+
+class CountAnalyzer:
+    """Counts rows and nulls (missing values) of a column of any type.
+
+    Accumulator: ``[count, null_count]``.
+    """
+
+    def create_accumulator(self):
+        return [0, 0]
+
+    def add_batch(self, acc, column):
+        acc[0] += len(column)
+        acc[1] += column.null_count
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = iter(accs)
+        merged = list(next(accs))
+        for count, null_count in accs:
+            merged[0] += count
+            merged[1] += null_count
+        return merged
+
+    def finalize(self, acc):
+        return {"count": acc[0], "null_count": acc[1]}

@@ -1,0 +1,59 @@
+"""Equal-frequency bin boundaries from a mergeable quantile sketch."""
+
+import pyarrow as pa
+from tfx_bsl.sketches import QuantilesSketch
+
+from kdp_beam.analyzers.moments import finite_values
+
+DEFAULT_EPSILON = 1e-3
+_MAX_NUM_ELEMENTS = 2**40  # the sketch sizes its levels for this many values
+
+
+class QuantilesAccumulator:
+    __slots__ = ("sketch", "n")
+
+    def __init__(self, epsilon):
+        self.sketch = QuantilesSketch(epsilon, _MAX_NUM_ELEMENTS, 1)
+        self.n = 0
+
+    def __getstate__(self):
+        return (self.sketch, self.n)
+
+    def __setstate__(self, state):
+        self.sketch, self.n = state
+
+
+class QuantilesAnalyzer:
+    """``num_bins - 1`` boundaries splitting the finite values into equal-frequency bins.
+
+    Uses tfx_bsl's QuantilesSketch: each boundary's rank is within ``epsilon * n`` of the
+    exact quantile's rank (n = number of finite values). NaN, +-inf and nulls are left out.
+    """
+
+    def __init__(self, num_bins, epsilon=DEFAULT_EPSILON):
+        self.num_bins = num_bins
+        self.epsilon = epsilon
+
+    def create_accumulator(self):
+        return QuantilesAccumulator(self.epsilon)
+
+    def add_batch(self, acc, column):
+        values, _, _ = finite_values(column)
+        if values.size:
+            acc.sketch.AddValues(pa.array(values))
+            acc.n += values.size
+        return acc
+
+    def merge_accumulators(self, accs):
+        merged = self.create_accumulator()
+        for acc in accs:
+            merged.sketch.Merge(acc.sketch)
+            merged.n += acc.n
+        return merged
+
+    def finalize(self, acc):
+        boundaries = []
+        if acc.n and self.num_bins > 1:
+            quantiles = acc.sketch.GetQuantiles(self.num_bins).to_pylist()[0]
+            boundaries = quantiles[1:-1]  # drop the min and max
+        return {"bin_boundaries": boundaries, "quantile_epsilon": self.epsilon}

@@ -1,0 +1,223 @@
+"""The artifact bundle: a versioned, checksummed directory of JSON statistics.
+
+Layout (docs/bundle-format.md is the contract)::
+
+    manifest.json                 format version, kdp_beam version, spec, row count, input,
+                                  and the sha256 and size of every other file
+    statistics.json               per-feature statistics
+    vocabularies/NNN-<name>.jsonl one ["token", count] JSON array per line, by rank
+
+The manifest is written last, through a rename, so a bundle whose writing was interrupted
+has no manifest and never loads as valid. Loading reads plain JSON only (never pickle) and
+needs no Beam pipeline.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import posixpath
+import re
+
+from kdp_beam.errors import BundleError
+from kdp_beam.spec import FeatureSpec
+from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
+
+MANIFEST = "manifest.json"
+STATISTICS = "statistics.json"
+FORMAT_NAME = "kdp_beam artifact bundle"
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _join(directory, name):
+    """A bundle member's path: "/"-separated names inside the bundle, native on disk."""
+    if _SCHEME.match(directory):
+        return posixpath.join(directory, name)
+    return os.path.join(directory, *name.split("/"))
+
+
+def vocabulary_file_name(index, feature_name):
+    """A safe relative file name for a feature's vocabulary: the feature's position plus
+    a sanitised prefix of its name, so no name ("../x", "a/b", 1,000 characters) can
+    become a path outside the bundle or collide with another."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", feature_name)[:48].strip("_") or "feature"
+    return f"vocabularies/{index:03d}-{slug}.jsonl"
+
+
+def _json_bytes(obj):
+    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def _vocabulary_bytes(tokens, counts):
+    lines = (json.dumps([t, c], ensure_ascii=False) for t, c in zip(tokens, counts))
+    return "".join(line + "\n" for line in lines).encode()
+
+
+# --- writing (runs on a Beam worker; Beam's FileSystems reach local, gs://, s3://) --------
+
+
+def write_bundle(statistics, output_dir, input_description=None):
+    """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
+
+    An existing bundle there is first invalidated (its manifest deleted), so a crash
+    mid-way leaves no valid bundle rather than a mix of old and new files.
+    Returns the manifest.
+    """
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    def write(name, data):
+        with FileSystems.create(
+            _join(output_dir, name), compression_type=CompressionTypes.UNCOMPRESSED
+        ) as f:
+            f.write(data)
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+    manifest_path = _join(output_dir, MANIFEST)
+    if FileSystems.exists(manifest_path):
+        FileSystems.delete([manifest_path])
+    files = {}
+    features = {}
+    for index, (name, stats) in enumerate(statistics["features"].items()):
+        stats = dict(stats)
+        if "vocabulary" in stats:
+            file_name = vocabulary_file_name(index, name)
+            write(file_name, _vocabulary_bytes(stats.pop("vocabulary"), stats.pop("vocabulary_counts")))
+            stats["vocabulary_file"] = file_name
+        features[name] = stats
+    write(STATISTICS, _json_bytes({"row_count": statistics["row_count"], "features": features}))
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "kdp_beam_version": __version__,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "row_count": statistics["row_count"],
+        "input": input_description or {},
+        "spec": statistics["spec"],
+        "files": files,
+    }
+    temporary = manifest_path + ".tmp"
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(_json_bytes(manifest))
+    FileSystems.rename([temporary], [manifest_path])
+    return manifest
+
+
+def WriteArtifacts(output_dir, input_description=None):  # noqa: N802 - reads as a PTransform
+    """PTransform: writes AnalyzeFeatures' single output element as a bundle."""
+    import apache_beam as beam
+
+    return "WriteArtifacts" >> beam.Map(
+        write_bundle, output_dir=output_dir, input_description=input_description
+    )
+
+
+# --- loading (training code: no Beam pipeline, no pickle) ---------------------------------
+
+
+class Bundle:
+    """A loaded, verified bundle.
+
+    Attributes:
+        path: where it was loaded from.
+        manifest: the manifest dict.
+        spec: the FeatureSpec it was analysed with.
+        row_count: rows analysed.
+        features: {name: statistics}, categorical ones with "vocabulary" and
+            "vocabulary_counts" lists read from their files.
+    """
+
+    def __init__(self, path, manifest, spec, row_count, features):
+        self.path = path
+        self.manifest = manifest
+        self.spec = spec
+        self.row_count = row_count
+        self.features = features
+
+    def __repr__(self):
+        return f"Bundle({self.path!r}, {self.row_count} rows, {len(self.features)} features)"
+
+
+def _read_bytes(path):
+    if _SCHEME.match(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(path) as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _parse_json(data, path):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON ({e}); the bundle is damaged") from None
+
+
+def _check_relative(name, bundle_path):
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"{bundle_path}: manifest names an unsafe file path {name!r}")
+
+
+def load_bundle(path):
+    """Reads and verifies a bundle; raises BundleError naming the file that is wrong.
+
+    Checks: the manifest exists and is a kdp_beam manifest of a readable format version;
+    every listed file exists with the recorded size and sha256; the spec is valid.
+    """
+    manifest_path = _join(path, MANIFEST)
+    try:
+        manifest_bytes = _read_bytes(manifest_path)
+    except (FileNotFoundError, OSError, IOError) as e:
+        raise BundleError(
+            f"{manifest_path} cannot be read ({e}): {path} is not a kdp_beam bundle, "
+            "or the run writing it did not finish"
+        ) from None
+    manifest = _parse_json(manifest_bytes, manifest_path)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BundleError(f"{manifest_path} is not a kdp_beam bundle manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has bundle format version {version!r}, written by kdp_beam "
+            f"{manifest.get('kdp_beam_version')}; this kdp_beam {__version__} reads format "
+            f"versions up to {BUNDLE_FORMAT_VERSION}. Upgrade kdp_beam to at least "
+            f"{manifest.get('kdp_beam_version')}."
+        )
+    contents = {}
+    for name, expected in manifest.get("files", {}).items():
+        _check_relative(name, path)
+        file_path = _join(path, name)
+        try:
+            data = _read_bytes(file_path)
+        except (FileNotFoundError, OSError, IOError) as e:
+            raise BundleError(f"{file_path}: listed in the manifest but cannot be read ({e})") from None
+        if len(data) != expected.get("bytes") or hashlib.sha256(data).hexdigest() != expected.get(
+            "sha256"
+        ):
+            raise BundleError(
+                f"{file_path}: size or sha256 differs from the manifest; the file was truncated, "
+                "edited or partially written. Re-run the analysis."
+            )
+        contents[name] = data
+    if STATISTICS not in contents:
+        raise BundleError(f"{manifest_path} does not list {STATISTICS}")
+    statistics = _parse_json(contents[STATISTICS], _join(path, STATISTICS))
+    features = {}
+    for name, stats in statistics["features"].items():
+        stats = dict(stats)
+        file_name = stats.get("vocabulary_file")
+        if file_name is not None:
+            if file_name not in contents:
+                raise BundleError(f"{path}: {file_name} is used but not listed in the manifest")
+            pairs = [
+                _parse_json(line, _join(path, file_name))
+                for line in contents[file_name].splitlines()
+            ]
+            stats["vocabulary"] = [token for token, _ in pairs]
+            stats["vocabulary_counts"] = [count for _, count in pairs]
+        features[name] = stats
+    spec = FeatureSpec.from_json(manifest["spec"])
+    return Bundle(path, manifest, spec, statistics["row_count"], features)

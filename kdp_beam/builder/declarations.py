@@ -1,0 +1,122 @@
+"""Between kdp_beam declarations and keras.utils.FeatureSpace features, both ways."""
+
+import keras
+
+# Not exported by keras, but what FeatureSpace.float() uses as its identity preprocessor.
+from keras.src.layers.preprocessing.feature_space import TFDIdentity
+
+from kdp_beam import spec as kspec
+from kdp_beam.errors import BundleError
+
+# Options whose value changes the statistics or the encoding; output_mode only changes
+# how the FeatureSpace encodes, so code may differ from the bundle there.
+_STATISTICS_OPTIONS = ("num_bins", "bin_boundaries", "max_tokens", "num_oov_indices", "dtype")
+
+
+def keras_feature(feature_space_class, name, declaration):
+    """The keras FeatureSpace feature (an unadapted preprocessor) for a declaration."""
+    fs, o, t = feature_space_class, declaration.options, declaration.type
+    if t == "float":
+        return fs.float(name=name)
+    if t == "float_rescaled":
+        return fs.float_rescaled(scale=o["scale"], offset=o["offset"], name=name)
+    if t == "float_normalized":
+        return fs.float_normalized(name=name)
+    if t == "float_discretized":
+        if o["bin_boundaries"] is None:
+            return fs.float_discretized(o["num_bins"], output_mode=o["output_mode"], name=name)
+        feature = fs.float_discretized(
+            None, bin_boundaries=o["bin_boundaries"], output_mode=o["output_mode"], name=name
+        )
+        # keras needs num_bins to size a one-hot output, even with fixed boundaries.
+        feature.preprocessor.num_bins = len(o["bin_boundaries"]) + 1
+        return feature
+    if t in ("integer_categorical", "string_categorical"):
+        return getattr(fs, t)(
+            max_tokens=o["max_tokens"],
+            num_oov_indices=o["num_oov_indices"],
+            output_mode=o["output_mode"],
+            name=name,
+        )
+    if t in ("string_hashed", "integer_hashed"):
+        return getattr(fs, t)(o["num_bins"], output_mode=o["output_mode"], name=name)
+    if t == "passthrough":
+        return fs.passthrough(dtype=o["dtype"], name=name)
+    raise AssertionError(f"unhandled feature type {t}")
+
+
+def declaration_of(name, feature):
+    """The kdp_beam declaration of a keras FeatureSpace feature, from its preprocessor.
+
+    Returns None for a custom preprocessor kdp_beam has no analyzer for.
+    """
+    p, mode = feature.preprocessor, feature.output_mode
+    layers = keras.layers
+    if isinstance(p, layers.Normalization):
+        return kspec.Feature("float_normalized")
+    if isinstance(p, layers.Discretization):
+        if p.summary is not None:  # adaptable: boundaries come from the data
+            return kspec.Feature("float_discretized", num_bins=p.num_bins, output_mode=mode)
+        return kspec.Feature(
+            "float_discretized", bin_boundaries=list(p.bin_boundaries), output_mode=mode
+        )
+    if isinstance(p, (layers.StringLookup, layers.IntegerLookup)):
+        kind = "string" if isinstance(p, layers.StringLookup) else "integer"
+        return kspec.Feature(
+            f"{kind}_categorical",
+            max_tokens=p.max_tokens,
+            num_oov_indices=p.num_oov_indices,
+            output_mode=mode,
+        )
+    if isinstance(p, layers.Hashing):
+        kind = "string" if feature.dtype == "string" else "integer"
+        return kspec.Feature(f"{kind}_hashed", num_bins=p.num_bins, output_mode=mode)
+    if isinstance(p, layers.Rescaling):
+        return kspec.Feature("float_rescaled", scale=float(p.scale), offset=float(p.offset))
+    if isinstance(p, TFDIdentity):
+        if feature.dtype == "float32" and mode == "float":
+            return kspec.Feature("float")
+        return kspec.Feature("passthrough", dtype=feature.dtype)
+    return None
+
+
+def spec_of(feature_space):
+    """The FeatureSpec of a keras FeatureSpace's features (custom ones left out)."""
+    declarations = {}
+    for name, feature in feature_space.features.items():
+        declaration = declaration_of(name, feature)
+        if declaration is not None:
+            declarations[name] = declaration
+    return kspec.FeatureSpec(
+        declarations,
+        output_mode=feature_space.output_mode,
+        crossing_dim=feature_space.crossing_dim,
+        hashing_dim=feature_space.hashing_dim,
+        num_discretization_bins=feature_space.num_discretization_bins,
+    )
+
+
+def check_compatible(name, code_declaration, bundle_spec, source):
+    """Raises BundleError when the bundle did not analyse `name` as the code declares it."""
+    if name not in bundle_spec.features:
+        raise BundleError(
+            f"feature {name!r} is not in the bundle at {source}; it has "
+            f"{sorted(bundle_spec.features)}. Re-run the analysis with this feature declared."
+        )
+    # Compare as keras sees them, so equivalent declarations (float / passthrough float32)
+    # agree.
+    from kdp_beam.builder.feature_space import FeatureSpace
+
+    analysed = declaration_of(name, keras_feature(FeatureSpace, name, bundle_spec.features[name]))
+    if analysed.type != code_declaration.type:
+        raise BundleError(
+            f"feature {name!r} is declared {code_declaration.type} here, but the bundle at "
+            f"{source} analysed it as {analysed.type}. Re-run the analysis or fix the code."
+        )
+    for option in _STATISTICS_OPTIONS:
+        here, there = code_declaration.options.get(option), analysed.options.get(option)
+        if here != there:
+            raise BundleError(
+                f"feature {name!r}: {option}={here!r} here, but the bundle at {source} was "
+                f"analysed with {option}={there!r}. Re-run the analysis or fix the code."
+            )

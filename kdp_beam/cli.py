@@ -1,0 +1,54 @@
+"""The `kdp-beam` command line."""
+
+import argparse
+import json
+import logging
+import sys
+
+from kdp_beam.errors import KdpBeamError
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="kdp-beam",
+        description="One-pass feature statistics for Keras preprocessing, on Apache Beam.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    analyze = commands.add_parser(
+        "analyze",
+        help="analyse data once and write an artifact bundle",
+        description="Every option not listed here is passed to Beam's PipelineOptions "
+        "unchanged (--runner, --project, --direct_num_workers, ...). The default runner "
+        "is the local FnApiRunner.",
+    )
+    analyze.add_argument("--features", required=True, help="features JSON (local or remote)")
+    analyze.add_argument("--input", required=True, help="file pattern, e.g. 'data/part-*.csv'")
+    analyze.add_argument("--output", required=True, help="bundle directory to write")
+    analyze.add_argument(
+        "--format", choices=["csv", "parquet"], help="input format (default: from extension)"
+    )
+    analyze.add_argument(
+        "--fanout", type=int, default=None, help="intermediate keys of the global combine"
+    )
+    return parser
+
+
+def main(argv=None):
+    """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
+    args, pipeline_args = _parser().parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from kdp_beam.job import run_analysis
+
+    try:
+        summary = run_analysis(
+            args.features, args.input, args.output, args.format, pipeline_args, args.fanout
+        )
+    except KdpBeamError as e:
+        print(f"kdp-beam: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

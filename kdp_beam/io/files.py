@@ -1,0 +1,58 @@
+"""What every reader shares: matching files, read metrics and progress logs."""
+
+import logging
+import time
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.metrics import Metrics
+
+_LOG = logging.getLogger(__name__)
+PROGRESS_INTERVAL_SECONDS = 10.0
+
+
+class READ_METRICS:  # noqa: N801 - a namespace of Beam counters
+    """Beam counters of what was read: the proof of a single pass, and progress."""
+
+    files = Metrics.counter("kdp_beam", "files_read")
+    batches = Metrics.counter("kdp_beam", "batches_read")
+    rows = Metrics.counter("kdp_beam", "rows_read")
+
+
+class MatchInputFiles(beam.PTransform):
+    """FileMetadata of every file matching one pattern or a list of patterns, spread over
+    workers. A pattern that matches nothing is an error, not an empty dataset."""
+
+    def __init__(self, file_pattern):
+        super().__init__()
+        patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+        self.patterns = patterns
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self.patterns)
+            | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
+            | "Spread" >> beam.Reshuffle()
+        )
+
+
+class ProgressLog:
+    """Counts what one file yields and logs it every PROGRESS_INTERVAL_SECONDS."""
+
+    def __init__(self, path):
+        self.path = path
+        self.rows = 0
+        self._last = time.monotonic()
+
+    def add(self, batch):
+        self.rows += batch.num_rows
+        READ_METRICS.batches.inc()
+        READ_METRICS.rows.inc(batch.num_rows)
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_SECONDS:
+            self._last = now
+            _LOG.info("kdp_beam: %s: %s rows read so far", self.path, f"{self.rows:,}")
+
+    def done(self):
+        _LOG.info("kdp_beam: %s: done, %s rows", self.path, f"{self.rows:,}")

@@ -1,0 +1,79 @@
+"""ReadParquet: Parquet files as a stream of RecordBatches, split by row group."""
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from kdp_beam.columns import cast_column, column_types
+from kdp_beam.errors import InputDataError
+from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
+
+DEFAULT_BATCH_ROWS = 65536
+
+
+class ReadParquet(beam.PTransform):
+    """Reads the declared columns of Parquet files into RecordBatches.
+
+    Each row group is a unit of work, so one large file is read by many workers. Columns
+    are cast exactly to the declared type (int32 -> int64, float32 -> float64,
+    dictionary/large strings -> string); a lossy or impossible cast, or a declared column
+    missing from a file's schema, raises InputDataError naming the file and the column
+    before any row of that file is read.
+    """
+
+    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS):
+        super().__init__()
+        self.file_pattern = file_pattern
+        self.spec = spec
+        self.batch_rows = batch_rows
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "MatchFiles" >> MatchInputFiles(self.file_pattern)
+            | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec))
+            | "SpreadRowGroups" >> beam.Reshuffle()
+            | "ReadRowGroup" >> beam.ParDo(_ReadRowGroup(self.spec, self.batch_rows))
+        )
+
+
+class _ListRowGroups(beam.DoFn):
+    def __init__(self, spec):
+        self._names = list(spec.features)
+
+    def process(self, metadata):
+        with FileSystems.open(metadata.path) as stream:
+            parquet = pq.ParquetFile(stream)
+            missing = [n for n in self._names if n not in parquet.schema_arrow.names]
+            if missing:
+                raise InputDataError(
+                    f"{metadata.path}: declared column(s) {missing} are not in the Parquet "
+                    f"schema {parquet.schema_arrow.names}. Fix the data or the declarations."
+                )
+            READ_METRICS.files.inc()
+            for row_group in range(parquet.num_row_groups):
+                yield metadata.path, row_group
+
+
+class _ReadRowGroup(beam.DoFn):
+    def __init__(self, spec, batch_rows):
+        self._types = column_types(spec)
+        self._batch_rows = batch_rows
+
+    def process(self, path_and_row_group):
+        path, row_group = path_and_row_group
+        progress = ProgressLog(f"{path} (row group {row_group})")
+        with FileSystems.open(path) as stream:
+            parquet = pq.ParquetFile(stream)
+            for batch in parquet.iter_batches(
+                batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._types)
+            ):
+                columns = [
+                    cast_column(batch.column(name), arrow_type, name, path)
+                    for name, arrow_type in self._types.items()
+                ]
+                batch = pa.RecordBatch.from_arrays(columns, names=list(self._types))
+                progress.add(batch)
+                yield batch
+        progress.done()

@@ -1,0 +1,1 @@
+"""Runnable Beam jobs built on kdp_beam."""

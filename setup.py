@@ -1,0 +1,34 @@
+"""kdp_beam: one-pass feature statistics on Apache Beam, Keras 3 preprocessing from them."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "kdp_beam" / "version.py").read_text()
+).group(1)
+
+setup(
+    name="kdp_beam",
+    version=VERSION,
+    description=__doc__,
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["kdp_beam", "kdp_beam.*"]),
+    python_requires=">=3.10,<3.13",
+    # Ranges that resolve together on Python 3.11 (requirements-lock.txt pins one solution).
+    install_requires=[
+        "apache-beam>=2.77,<2.78",
+        "tensorflow>=2.21,<2.22",
+        "tfx-bsl>=1.21,<1.22",
+        "keras>=3.10,<4",
+        "numpy>=1.26",
+        "pyarrow>=14",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "pandas>=2"],
+    },
+    entry_points={"console_scripts": ["kdp-beam=kdp_beam.cli:main"]},
+)
