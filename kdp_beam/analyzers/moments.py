@@ -17,12 +17,17 @@ def finite_values(column):
 
 
 class MomentsAccumulator:
-    """n, mean, M2 (sum of squared deviations), min, max over finite values."""
+    """n, mean, M2 (sum of squared deviations), min, max over finite values.
 
-    __slots__ = ("n", "mean", "m2", "min", "max", "nan_count", "inf_count")
+    The mean is held relative to a pivot (a data value): the difference of two means of
+    values ~1.6e9 is then exact to the spread's precision, not to 1.6e9's (whose float64
+    spacing, 2.4e-7, would otherwise cost ~1e-11 of relative variance in every merge).
+    """
+
+    __slots__ = ("n", "pivot", "mean", "m2", "min", "max", "nan_count", "inf_count")
 
     def __init__(self):
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.n, self.pivot, self.mean, self.m2 = 0, 0.0, 0.0, 0.0
         self.min, self.max = np.inf, -np.inf
         self.nan_count = self.inf_count = 0
 
@@ -33,14 +38,16 @@ class MomentsAccumulator:
         for slot, value in zip(self.__slots__, state):
             setattr(self, slot, value)
 
-    def merge_moments(self, n, mean, m2, min_, max_):
+    def merge_moments(self, n, pivot, mean, m2, min_, max_):
         """Chan, Golub & LeVeque (1979), "Updating formulae and a pairwise algorithm for
         computing sample variances": exact to float64 rounding for any offset, unlike the
         sum-of-squares formula that loses everything on values ~1e8 with spread ~1e3."""
         if n == 0:
             return
+        if self.n == 0:
+            self.pivot = pivot
         total = self.n + n
-        delta = mean - self.mean
+        delta = ((pivot - self.pivot) + mean) - self.mean
         self.mean += delta * (n / total)
         self.m2 += m2 + delta * delta * (self.n * n / total)
         self.n = total
@@ -64,17 +71,24 @@ class MomentsAnalyzer:
         acc.nan_count += nan_count
         acc.inf_count += inf_count
         if values.size:
-            mean = values.mean()
-            deviations = values - mean
+            pivot = values[0]
+            shifted = values - pivot
+            mean = shifted.mean()
+            deviations = shifted - mean
             acc.merge_moments(
-                values.size, mean, float(deviations @ deviations), values.min(), values.max()
+                values.size,
+                float(pivot),
+                float(mean),
+                float(deviations @ deviations),
+                float(values.min()),
+                float(values.max()),
             )
         return acc
 
     def merge_accumulators(self, accs):
         merged = MomentsAccumulator()
         for acc in accs:
-            merged.merge_moments(acc.n, acc.mean, acc.m2, acc.min, acc.max)
+            merged.merge_moments(acc.n, acc.pivot, acc.mean, acc.m2, acc.min, acc.max)
             merged.nan_count += acc.nan_count
             merged.inf_count += acc.inf_count
         return merged
@@ -85,7 +99,7 @@ class MomentsAnalyzer:
             "nan_count": acc.nan_count,
             "inf_count": acc.inf_count,
             "value_count": acc.n,
-            "mean": None if empty else float(acc.mean),
+            "mean": None if empty else acc.pivot + acc.mean,
             "variance": None if empty else float(max(acc.m2, 0.0) / acc.n),
             "min": None if empty else float(acc.min),
             "max": None if empty else float(acc.max),

@@ -18,6 +18,7 @@ from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV text per RecordBatch
 
+_TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
 _LOG = logging.getLogger(__name__)
 
 
@@ -70,29 +71,58 @@ class _ReadCsvFile(beam.DoFn):
                 "Fix the header or the declarations."
             )
         progress = ProgressLog(path)
-        with FileSystems.open(path) as stream:
-            reader = pa_csv.open_csv(
-                stream,
-                read_options=pa_csv.ReadOptions(block_size=self._block_size),
-                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=self._types,
-                    include_columns=list(self._types),
-                    null_values=NULL_VALUES,
-                    strings_can_be_null=False,
-                ),
-            )
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-                    raise InputDataError(locate_bad_record(path, header, self._types, e)) from None
-                progress.add(batch)
-                yield batch
+        with FileSystems.open(path) as raw:
+            stream = _QuoteCounter(raw)
+            try:
+                # pyarrow parses the first block while opening: errors come from here too.
+                for batch in _open_csv(stream, self._types, self._block_size):
+                    progress.add(batch)
+                    yield batch
+            except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+                raise InputDataError(locate_bad_record(path, header, self._types, e)) from None
+        if stream.quotes % 2:
+            # pyarrow silently takes an unterminated quote as running to the end of the
+            # file. An odd quote count is its only trace (or a stray quote inside a field,
+            # which is fine): let the strict parser decide.
+            problem = locate_bad_record(path, header, self._types, None)
+            if problem is not None:
+                raise InputDataError(problem)
         progress.done()
         READ_METRICS.files.inc()
+
+
+class _QuoteCounter:
+    """A read-only stream that counts the double quotes passing through it."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.quotes = 0
+        self.closed = False
+
+    def read(self, size=-1):
+        data = self._stream.read(size)
+        self.quotes += data.count(b'"')
+        return data
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+
+def _open_csv(stream, types, block_size):
+    return pa_csv.open_csv(
+        stream,
+        read_options=pa_csv.ReadOptions(block_size=block_size),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=types,
+            include_columns=list(types),
+            null_values=NULL_VALUES,
+            strings_can_be_null=False,
+        ),
+    )
 
 
 def read_header(path):
@@ -119,7 +149,8 @@ def locate_bad_record(path, header, types, arrow_error):
     """A message naming the file, row, line and column of the first bad record.
 
     Runs only after pyarrow has failed (its errors lack row numbers): re-reads the file
-    with Python's csv module until it finds the record pyarrow could not take.
+    with Python's strict csv module until it finds the record pyarrow could not take.
+    Returns None when `arrow_error` is None and the file has no bad record.
     """
     numeric = {
         header.index(name): (name, t) for name, t in types.items() if t != pa.string()
@@ -143,11 +174,11 @@ def locate_bad_record(path, header, types, arrow_error):
                     if not _parses(record[index], arrow_type):
                         return (
                             f"{where}, column {name!r}: cannot read {record[index]!r:.100} "
-                            f"as {arrow_type}. Fix the value, or declare the column as a "
-                            "string feature."
+                            f"as {_TYPE_NAMES[arrow_type]}. Fix the value, or declare the "
+                            "column as a string feature."
                         )
         except UnicodeDecodeError as e:
             return f"{path}: after row {row}: the file is not valid UTF-8 ({e})"
         except csv.Error as e:
-            return f"{path}: after row {row}: malformed CSV ({e})"
-    return f"{path}: cannot be read as CSV: {arrow_error}"
+            return f"{path}: after row {row}: malformed CSV ({e}), e.g. an unterminated quote"
+    return None if arrow_error is None else f"{path}: cannot be read as CSV: {arrow_error}"

@@ -1,0 +1,41 @@
+"""Bin boundaries against exact quantiles, within the sketch's stated rank error."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kdp_beam.analyzers import QuantilesAnalyzer
+
+
+def boundaries_of(batches, num_bins):
+    analyzer = QuantilesAnalyzer(num_bins)
+    accs = [analyzer.add_batch(analyzer.create_accumulator(), pa.array(b)) for b in batches]
+    return analyzer.finalize(analyzer.merge_accumulators(accs))
+
+
+@pytest.mark.parametrize("num_bins", [2, 5, 32])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_boundaries_are_within_epsilon_rank_of_exact_quantiles(num_bins, seed):
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.lognormal(0, 2, 150_000), rng.normal(1e8, 1.0, 50_000)])
+    rng.shuffle(values)
+    stats = boundaries_of(np.array_split(values, 13), num_bins)
+    epsilon = stats["quantile_epsilon"]
+    ordered = np.sort(values)
+    assert len(stats["bin_boundaries"]) == num_bins - 1
+    for i, boundary in enumerate(stats["bin_boundaries"], start=1):
+        target = i / num_bins * len(values)
+        below = np.searchsorted(ordered, boundary, side="left")
+        at_or_below = np.searchsorted(ordered, boundary, side="right")
+        assert below - epsilon * len(values) <= target <= at_or_below + epsilon * len(values)
+
+
+def test_nan_inf_and_nulls_are_left_out():
+    stats = boundaries_of(
+        [pa.array([1.0, 2.0, None, np.nan, np.inf, 3.0, 4.0], pa.float64())], num_bins=2
+    )
+    assert stats["bin_boundaries"] in ([2.0], [3.0])
+
+
+def test_empty_input_has_no_boundaries():
+    assert boundaries_of([pa.array([], pa.float64())], 4)["bin_boundaries"] == []

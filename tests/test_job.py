@@ -1,0 +1,189 @@
+"""The whole analysis job on real files through real Beam pipelines."""
+
+import collections
+import json
+import math
+import os
+import subprocess
+import sys
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+import kdp_beam
+from kdp_beam.artifacts import load_bundle
+from kdp_beam.errors import InputDataError
+from kdp_beam.job import run_analysis
+from kdp_beam.spec import FeatureSpec
+from tests.conftest import MIXED_FEATURES, exact_moments, write_shards
+
+LOCAL = ["--runner=FnApiRunner"]
+
+
+def assert_same_statistics(a, b, rel=1e-12):
+    """Counts and vocabularies identical; floating statistics within `rel`."""
+    assert a.keys() == b.keys()
+    for name in a:
+        for key, value in a[name].items():
+            other = b[name][key]
+            if isinstance(value, float):
+                assert math.isclose(value, other, rel_tol=rel, abs_tol=1e-300), (name, key)
+            elif key == "bin_boundaries":
+                assert np.allclose(value, other, rtol=1e-12), (name, key)
+            else:
+                assert value == other, (name, key)
+
+
+def keras_vocabulary(tokens, max_size, excluded):
+    counts = collections.Counter(t for t in tokens if t != excluded)
+    key = (lambda t: t.encode()) if isinstance(tokens[0], str) else (lambda t: t)
+    ordered = sorted(counts, key=lambda t: (counts[t], key(t)), reverse=True)
+    return ordered[:max_size] if max_size else ordered
+
+
+def test_csv_statistics_match_an_independent_computation(tmp_path, mixed):
+    pattern = write_shards(mixed, tmp_path / "csv", shards=3)
+    summary = run_analysis(FeatureSpec(MIXED_FEATURES), pattern, str(tmp_path / "bundle"))
+    bundle = load_bundle(str(tmp_path / "bundle"))
+    stats = bundle.features
+    assert summary["rows_read"] == bundle.row_count == mixed.num_rows
+    for name in ("big", "score"):
+        values = mixed[name].to_pylist()
+        mean, variance = exact_moments(values)
+        assert stats[name]["mean"] == pytest.approx(mean, rel=1e-12)
+        assert stats[name]["variance"] == pytest.approx(variance, rel=1e-12)
+        assert stats[name]["null_count"] == mixed[name].null_count
+    ts = np.sort(mixed["ts"].to_numpy())
+    for i, boundary in enumerate(stats["ts"]["bin_boundaries"], start=1):
+        rank = np.searchsorted(ts, boundary) / ts.size
+        assert abs(rank - i / 5) <= stats["ts"]["quantile_epsilon"] + np.mean(ts == boundary)
+    city = mixed["city"].to_pylist()
+    assert stats["city"]["vocabulary"] == keras_vocabulary(city, 5, "[UNK]")
+    assert stats["store"]["vocabulary"] == keras_vocabulary(mixed["store"].to_pylist(), None, -1)
+    assert stats["tag"]["count"] == mixed.num_rows and "vocabulary" not in stats["tag"]
+    assert bundle.spec == FeatureSpec(MIXED_FEATURES)
+
+
+def test_csv_and_parquet_and_any_sharding_give_the_same_statistics(tmp_path, mixed):
+    spec = FeatureSpec(MIXED_FEATURES)
+    runs = {
+        "csv-1": (write_shards(mixed, tmp_path / "c1", 1), None),
+        "csv-5": (write_shards(mixed.take(np.random.default_rng(3).permutation(mixed.num_rows)), tmp_path / "c5", 5), None),
+        "parquet-4": (write_shards(mixed, tmp_path / "p4", 4, "parquet", row_group_size=97), None),
+    }
+    bundles = {}
+    for label, (pattern, fmt) in runs.items():
+        run_analysis(spec, pattern, str(tmp_path / label), fmt, LOCAL)
+        bundles[label] = load_bundle(str(tmp_path / label)).features
+    # Tiny CSV blocks: many batches per file, merged in whatever order Beam chooses.
+    with beam.Pipeline(options=PipelineOptions(LOCAL)) as p:
+        _ = (
+            p
+            | kdp_beam.ReadCsv(runs["csv-5"][0], spec, block_size=4096)
+            | kdp_beam.AnalyzeFeatures(spec, fanout=3)
+            | kdp_beam.WriteArtifacts(str(tmp_path / "csv-small-blocks"))
+        )
+    bundles["csv-small-blocks"] = load_bundle(str(tmp_path / "csv-small-blocks")).features
+    reference = bundles.pop("csv-1")
+    for label, features in bundles.items():
+        # Quantile sketches may differ within their error; compare them separately.
+        a = {n: {k: v for k, v in s.items() if k != "bin_boundaries"} for n, s in reference.items()}
+        b = {n: {k: v for k, v in s.items() if k != "bin_boundaries"} for n, s in features.items()}
+        assert_same_statistics(a, b)
+
+
+def test_one_read_of_the_data_whatever_the_number_of_features(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = 4000
+    table = pa.table(
+        {f"f{i}": rng.normal(i, 1, rows) for i in range(12)}
+        | {f"s{i}": rng.choice(list("abcdef"), rows) for i in range(12)}
+    )
+    pattern = write_shards(table, tmp_path / "data", shards=3)
+    few = FeatureSpec({"f0": "float_normalized"})
+    many = FeatureSpec(
+        {f"f{i}": "float_normalized" for i in range(12)}
+        | {f"s{i}": "string_categorical" for i in range(12)}
+    )
+    read_few = run_analysis(few, pattern, str(tmp_path / "few"))
+    read_many = run_analysis(many, pattern, str(tmp_path / "many"))
+    assert read_many["files_read"] == read_few["files_read"] == 3
+    assert read_many["rows_read"] == read_few["rows_read"] == rows  # not rows x features
+    assert read_many["batches_read"] == read_few["batches_read"]
+    assert len(load_bundle(str(tmp_path / "many")).features) == 24
+
+
+def test_two_worker_processes_give_the_same_statistics(tmp_path, mixed):
+    spec = FeatureSpec(MIXED_FEATURES)
+    pattern = write_shards(mixed, tmp_path / "csv", 4)
+    run_analysis(spec, pattern, str(tmp_path / "one"))
+    run_analysis(
+        spec,
+        pattern,
+        str(tmp_path / "two"),
+        pipeline_args=LOCAL + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    )
+    one, two = (load_bundle(str(tmp_path / d)).features for d in ("one", "two"))
+    strip = lambda f: {n: {k: v for k, v in s.items() if k != "bin_boundaries"} for n, s in f.items()}
+    assert_same_statistics(strip(one), strip(two))
+
+
+def write_text(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("x,name\n1.5,a\n2.5,b,extra\n", ["bad.csv", "row 2", "line 3", "expected 2 fields"]),
+        ("x,name\n1.5,a\n2.5,b\noops,c\n", ["bad.csv", "row 3", "column 'x'", "'oops'"]),
+        ("name,y\na,1\n", ["bad.csv", "['x']", "not in the CSV header"]),
+        ('x,name\n1.5,"a\n2,b\n', ["bad.csv", "malformed"]),
+    ],
+    ids=["field_count", "unparseable_number", "missing_column", "unterminated_quote"],
+)
+def test_malformed_csv_names_file_row_and_column(tmp_path, text, words):
+    path = write_text(tmp_path / "bad.csv", text)
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    with pytest.raises(InputDataError) as error:
+        run_analysis(spec, path, str(tmp_path / "out"))
+    for word in words:
+        assert word in str(error.value)
+    assert not os.path.exists(tmp_path / "out" / "manifest.json")
+
+
+def test_parquet_missing_column_and_lossy_type_are_errors(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1.5, 2.5], "name": ["a", "b"]}), tmp_path / "d.parquet")
+    with pytest.raises(InputDataError, match=r"d\.parquet.*\['y'\].*not in the Parquet schema"):
+        run_analysis(FeatureSpec({"y": "float"}), str(tmp_path / "d.parquet"), str(tmp_path / "o"))
+    with pytest.raises(InputDataError, match=r"d\.parquet.*column 'x'.*int64"):
+        run_analysis(
+            FeatureSpec({"x": "integer_categorical"}), str(tmp_path / "d.parquet"), str(tmp_path / "o")
+        )
+
+
+def test_cli_writes_a_bundle_and_reports_errors_cleanly(tmp_path, mixed):
+    pattern = write_shards(mixed, tmp_path / "csv", 2)
+    features = write_text(tmp_path / "features.json", json.dumps({"features": MIXED_FEATURES}))
+    cli = [sys.executable, "-m", "kdp_beam", "analyze", "--features", features]
+    done = subprocess.run(
+        cli + ["--input", pattern, "--output", str(tmp_path / "b"), "--runner=FnApiRunner"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows_read"] == mixed.num_rows
+    assert load_bundle(str(tmp_path / "b")).row_count == mixed.num_rows
+    bad = write_text(tmp_path / "bad" / "x.csv", "big,city\n1,a\n")
+    failed = subprocess.run(
+        cli + ["--input", bad, "--output", str(tmp_path / "c")], capture_output=True, text=True
+    )
+    assert failed.returncode == 2
+    assert "kdp-beam: error:" in failed.stderr and "not in the CSV header" in failed.stderr
