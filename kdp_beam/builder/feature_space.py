@@ -39,8 +39,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - ``FeatureSpace.passthrough(dtype)`` declares a feature fed to the model as is.
 
     Statistics go into the standard keras layers (Normalization, Discretization,
-    StringLookup, IntegerLookup, ...), so a saved FeatureSpace needs only ``import
-    kdp_beam`` (which registers this class as ``kdp_beam>FeatureSpace``) to load.
+    StringLookup, IntegerLookup, ...). To load a saved one, import this class first
+    (``from kdp_beam import FeatureSpace`` registers it as ``kdp_beam>FeatureSpace``;
+    it imports neither Beam nor the analysis code), then ``keras.models.load_model``.
     """
 
     @classmethod
