@@ -1,6 +1,7 @@
 """The analysis job: read -> AnalyzeFeatures -> WriteArtifacts, on any Beam runner."""
 
 import logging
+import re
 import time
 
 import apache_beam as beam
@@ -8,8 +9,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from kdp_beam import errors
 from kdp_beam.analyze import AnalyzeFeatures
 from kdp_beam.artifacts import WriteArtifacts
+from kdp_beam.errors import KdpBeamError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.spec import FeatureSpec
 
@@ -46,6 +49,19 @@ def add_analysis(pipeline, spec, input_pattern, output_dir, input_format=None, f
     )
 
 
+_REMOTE_ERROR = re.compile(r"kdp_beam\.errors\.(\w+): (.+?)(?: \[while running [^\]]*\])?$", re.M)
+
+
+def _original_error(error):
+    """The kdp_beam error a worker raised, from the text a remote or multi-process runner
+    wraps it in; the runner's own error when there is none."""
+    found = _REMOTE_ERROR.findall(str(error))
+    if not found:
+        return error
+    class_name, message = found[-1]
+    return getattr(errors, class_name, KdpBeamError)(message)
+
+
 def _counter(result, name):
     counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
     return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in counters)
@@ -69,8 +85,13 @@ def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_ar
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
     add_analysis(pipeline, spec, input_pattern, output_dir, input_format, fanout)
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except KdpBeamError:
+        raise
+    except Exception as e:
+        raise _original_error(e) from e
     summary = {
         "output": output_dir,
         "rows_read": _counter(result, "rows_read"),

@@ -187,3 +187,11 @@ def test_cli_writes_a_bundle_and_reports_errors_cleanly(tmp_path, mixed):
     )
     assert failed.returncode == 2
     assert "kdp-beam: error:" in failed.stderr and "not in the CSV header" in failed.stderr
+
+
+def test_errors_from_worker_processes_keep_their_kdp_beam_type(tmp_path):
+    path = write_text(tmp_path / "bad.csv", "x,name\n1.5,a\noops,b\n")
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    workers = LOCAL + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    with pytest.raises(InputDataError, match=r"bad\.csv: row 2 \(line 3\), column 'x'"):
+        run_analysis(spec, path, str(tmp_path / "out"), pipeline_args=workers)
