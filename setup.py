@@ -29,6 +29,14 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "pandas>=2"],
+        # The benchmark's peers and plotting (benchmarks/README.md); not the core install.
+        "bench": [
+            "kdp==1.13.0",
+            "tensorflow-transform==1.21.0",
+            "pandas>=2.2,<3",  # kdp 1.13 needs pandas 2
+            "psutil>=5",
+            "matplotlib>=3.8",
+        ],
     },
     entry_points={"console_scripts": ["kdp-beam=kdp_beam.cli:main"]},
 )

@@ -1,0 +1,21 @@
+"""One module per contender; each is run in its own process by benchmarks.run:
+
+    python -m benchmarks.contenders.NAME --pattern 'dir/part-*.csv' --features dir/features.json
+"""
+
+import argparse
+import glob
+import json
+
+
+def arguments():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pattern", required=True)
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    with open(args.features) as f:
+        spec = json.load(f)["features"]
+    floats = [n for n, t in spec.items() if t == "float_normalized"]
+    strings = [n for n, t in spec.items() if t == "string_categorical"]
+    return args, floats, strings, sorted(glob.glob(args.pattern))
