@@ -1,12 +1,17 @@
 # The two commands of the README. Each bootstraps .venv (pinned versions) on first use.
 #   make demo   analyse the bundled sample data on the local Beam runner, then train on it
 #   make test   run the test suite
+# and, with the peers in a venv of their own (.venv-bench, the [bench] extra):
+#   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lock clean
+BENCH := .venv-bench
+BENCH_STAMP := $(BENCH)/.installed-stamp
+
+.PHONY: demo test bench bench-quick lock clean
 
 $(STAMP): requirements-lock.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +28,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+$(BENCH_STAMP): benchmarks/requirements-bench-lock.txt setup.py
+	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH)/bin/python -m pip install --quiet -r benchmarks/requirements-bench-lock.txt
+	$(BENCH)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(BENCH_STAMP)
+
+bench-quick: $(BENCH_STAMP)
+	$(BENCH)/bin/python -m benchmarks.run --quick
+
+bench: $(BENCH_STAMP)
+	$(BENCH)/bin/python -m benchmarks.run
+	$(BENCH)/bin/python -m benchmarks.plot
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kdp.beam' > /tmp/kdp_beam_lock.txt

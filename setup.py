@@ -36,6 +36,7 @@ setup(
             "pandas>=2.2,<3",  # kdp 1.13 needs pandas 2
             "psutil>=5",
             "matplotlib>=3.8",
+            "py-spy>=0.3",
         ],
     },
     entry_points={"console_scripts": ["kdp-beam=kdp_beam.cli:main"]},

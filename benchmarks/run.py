@@ -101,6 +101,7 @@ def main(argv=None):
     parser.add_argument("--contenders", nargs="*", default=list(CONTENDERS))
     parser.add_argument("--points", nargs="*", help="only these sweep points, as ROWSxFEATURES")
     parser.add_argument("--cooldown", type=float, default=3.0)
+    parser.add_argument("--limit", type=float, help="seconds before a contender is cut off")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     points = [("rows", r, plan["rows_features"]) for r in plan["rows"]]
@@ -115,7 +116,7 @@ def main(argv=None):
         pattern, features_path = write_dataset(os.path.join(DATA, f"r{rows}_f{features}"), rows, features)
         for name in args.contenders:
             time.sleep(args.cooldown)
-            record = measure(name, pattern, features_path, plan["limit"])
+            record = measure(name, pattern, features_path, args.limit or plan["limit"])
             record |= {"run": run_id, "mode": "quick" if args.quick else "full",
                        "sweep": sweep, "rows": rows, "features": features,
                        "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"}

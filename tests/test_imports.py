@@ -1,0 +1,20 @@
+"""The seams: analysis never imports TensorFlow; the builder never imports Beam to load."""
+
+import subprocess
+import sys
+
+
+def imported_after(code):
+    script = f"import sys\n{code}\nprint(sorted(m for m in ('tensorflow', 'keras', 'apache_beam') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_analysis_imports_no_tensorflow():
+    code = "import kdp_beam, kdp_beam.job, kdp_beam.cli, kdp_beam.io, kdp_beam.analyze, kdp_beam.analyzers"
+    assert imported_after(code) == "['apache_beam']"
+
+
+def test_loading_bundles_and_building_models_imports_no_beam():
+    code = "from kdp_beam import FeatureSpace, build_preprocessor, load_bundle, FeatureSpec"
+    assert imported_after(code) == "['keras', 'tensorflow']"
