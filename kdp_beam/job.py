@@ -14,6 +14,7 @@ from kdp_beam.analyze import AnalyzeFeatures
 from kdp_beam.artifacts import WriteArtifacts
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io import ReadInput, infer_format
+from kdp_beam.io.files import require_matches
 from kdp_beam.spec import FeatureSpec
 
 # Beam's default DirectRunner first tries to download the Prism runner; the FnApiRunner is
@@ -82,6 +83,7 @@ def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_ar
     """
     if not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
+    require_matches(input_pattern)
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
     add_analysis(pipeline, spec, input_pattern, output_dir, input_format, fanout)

@@ -196,3 +196,20 @@ def test_errors_from_worker_processes_keep_their_kdp_beam_type(tmp_path):
     workers = LOCAL + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     with pytest.raises(InputDataError, match=r"bad\.csv: row 2 \(line 3\), column 'x'"):
         run_analysis(spec, path, str(tmp_path / "out"), pipeline_args=workers)
+
+
+def test_empty_and_header_only_files_add_no_rows(tmp_path):
+    write_text(tmp_path / "d" / "a.csv", "x,name\n1.5,a\nnan,b\n,c\n")
+    write_text(tmp_path / "d" / "b.csv", "")
+    write_text(tmp_path / "d" / "c.csv", "x,name\n")
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    summary = run_analysis(spec, str(tmp_path / "d" / "*.csv"), str(tmp_path / "out"))
+    stats = load_bundle(str(tmp_path / "out")).features
+    assert summary["files_read"] == 3 and summary["rows_read"] == 3
+    assert (stats["x"]["count"], stats["x"]["null_count"], stats["x"]["nan_count"]) == (3, 1, 1)
+    assert stats["x"]["mean"] == 1.5 and stats["name"]["vocabulary"] == ["c", "b", "a"]
+
+
+def test_a_pattern_matching_nothing_is_an_error(tmp_path):
+    with pytest.raises(InputDataError, match="no file matches"):
+        run_analysis(FeatureSpec({"x": "float"}), str(tmp_path / "none-*.csv"), str(tmp_path / "o"))

@@ -5,7 +5,10 @@ import time
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+
+from kdp_beam.errors import InputDataError
 
 _LOG = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -25,8 +28,7 @@ class MatchInputFiles(beam.PTransform):
 
     def __init__(self, file_pattern):
         super().__init__()
-        patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-        self.patterns = patterns
+        self.patterns = as_patterns(file_pattern)
 
     def expand(self, pbegin):
         return (
@@ -35,6 +37,17 @@ class MatchInputFiles(beam.PTransform):
             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
             | "Spread" >> beam.Reshuffle()
         )
+
+
+def as_patterns(file_pattern):
+    return [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+
+
+def require_matches(file_pattern):
+    """Raises InputDataError before a job starts if a pattern matches no file."""
+    for pattern in as_patterns(file_pattern):
+        if not FileSystems.match([pattern])[0].metadata_list:
+            raise InputDataError(f"no file matches the input pattern {pattern!r}; check the path")
 
 
 class ProgressLog:
