@@ -198,6 +198,18 @@ def test_errors_from_worker_processes_keep_their_kdp_beam_type(tmp_path):
         run_analysis(spec, path, str(tmp_path / "out"), pipeline_args=workers)
 
 
+def test_bad_utf8_names_the_row_and_long_strings_are_read(tmp_path):
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"x,name\n1.5,a\n2.5,b\xff\xfe\n")
+    with pytest.raises(InputDataError, match=r"bad\.csv: line 3: not valid UTF-8"):
+        run_analysis(spec, str(bad), str(tmp_path / "o"))
+    long_token = "y" * (5 << 20)  # longer than a 4 MiB read block
+    path = write_text(tmp_path / "long.csv", f"x,name\n1.5,a\n2.5,{long_token}\n3,a\n")
+    run_analysis(spec, path, str(tmp_path / "o2"))
+    assert load_bundle(str(tmp_path / "o2")).features["name"]["vocabulary"] == ["a", long_token]
+
+
 def test_empty_and_header_only_files_add_no_rows(tmp_path):
     write_text(tmp_path / "d" / "a.csv", "x,name\n1.5,a\nnan,b\n,c\n")
     write_text(tmp_path / "d" / "b.csv", "")

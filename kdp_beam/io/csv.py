@@ -1,5 +1,6 @@
 """ReadCsv: sharded CSV files as a stream of typed pyarrow RecordBatches."""
 
+import codecs
 import csv
 import io
 import logging
@@ -128,11 +129,27 @@ def _open_csv(stream, types, block_size):
 def read_header(path):
     """The header row's field names, or None for an empty file."""
     with FileSystems.open(path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        # Bad bytes further on are the data's problem, reported with their row later.
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
         try:
             return next(csv.reader(text), None)
         except (UnicodeDecodeError, csv.Error) as e:
             raise InputDataError(f"{path}: cannot read the CSV header: {e}") from None
+
+
+def _first_bad_utf8_line(path):
+    """The 1-based line of the first byte that is not UTF-8 (the csv module decodes in
+    chunks, so its row count cannot say)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with FileSystems.open(path) as stream:
+        while chunk := stream.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                return line + chunk.count(b"\n", 0, max(e.start, 0))
+            line += chunk.count(b"\n")
+    return line
 
 
 def _parses(value, arrow_type):
@@ -178,7 +195,7 @@ def locate_bad_record(path, header, types, arrow_error):
                             "column as a string feature."
                         )
         except UnicodeDecodeError as e:
-            return f"{path}: after row {row}: the file is not valid UTF-8 ({e})"
+            return f"{path}: line {_first_bad_utf8_line(path)}: not valid UTF-8 ({e.reason})"
         except csv.Error as e:
             return f"{path}: after row {row}: malformed CSV ({e}), e.g. an unterminated quote"
     return None if arrow_error is None else f"{path}: cannot be read as CSV: {arrow_error}"
