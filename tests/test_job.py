@@ -118,18 +118,22 @@ def test_one_read_of_the_data_whatever_the_number_of_features(tmp_path):
     assert len(load_bundle(str(tmp_path / "many")).features) == 24
 
 
-def test_two_worker_processes_give_the_same_statistics(tmp_path, mixed):
+@pytest.mark.parametrize(
+    "runner_args",
+    [
+        LOCAL + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        # The portable translation Flink and Dataflow receive, with an embedded job service.
+        ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+    ],
+    ids=["two_worker_processes", "portable_runner"],
+)
+def test_other_runners_give_the_same_statistics(tmp_path, mixed, runner_args):
     spec = FeatureSpec(MIXED_FEATURES)
     pattern = write_shards(mixed, tmp_path / "csv", 4)
     run_analysis(spec, pattern, str(tmp_path / "one"))
-    run_analysis(
-        spec,
-        pattern,
-        str(tmp_path / "two"),
-        pipeline_args=LOCAL + ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-    )
-    one, two = (load_bundle(str(tmp_path / d)).features for d in ("one", "two"))
-    assert_same_statistics(one, two, mixed)
+    run_analysis(spec, pattern, str(tmp_path / "other"), pipeline_args=runner_args)
+    one, other = (load_bundle(str(tmp_path / d)).features for d in ("one", "other"))
+    assert_same_statistics(one, other, mixed)
 
 
 def write_text(path, text):

@@ -81,14 +81,21 @@ def declaration_of(name, feature):
 
 
 def spec_of(feature_space):
-    """The FeatureSpec of a keras FeatureSpace's features (custom ones left out)."""
+    """The FeatureSpec of a keras FeatureSpace's features and crosses (custom features,
+    and crosses of them, left out)."""
     declarations = {}
     for name, feature in feature_space.features.items():
         declaration = declaration_of(name, feature)
         if declaration is not None:
             declarations[name] = declaration
+    crosses = [
+        kspec.Cross(c.feature_names, c.crossing_dim, c.output_mode)
+        for c in feature_space.crosses
+        if all(name in declarations for name in c.feature_names)
+    ]
     return kspec.FeatureSpec(
         declarations,
+        crosses=crosses,
         output_mode=feature_space.output_mode,
         crossing_dim=feature_space.crossing_dim,
         hashing_dim=feature_space.hashing_dim,

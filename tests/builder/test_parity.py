@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import kdp_beam
 from kdp_beam.artifacts import load_bundle
+from kdp_beam.builder.declarations import spec_of
 from kdp_beam.job import run_analysis
 from tests.builder.helpers import DATA, ROWS, declare, feature_data_table
 from tests.conftest import write_shards
@@ -49,13 +50,8 @@ def assert_bins_agree_within_error(ours_space, keras_space_, values, ours_bins, 
 def bundle_path(tmp_path_factory):
     """A bundle of the same rows from the Beam pipeline over sharded CSV."""
     directory = tmp_path_factory.mktemp("parity")
-    spec = kdp_beam.FeatureSpace(declare(kdp_beam.FeatureSpace), crosses=[("sc", "ic")], crossing_dim=8)
-    from kdp_beam.builder.declarations import spec_of
-
-    feature_spec = spec_of(spec)
-    feature_spec = type(feature_spec).from_json(
-        {**feature_spec.to_json(), "crosses": [{"feature_names": ["sc", "ic"], "crossing_dim": 8}]}
-    )
+    space = kdp_beam.FeatureSpace(declare(kdp_beam.FeatureSpace), crosses=[("sc", "ic")], crossing_dim=8)
+    feature_spec = spec_of(space)  # the declarations, crosses included, as kdp_beam.spec
     pattern = write_shards(feature_data_table(), directory / "csv", shards=3)
     run_analysis(feature_spec, pattern, str(directory / "bundle"))
     return str(directory / "bundle")
