@@ -9,11 +9,13 @@ import json
 
 
 def arguments():
+    """(args, float feature names, string feature names, files); arguments the parser does
+    not know are kept in args.extra (the kdp_beam contender passes them to Beam)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--pattern", required=True)
     parser.add_argument("--features", required=True)
     parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
+    args, args.extra = parser.parse_known_args()
     with open(args.features) as f:
         spec = json.load(f)["features"]
     floats = [n for n, t in spec.items() if t == "float_normalized"]

@@ -7,19 +7,15 @@ passed to Beam.
 import os
 import sys
 
+from benchmarks.contenders import arguments
 from kdp_beam.cli import main
 
 if __name__ == "__main__":
-    known, beam_args = sys.argv[1:7], sys.argv[7:]
-    options = dict(zip(known[::2], known[1::2]))
+    args, _, _, _ = arguments()
+    output = os.path.join(args.workdir, "bundle")
     sys.exit(
         main(
-            [
-                "analyze",
-                "--features", options["--features"],
-                "--input", options["--pattern"],
-                "--output", os.path.join(options["--workdir"], "bundle"),
-                *beam_args,
-            ]
+            ["analyze", "--features", args.features, "--input", args.pattern, "--output", output]
+            + args.extra
         )
     )

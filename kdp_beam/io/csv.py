@@ -133,7 +133,7 @@ def read_header(path):
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
         try:
             return next(csv.reader(text), None)
-        except (UnicodeDecodeError, csv.Error) as e:
+        except csv.Error as e:
             raise InputDataError(f"{path}: cannot read the CSV header: {e}") from None
 
 
