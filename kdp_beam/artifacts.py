@@ -6,6 +6,7 @@ Layout (docs/bundle-format.md is the contract)::
                                   and the sha256 and size of every other file
     statistics.json               per-feature statistics
     vocabularies/NNN-<name>.jsonl one ["token", count] JSON array per line, by rank
+                                  (["token", count, document_count] for text features)
 
 The manifest is written last, through a rename, so a bundle whose writing was interrupted
 has no manifest and never loads as valid. Loading reads plain JSON only (never pickle) and
@@ -48,8 +49,12 @@ def _json_bytes(obj):
     return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def _vocabulary_bytes(tokens, counts):
-    lines = (json.dumps([t, c], ensure_ascii=False) for t, c in zip(tokens, counts))
+# Per-token lists of a vocabulary file, in column order.
+VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
+
+
+def _vocabulary_bytes(columns):
+    lines = (json.dumps(list(row), ensure_ascii=False) for row in zip(*columns))
     return "".join(line + "\n" for line in lines).encode()
 
 
@@ -82,7 +87,8 @@ def write_bundle(statistics, output_dir, input_description=None):
         stats = dict(stats)
         if "vocabulary" in stats:
             file_name = vocabulary_file_name(index, name)
-            write(file_name, _vocabulary_bytes(stats.pop("vocabulary"), stats.pop("vocabulary_counts")))
+            columns = [stats.pop(key) for key in VOCABULARY_COLUMNS if key in stats]
+            write(file_name, _vocabulary_bytes(columns))
             stats["vocabulary_file"] = file_name
         features[name] = stats
     write(STATISTICS, _json_bytes({"row_count": statistics["row_count"], "features": features}))
@@ -212,12 +218,15 @@ def load_bundle(path):
         if file_name is not None:
             if file_name not in contents:
                 raise BundleError(f"{path}: {file_name} is used but not listed in the manifest")
-            pairs = [
+            rows = [
                 _parse_json(line, _join(path, file_name))
                 for line in contents[file_name].splitlines()
             ]
-            stats["vocabulary"] = [token for token, _ in pairs]
-            stats["vocabulary_counts"] = [count for _, count in pairs]
+            width = len(rows[0]) if rows else 2
+            if not all(isinstance(row, list) and len(row) == width for row in rows):
+                raise BundleError(f"{_join(path, file_name)}: rows of different lengths")
+            for key, column in zip(VOCABULARY_COLUMNS[:width], zip(*rows) if rows else [[]] * width):
+                stats[key] = list(column)
         features[name] = stats
     spec = FeatureSpec.from_json(manifest["spec"])
     return Bundle(path, manifest, spec, statistics["row_count"], features)

@@ -1,6 +1,7 @@
 """The Arrow type each declared feature is read as, shared by readers and analyzers."""
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kdp_beam.errors import InputDataError
 
@@ -35,3 +36,14 @@ def cast_column(column, arrow_type, feature, where):
             f"{where}: column {feature!r} has type {column.type}, which cannot be read "
             f"exactly as the declared {arrow_type} ({e}). Fix the data or the declaration."
         ) from None
+
+
+def blank_as_null(column):
+    """Empty strings as nulls: one notion of a missing string whatever the format (CSV
+    writes a missing string as an empty field, Parquet/JSON/tf.Example as null)."""
+    if column.type != pa.string() or len(column) == 0:
+        return column
+    blank = pc.equal(column, "")
+    if not pc.any(blank).as_py():
+        return column
+    return pc.if_else(blank, pa.scalar(None, pa.string()), column)

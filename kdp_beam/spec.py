@@ -22,28 +22,55 @@ import numbers
 from kdp_beam.errors import SpecError
 
 _ONE_HOT_OR_INT = ("one_hot", "int")
+_TEXT_OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
+_STANDARDIZE = (None, "lower_and_strip_punctuation", "lower", "strip_punctuation")
+_SPLIT = (None, "whitespace")
+DATE_COMPONENTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
+DEFAULT_DATE_COMPONENTS = ["year", "month", "day", "day_of_week", "day_of_year"]
 _REQUIRED = object()  # marks an option with no default
+
+# Missing-value options (docs/missing-values.md). Numbers: the model fills a missing value
+# with `fill_value` (None: the mean from the pass) and can add a 0/1 indicator column.
+# Categoricals: missing counts, and encodes, as `missing_token` (None: the OOV index).
+_NUMERIC_MISSING = {"fill_value": None, "missing_indicator": False}
+_CATEGORICAL_MISSING = {"missing_token": None}
 
 # type -> (column kind read from the data, {option: default})
 FEATURE_TYPES = {
-    "float": ("float", {}),
-    "float_rescaled": ("float", {"scale": 1.0, "offset": 0.0}),
-    "float_normalized": ("float", {}),
+    "float": ("float", {**_NUMERIC_MISSING}),
+    "float_rescaled": ("float", {"scale": 1.0, "offset": 0.0, **_NUMERIC_MISSING}),
+    "float_normalized": ("float", {**_NUMERIC_MISSING}),
     "float_discretized": (
         "float",
-        {"num_bins": None, "bin_boundaries": None, "output_mode": "one_hot"},
+        {"num_bins": None, "bin_boundaries": None, "output_mode": "one_hot", **_NUMERIC_MISSING},
     ),
     "integer_categorical": (
         "integer",
-        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot"},
+        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", **_CATEGORICAL_MISSING},
     ),
     "string_categorical": (
         "string",
-        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot"},
+        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", **_CATEGORICAL_MISSING},
     ),
     "string_hashed": ("string", {"num_bins": _REQUIRED, "output_mode": "one_hot"}),
     "integer_hashed": ("integer", {"num_bins": _REQUIRED, "output_mode": "one_hot"}),
     "passthrough": (None, {"dtype": "float32"}),
+    # Extensions beyond keras.utils.FeatureSpace.
+    "text": (
+        "string",
+        {
+            "max_tokens": None,
+            "output_mode": "multi_hot",
+            "ngrams": None,
+            "sequence_length": None,
+            "standardize": "lower_and_strip_punctuation",
+            "split": "whitespace",
+        },
+    ),
+    "date": (
+        "string",
+        {"format": None, "components": DEFAULT_DATE_COMPONENTS, "missing_indicator": False},
+    ),
 }
 
 # Passthrough dtypes and the column kind each is read as.
@@ -57,6 +84,7 @@ PASSTHROUGH_DTYPES = {
 
 # What Keras' lookup layers drop from an adapted vocabulary: their OOV token.
 OOV_TOKENS = {"string_categorical": "[UNK]", "integer_categorical": -1}
+NUMERIC_TYPES = ("float", "float_rescaled", "float_normalized", "float_discretized")
 
 
 def _is_int(value):
@@ -94,12 +122,26 @@ class Feature:
 
     def _validate(self):
         opts, t = self.options, self.type
-        if "output_mode" in opts and opts["output_mode"] not in _ONE_HOT_OR_INT:
+        modes = _TEXT_OUTPUT_MODES if t == "text" else _ONE_HOT_OR_INT
+        if "output_mode" in opts and opts["output_mode"] not in modes:
             raise SpecError(
-                f"{t}: output_mode must be one of {_ONE_HOT_OR_INT}, "
-                f"got {opts['output_mode']!r}"
+                f"{t}: output_mode must be one of {modes}, got {opts['output_mode']!r}"
             )
-        if t == "float_rescaled":
+        if "missing_indicator" in opts and not isinstance(opts["missing_indicator"], bool):
+            raise SpecError(f"{t}: missing_indicator must be true or false")
+        if opts.get("fill_value") is not None and not _is_number(opts["fill_value"]):
+            raise SpecError(f"{t}: fill_value must be a number or null (the mean)")
+        token = opts.get("missing_token")
+        if token is not None and not (
+            isinstance(token, str) if t == "string_categorical" else _is_int(token)
+        ):
+            kind = "a string" if t == "string_categorical" else "an integer"
+            raise SpecError(f"{t}: missing_token must be {kind} or null, got {token!r}")
+        if t == "text":
+            self._validate_text()
+        elif t == "date":
+            self._validate_date()
+        elif t == "float_rescaled":
             for arg in ("scale", "offset"):
                 if not _is_number(opts[arg]):
                     raise SpecError(f"{t}: {arg} must be a number, got {opts[arg]!r}")
@@ -138,6 +180,46 @@ class Feature:
                 f"{t}: dtype must be one of {sorted(PASSTHROUGH_DTYPES)}, "
                 f"got {opts['dtype']!r}"
             )
+
+    def _validate_text(self):
+        opts = self.options
+        max_tokens, ngrams, length = opts["max_tokens"], opts["ngrams"], opts["sequence_length"]
+        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 3):
+            raise SpecError(
+                "text: max_tokens must be None or an integer >= 3 (it counts the padding "
+                f"and OOV tokens, as in TextVectorization), got {max_tokens!r}"
+            )
+        if isinstance(ngrams, (list, tuple)):
+            if not ngrams or not all(_is_int(n) and n >= 1 for n in ngrams):
+                raise SpecError(f"text: ngrams must be integers >= 1, got {ngrams!r}")
+            opts["ngrams"] = list(ngrams)
+        elif ngrams is not None and (not _is_int(ngrams) or ngrams < 1):
+            raise SpecError(f"text: ngrams must be None, an integer or a list, got {ngrams!r}")
+        if opts["output_mode"] == "int" and (not _is_int(length) or length < 1):
+            raise SpecError(
+                "text: output_mode 'int' needs sequence_length (an integer >= 1): the "
+                "feature space needs a fixed width"
+            )
+        if opts["output_mode"] != "int" and length is not None:
+            raise SpecError("text: sequence_length applies only to output_mode 'int'")
+        if opts["standardize"] not in _STANDARDIZE:
+            raise SpecError(f"text: standardize must be one of {_STANDARDIZE}")
+        if opts["split"] not in _SPLIT:
+            raise SpecError(f"text: split must be one of {_SPLIT}")
+
+    def _validate_date(self):
+        from kdp_beam.dates import date_pattern  # validates the format
+
+        opts = self.options
+        components = list(opts["components"])
+        unknown = [c for c in components if c not in DATE_COMPONENTS]
+        if not components or unknown or len(set(components)) != len(components):
+            raise SpecError(
+                f"date: components must be distinct names from {DATE_COMPONENTS}, "
+                f"got {opts['components']!r}"
+            )
+        opts["components"] = components
+        date_pattern(opts["format"])
 
     @property
     def column_kind(self):
@@ -296,44 +378,48 @@ class FeatureSpec:
         return f"FeatureSpec({self.to_json()!r})"
 
 
-# Constructors with FeatureSpace's names and defaults.
-def float():  # noqa: A001 - FeatureSpace's name; shadows the builtin here
-    return Feature("float")
+# Constructors with FeatureSpace's names and defaults (plus the missing-value options).
+def float(fill_value=None, missing_indicator=False):  # noqa: A001 - FeatureSpace's name
+    return Feature("float", fill_value=fill_value, missing_indicator=missing_indicator)
 
 
-def float_rescaled(scale=1.0, offset=0.0):
-    return Feature("float_rescaled", scale=scale, offset=offset)
+def float_rescaled(scale=1.0, offset=0.0, fill_value=None, missing_indicator=False):
+    return Feature(
+        "float_rescaled",
+        scale=scale,
+        offset=offset,
+        fill_value=fill_value,
+        missing_indicator=missing_indicator,
+    )
 
 
-def float_normalized():
-    return Feature("float_normalized")
+def float_normalized(fill_value=None, missing_indicator=False):
+    return Feature("float_normalized", fill_value=fill_value, missing_indicator=missing_indicator)
 
 
-def float_discretized(num_bins=None, bin_boundaries=None, output_mode="one_hot"):
+def float_discretized(
+    num_bins=None, bin_boundaries=None, output_mode="one_hot", fill_value=None, missing_indicator=False
+):
     return Feature(
         "float_discretized",
         num_bins=num_bins,
         bin_boundaries=bin_boundaries,
         output_mode=output_mode,
+        fill_value=fill_value,
+        missing_indicator=missing_indicator,
     )
 
 
-def integer_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot"):
-    return Feature(
-        "integer_categorical",
-        max_tokens=max_tokens,
-        num_oov_indices=num_oov_indices,
-        output_mode=output_mode,
-    )
+def integer_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None):
+    return Feature("integer_categorical", **_arguments(locals()))
 
 
-def string_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot"):
-    return Feature(
-        "string_categorical",
-        max_tokens=max_tokens,
-        num_oov_indices=num_oov_indices,
-        output_mode=output_mode,
-    )
+def string_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None):
+    return Feature("string_categorical", **_arguments(locals()))
+
+
+def _arguments(local_variables):
+    return {k: v for k, v in local_variables.items() if not k.startswith("_")}
 
 
 def string_hashed(num_bins, output_mode="one_hot"):
@@ -346,6 +432,29 @@ def integer_hashed(num_bins, output_mode="one_hot"):
 
 def passthrough(dtype="float32"):
     return Feature("passthrough", dtype=dtype)
+
+
+def text(
+    max_tokens=None,
+    output_mode="multi_hot",
+    ngrams=None,
+    sequence_length=None,
+    standardize="lower_and_strip_punctuation",
+    split="whitespace",
+):
+    """Free text, tokenised as keras TextVectorization does (an extension beyond keras)."""
+    return Feature("text", **_arguments(locals()))
+
+
+def date(format=None, components=None, missing_indicator=False):  # noqa: A002
+    """An ISO (or `format`, strftime-style) date or timestamp, encoded as its normalised
+    year and sin/cos of cyclical components (an extension beyond keras)."""
+    return Feature(
+        "date",
+        format=format,
+        components=list(components or DEFAULT_DATE_COMPONENTS),
+        missing_indicator=missing_indicator,
+    )
 
 
 def cross(feature_names, crossing_dim, output_mode="one_hot"):

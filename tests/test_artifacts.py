@@ -87,7 +87,7 @@ def test_newer_format_version_says_which_kdp_beam_reads_it(bundle_dir):
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     manifest.update(format_version=artifacts.BUNDLE_FORMAT_VERSION + 1, kdp_beam_version="9.0.0")
     (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="format version 2.*Upgrade kdp_beam to at least 9.0.0"):
+    with pytest.raises(BundleError, match=f"format version {artifacts.BUNDLE_FORMAT_VERSION + 1}.*Upgrade kdp_beam to at least 9.0.0"):
         load_bundle(str(bundle_dir))
 
 

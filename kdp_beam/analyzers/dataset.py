@@ -1,10 +1,12 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 from kdp_beam.analyzers.counts import CountAnalyzer
+from kdp_beam.analyzers.dates import DateAnalyzer
 from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
+from kdp_beam.analyzers.text import TextAnalyzer
 from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
-from kdp_beam.columns import cast_column, column_types
+from kdp_beam.columns import blank_as_null, cast_column, column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.spec import OOV_TOKENS
 
@@ -21,9 +23,22 @@ def feature_analyzers(feature):
         max_tokens = options["max_tokens"]
         analyzers["vocabulary"] = VocabularyAnalyzer(
             max_size=None if max_tokens is None else max_tokens - options["num_oov_indices"],
-            excluded_token=OOV_TOKENS[feature.type],
+            excluded_tokens=[OOV_TOKENS[feature.type]],
+            missing_token=options["missing_token"],
         )
+    if feature.type == "text":
+        analyzers["text"] = TextAnalyzer(
+            options["max_tokens"], options["standardize"], options["split"], options["ngrams"]
+        )
+    if feature.type == "date":
+        analyzers["date"] = DateAnalyzer(options["format"])
     return analyzers
+
+
+def missing_count(stats):
+    """Values the model treats as missing: nulls (empty strings included), NaN, and dates
+    that do not parse."""
+    return stats["null_count"] + stats.get("nan_count", 0) + stats.get("unparseable_count", 0)
 
 
 class DatasetAccumulator:
@@ -69,7 +84,9 @@ class DatasetAnalyzer:
                     f"declared feature {name!r} is not a column of the input "
                     f"(columns: {batch.schema.names})"
                 )
-            column = cast_column(batch.column(name), self._types[name], name, "input batch")
+            column = blank_as_null(
+                cast_column(batch.column(name), self._types[name], name, "input batch")
+            )
             for analyzer, feature_acc in zip(analyzers.values(), accs):
                 analyzer.add_batch(feature_acc, column)
         return acc
@@ -92,6 +109,7 @@ class DatasetAnalyzer:
             stats = {"type": self.spec.features[name].type}
             for analyzer, feature_acc in zip(analyzers.values(), accs):
                 stats.update(analyzer.finalize(feature_acc))
+            stats["missing_count"] = missing_count(stats)
             features[name] = stats
         return {"row_count": acc.row_count, "features": features}
 

@@ -53,17 +53,22 @@ class VocabularyAnalyzer:
 
     Args:
         max_size: tokens to keep (None keeps all).
-        excluded_token: a token never put in the vocabulary (the layer's OOV token).
+        excluded_tokens: tokens never put in the vocabulary (the layer's OOV token).
+        missing_token: what a missing value counts as; None leaves missing values out
+            (the model maps them to the OOV index).
     """
 
-    def __init__(self, max_size=None, excluded_token=None):
+    def __init__(self, max_size=None, excluded_tokens=(), missing_token=None):
         self.max_size = max_size
-        self.excluded_token = excluded_token
+        self.excluded_tokens = tuple(excluded_tokens)
+        self.missing_token = missing_token
 
     def create_accumulator(self):
         return TokenCounts()
 
     def add_batch(self, acc, column):
+        if self.missing_token is not None and column.null_count:
+            column = column.fill_null(self.missing_token)
         counted = pc.value_counts(column.drop_null())
         if len(counted):
             acc.add(
@@ -90,8 +95,9 @@ class VocabularyAnalyzer:
                 "distinct_count": 0,
             }
         distinct_count = table.num_rows
-        if self.excluded_token is not None:
-            table = table.filter(pc.not_equal(table["token"], self.excluded_token))
+        if self.excluded_tokens:
+            excluded = pa.array(self.excluded_tokens, table["token"].type)
+            table = table.filter(pc.invert(pc.is_in(table["token"], value_set=excluded)))
         table = table.sort_by([("count", "descending"), ("token", "descending")])
         if self.max_size is not None:
             table = table.slice(0, self.max_size)

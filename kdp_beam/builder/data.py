@@ -82,3 +82,12 @@ def _dataset_batches(dataset, types):
             buffered, rows = {name: [] for name in types}, 0
     if rows:
         yield _batch({n: np.concatenate(v) for n, v in buffered.items()}, types, where)
+
+
+def string_batches(data):
+    """String columns (pyarrow) of an array, list or tf.data.Dataset of strings."""
+    if isinstance(data, (list, tuple, np.ndarray)):
+        yield _column(data, pa.string(), "values", "the data passed to adapt()")
+        return
+    for element in data.as_numpy_iterator():
+        yield _column(element, pa.string(), "values", "the tf.data.Dataset passed to adapt()")

@@ -6,27 +6,47 @@ import keras
 from keras.src.layers.preprocessing.feature_space import TFDIdentity
 
 from kdp_beam import spec as kspec
+from kdp_beam.builder.layers import DateEncoding
 from kdp_beam.errors import BundleError
 
 # Options whose value changes the statistics or the encoding; output_mode only changes
 # how the FeatureSpace encodes, so code may differ from the bundle there.
-_STATISTICS_OPTIONS = ("num_bins", "bin_boundaries", "max_tokens", "num_oov_indices", "dtype")
+_STATISTICS_OPTIONS = (
+    "num_bins",
+    "bin_boundaries",
+    "max_tokens",
+    "num_oov_indices",
+    "dtype",
+    "missing_token",
+    "standardize",
+    "split",
+    "ngrams",
+    "format",
+)
+_NUMERIC_MISSING = ("fill_value", "missing_indicator")
 
 
 def keras_feature(feature_space_class, name, declaration):
-    """The keras FeatureSpace feature (an unadapted preprocessor) for a declaration."""
+    """The FeatureSpace feature (an unadapted preprocessor) for a declaration."""
     fs, o, t = feature_space_class, declaration.options, declaration.type
+    missing = {k: o[k] for k in _NUMERIC_MISSING if k in o}
     if t == "float":
-        return fs.float(name=name)
+        return fs.float(name=name, **missing)
     if t == "float_rescaled":
-        return fs.float_rescaled(scale=o["scale"], offset=o["offset"], name=name)
+        return fs.float_rescaled(scale=o["scale"], offset=o["offset"], name=name, **missing)
     if t == "float_normalized":
-        return fs.float_normalized(name=name)
+        return fs.float_normalized(name=name, **missing)
     if t == "float_discretized":
         if o["bin_boundaries"] is None:
-            return fs.float_discretized(o["num_bins"], output_mode=o["output_mode"], name=name)
+            return fs.float_discretized(
+                o["num_bins"], output_mode=o["output_mode"], name=name, **missing
+            )
         feature = fs.float_discretized(
-            None, bin_boundaries=o["bin_boundaries"], output_mode=o["output_mode"], name=name
+            None,
+            bin_boundaries=o["bin_boundaries"],
+            output_mode=o["output_mode"],
+            name=name,
+            **missing,
         )
         # keras needs num_bins to size a one-hot output, even with fixed boundaries.
         feature.preprocessor.num_bins = len(o["bin_boundaries"]) + 1
@@ -37,7 +57,10 @@ def keras_feature(feature_space_class, name, declaration):
             num_oov_indices=o["num_oov_indices"],
             output_mode=o["output_mode"],
             name=name,
+            missing_token=o["missing_token"],
         )
+    if t in ("text", "date"):
+        return getattr(fs, t)(name=name, **o)
     if t in ("string_hashed", "integer_hashed"):
         return getattr(fs, t)(o["num_bins"], output_mode=o["output_mode"], name=name)
     if t == "passthrough":
@@ -52,13 +75,19 @@ def declaration_of(name, feature):
     """
     p, mode = feature.preprocessor, feature.output_mode
     layers = keras.layers
+    numeric = {
+        "fill_value": getattr(feature, "fill_value", None),
+        "missing_indicator": getattr(feature, "missing_indicator", False),
+    }
     if isinstance(p, layers.Normalization):
-        return kspec.Feature("float_normalized")
+        return kspec.Feature("float_normalized", **numeric)
     if isinstance(p, layers.Discretization):
         if p.summary is not None:  # adaptable: boundaries come from the data
-            return kspec.Feature("float_discretized", num_bins=p.num_bins, output_mode=mode)
+            return kspec.Feature(
+                "float_discretized", num_bins=p.num_bins, output_mode=mode, **numeric
+            )
         return kspec.Feature(
-            "float_discretized", bin_boundaries=list(p.bin_boundaries), output_mode=mode
+            "float_discretized", bin_boundaries=list(p.bin_boundaries), output_mode=mode, **numeric
         )
     if isinstance(p, (layers.StringLookup, layers.IntegerLookup)):
         kind = "string" if isinstance(p, layers.StringLookup) else "integer"
@@ -67,15 +96,38 @@ def declaration_of(name, feature):
             max_tokens=p.max_tokens,
             num_oov_indices=p.num_oov_indices,
             output_mode=mode,
+            missing_token=getattr(feature, "missing_token", None),
+        )
+    if isinstance(p, layers.TextVectorization):
+        if callable(p._standardize) or callable(p._split) or p._split == "character":
+            return None  # custom tokenisation: adapted the keras way
+        ngrams = p._ngrams_arg
+        return kspec.Feature(
+            "text",
+            max_tokens=p._lookup_layer.max_tokens,
+            output_mode=p._output_mode,
+            ngrams=list(ngrams) if isinstance(ngrams, tuple) else ngrams,
+            sequence_length=p._output_sequence_length,
+            standardize=p._standardize,
+            split=p._split,
+        )
+    if isinstance(p, DateEncoding):
+        return kspec.Feature(
+            "date",
+            format=p.format,
+            components=p.components,
+            missing_indicator=p.missing_indicator,
         )
     if isinstance(p, layers.Hashing):
         kind = "string" if feature.dtype == "string" else "integer"
         return kspec.Feature(f"{kind}_hashed", num_bins=p.num_bins, output_mode=mode)
     if isinstance(p, layers.Rescaling):
-        return kspec.Feature("float_rescaled", scale=float(p.scale), offset=float(p.offset))
+        return kspec.Feature(
+            "float_rescaled", scale=float(p.scale), offset=float(p.offset), **numeric
+        )
     if isinstance(p, TFDIdentity):
         if feature.dtype == "float32" and mode == "float":
-            return kspec.Feature("float")
+            return kspec.Feature("float", **numeric)
         return kspec.Feature("passthrough", dtype=feature.dtype)
     return None
 

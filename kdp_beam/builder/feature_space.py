@@ -4,6 +4,7 @@ import logging
 import tempfile
 
 import keras
+import numpy as np
 
 from kdp_beam.artifacts import Bundle, load_bundle
 from kdp_beam.builder.data import record_batches
@@ -14,12 +15,71 @@ from kdp_beam.builder.declarations import (
     spec_of,
 )
 from kdp_beam.builder.layer_state import set_statistics
+from kdp_beam.builder.layers import DateEncoding, FillMissing, TextVectorization
+from kdp_beam.errors import SpecError
+from kdp_beam.spec import DEFAULT_DATE_COMPONENTS, NUMERIC_TYPES, OOV_TOKENS
 
-# Not exported by keras; the identity preprocessor FeatureSpace.float() uses.
-from keras.src.layers.preprocessing.feature_space import TFDIdentity
+# Not exported by keras: FeatureSpace's Feature record, its concat layer and the identity
+# preprocessor FeatureSpace.float() uses.
+from keras.src.layers.preprocessing.feature_space import Feature as KerasFeature
+from keras.src.layers.preprocessing.feature_space import TFDConcat, TFDIdentity
 from keras.src.utils.naming import auto_name
 
 _LOG = logging.getLogger(__name__)
+INDICATOR_SUFFIX = "_missing"
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
+class Feature(KerasFeature):
+    """keras' FeatureSpace feature record plus kdp_beam's missing-value policy.
+
+    Args (beyond keras'):
+        fill_value: numbers: what a missing value (NaN, None) becomes; None: the mean.
+        missing_indicator: numbers: add a 0/1 column, 1 where the value was missing.
+        missing_token: categoricals: what a missing value ("" or None) is looked up as;
+            None: the OOV index.
+        fill: the resolved fill value (set from the statistics; saved with the model).
+    """
+
+    def __init__(
+        self,
+        dtype,
+        preprocessor,
+        output_mode,
+        fill_value=None,
+        missing_indicator=False,
+        missing_token=None,
+        fill=None,
+    ):
+        super().__init__(dtype, preprocessor, output_mode)
+        self.fill_value = fill_value
+        self.missing_indicator = missing_indicator
+        self.missing_token = missing_token
+        self.fill = fill
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "fill_value": self.fill_value,
+            "missing_indicator": self.missing_indicator,
+            "missing_token": self.missing_token,
+            "fill": self.fill,
+        }
+
+
+def _missing_options(feature):
+    """A feature's missing-value policy; keras' own Feature records get the defaults."""
+    return {
+        "fill_value": getattr(feature, "fill_value", None),
+        "missing_indicator": getattr(feature, "missing_indicator", False),
+        "missing_token": getattr(feature, "missing_token", None),
+    }
+
+
+def _with(feature, **options):
+    for key, value in options.items():
+        setattr(feature, key, value)
+    return feature
 
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
@@ -44,12 +104,131 @@ class FeatureSpace(keras.utils.FeatureSpace):
     it imports neither Beam nor the analysis code), then ``keras.models.load_model``.
     """
 
+    # --- constructors: keras' own, plus missing-value options and int64 integers --------
+
+    @classmethod
+    def feature(cls, dtype, preprocessor, output_mode, **missing):
+        return Feature(dtype, preprocessor, output_mode, **missing)
+
+    @classmethod
+    def float(cls, name=None, fill_value=None, missing_indicator=False):
+        feature = super().float(name=name)
+        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
+
+    @classmethod
+    def float_rescaled(cls, scale=1.0, offset=0.0, name=None, fill_value=None, missing_indicator=False):
+        feature = super().float_rescaled(scale=scale, offset=offset, name=name)
+        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
+
+    @classmethod
+    def float_normalized(cls, name=None, fill_value=None, missing_indicator=False):
+        feature = super().float_normalized(name=name)
+        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
+
+    @classmethod
+    def float_discretized(
+        cls,
+        num_bins,
+        bin_boundaries=None,
+        output_mode="one_hot",
+        name=None,
+        fill_value=None,
+        missing_indicator=False,
+    ):
+        feature = super().float_discretized(num_bins, bin_boundaries, output_mode, name)
+        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
+
+    @classmethod
+    def integer_categorical(
+        cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None, missing_token=None
+    ):
+        """As keras', but read as int64, so IDs above 2**31 keep their identity."""
+        feature = super().integer_categorical(max_tokens, num_oov_indices, output_mode, name)
+        return _with(feature, dtype="int64", missing_token=missing_token)
+
+    @classmethod
+    def string_categorical(
+        cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None, missing_token=None
+    ):
+        feature = super().string_categorical(max_tokens, num_oov_indices, output_mode, name)
+        return _with(feature, missing_token=missing_token)
+
+    @classmethod
+    def integer_hashed(cls, num_bins, output_mode="one_hot", name=None):
+        """As keras', but read as int64."""
+        return _with(super().integer_hashed(num_bins, output_mode, name), dtype="int64")
+
+    @classmethod
+    def text(
+        cls,
+        max_tokens=None,
+        output_mode="multi_hot",
+        ngrams=None,
+        sequence_length=None,
+        standardize="lower_and_strip_punctuation",
+        split="whitespace",
+        name=None,
+    ):
+        """Free text through keras TextVectorization (an extension beyond keras).
+
+        output_mode "multi_hot", "count" or "tf_idf" gives max_tokens-wide floats;
+        "int" gives token indices padded to sequence_length (use output_mode="dict").
+        """
+        name = name or auto_name("text")
+        preprocessor = TextVectorization(
+            max_tokens=max_tokens,
+            standardize=standardize,
+            split=split,
+            ngrams=tuple(ngrams) if isinstance(ngrams, list) else ngrams,
+            output_mode=output_mode,
+            output_sequence_length=sequence_length,
+            name=f"{name}_preprocessor",
+        )
+        mode = "int" if output_mode == "int" else "float"
+        return cls.feature(dtype="string", preprocessor=preprocessor, output_mode=mode)
+
+    @classmethod
+    def date(cls, format=None, components=None, missing_indicator=False, name=None):  # noqa: A002
+        """A date or timestamp string encoded by kdp_beam's DateEncoding (an extension
+        beyond keras): the normalised year, sin/cos of the cyclical components."""
+        name = name or auto_name("date")
+        preprocessor = DateEncoding(
+            format=format,
+            components=components or DEFAULT_DATE_COMPONENTS,
+            missing_indicator=missing_indicator,
+            name=f"{name}_preprocessor",
+        )
+        return cls.feature(dtype="string", preprocessor=preprocessor, output_mode="float")
+
     @classmethod
     def passthrough(cls, dtype="float32", name=None):
         """A feature fed to the model unchanged (an extension beyond keras)."""
         name = name or auto_name("passthrough")
         preprocessor = TFDIdentity(dtype=dtype, name=f"{name}_preprocessor")
         return cls.feature(dtype=dtype, preprocessor=preprocessor, output_mode="float")
+
+    def __init__(self, features, *args, **kwargs):
+        super().__init__(features, *args, **kwargs)
+        self.fill_layers = {}
+        for name, feature in self.features.items():
+            declaration = declaration_of(name, feature)
+            if declaration is None:
+                continue
+            options = _missing_options(feature)
+            if declaration.type in NUMERIC_TYPES:
+                fill = feature.fill if getattr(feature, "fill", None) is not None else options["fill_value"]
+                indicator = options["missing_indicator"]
+                if indicator and f"{name}{INDICATOR_SUFFIX}" in self.features:
+                    raise SpecError(
+                        f"feature {name!r}: its missing indicator would be named "
+                        f"{name + INDICATOR_SUFFIX!r}, which is another feature's name"
+                    )
+            elif declaration.type == "string_categorical" and options["missing_token"] is not None:
+                fill, indicator = options["missing_token"], False
+            else:
+                continue
+            self.fill_layers[name] = FillMissing(fill, indicator, name=f"{name}_fill_missing")
+        self._indicator_concat = None
 
     @classmethod
     def from_artifacts(cls, path, features=None, crosses=None, output_mode=None, **kwargs):
@@ -128,6 +307,68 @@ class FeatureSpace(keras.utils.FeatureSpace):
             finally:
                 del self._adapt_only
 
+    def _standardize_feature(self, name, feature):
+        if feature in ("text", "date", "passthrough"):  # kdp_beam's extensions by name
+            return getattr(self, feature)(name=name)
+        return super()._standardize_feature(name, feature)
+
+    # --- missing values: filled before each preprocessor, indicators after the merge ------
+
+    def __call__(self, data):
+        if isinstance(data, dict):
+            data = {name: self._missing_as_values(name, value) for name, value in data.items()}
+        return super().__call__(data)
+
+    def _missing_as_values(self, name, value):
+        """None (and "" for numbers) in Python lists or object arrays, as the model
+        encodes missing values: NaN for numbers, "" for strings, the missing token (or
+        keras' OOV token -1) for integers."""
+        feature = self.features.get(name)
+        if feature is None or not (
+            isinstance(value, (list, tuple))
+            or (isinstance(value, np.ndarray) and value.dtype.kind in "OUS")
+        ):
+            return value
+        array = np.asarray(value, dtype=object)
+        missing = np.frompyfunc(lambda v: v is None or (isinstance(v, str) and v == ""), 1, 1)(
+            array
+        ).astype(bool)
+        if feature.dtype.startswith("float"):
+            array = np.where(missing, np.nan, array)
+        elif feature.dtype.startswith("int"):
+            token = _missing_options(feature)["missing_token"]
+            array = np.where(missing, OOV_TOKENS["integer_categorical"] if token is None else token, array)
+        elif feature.dtype == "string":
+            array = np.where(missing, "", array)
+        return array.astype(feature.dtype if feature.dtype != "string" else object)
+
+    def _preprocess_features(self, features):
+        preprocessed = {}
+        for name, x in features.items():
+            fill = self.fill_layers.get(name)
+            if fill is not None:
+                x = fill(x)
+                if fill.indicator:
+                    x, preprocessed[name + INDICATOR_SUFFIX] = x
+            preprocessed[name] = self.preprocessors[name](x)
+        return preprocessed
+
+    def _merge_features(self, preprocessed_features, crossed_features):
+        indicator_names = sorted(
+            name + INDICATOR_SUFFIX for name, fill in self.fill_layers.items() if fill.indicator
+        )
+        if not indicator_names:
+            return super()._merge_features(preprocessed_features, crossed_features)
+        features = dict(preprocessed_features)
+        indicators = [features.pop(name) for name in indicator_names]
+        merged = super()._merge_features(features, crossed_features)
+        if self.output_mode == "dict":
+            return {**merged, **dict(zip(indicator_names, indicators))}
+        # Indicator columns come after keras' concatenation, in name order.
+        if self._indicator_concat is None:
+            self._indicator_concat = TFDConcat(axis=-1)
+        return self._indicator_concat([merged, *indicators])
+
     def _list_adaptable_preprocessors(self):
         only = getattr(self, "_adapt_only", None)
         return only if only is not None else super()._list_adaptable_preprocessors()
@@ -139,7 +380,13 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 continue  # a custom preprocessor, adapted (or not adaptable) by the user
             if bundle_spec is not None:
                 check_compatible(name, declaration, bundle_spec, source)
-            set_statistics(self.preprocessors[name], statistics[name])
+            stats = statistics[name]
+            set_statistics(self.preprocessors[name], stats)
+            if declaration.type in NUMERIC_TYPES:
+                fill_value = _missing_options(feature)["fill_value"]
+                mean = stats.get("mean")
+                feature.fill = fill_value if fill_value is not None else (mean if mean is not None else 0.0)
+                self.fill_layers[name].fill_value = feature.fill
         if not finish:
             return
         # What keras' FeatureSpace.adapt does once its layers are adapted.

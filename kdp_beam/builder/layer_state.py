@@ -2,13 +2,17 @@
 
 import keras
 
+from kdp_beam.builder.layers import DateEncoding, idf_weights
+
 
 def set_statistics(preprocessor, stats):
     """Puts one feature's bundle statistics into its (unadapted) keras preprocessor.
 
     Leaves the layer exactly as its own adapt() would, with kdp_beam's statistics:
     Normalization gets float64 mean/variance (stored as keras stores adapted ones),
-    Discretization its bin boundaries, StringLookup/IntegerLookup their vocabulary.
+    Discretization its bin boundaries, StringLookup/IntegerLookup their vocabulary,
+    TextVectorization its vocabulary (and idf weights for tf_idf), DateEncoding the year's
+    mean and standard deviation.
     Layers with nothing to learn (Hashing, Rescaling, identity) are left as they are.
     """
     layers = keras.layers
@@ -31,3 +35,17 @@ def set_statistics(preprocessor, stats):
             # Saved in the layer's JSON config rather than keras' newline-separated asset
             # file, so tokens with newlines or empty tokens survive .keras save/load.
             preprocessor.input_vocabulary = list(vocabulary)
+    elif isinstance(preprocessor, layers.TextVectorization):
+        vocabulary = stats["vocabulary"]
+        if not vocabulary:
+            return
+        lookup = preprocessor._lookup_layer
+        weights = None
+        if lookup.output_mode == "tf_idf":
+            weights = idf_weights(stats["vocabulary_document_counts"], stats["document_count"])
+        preprocessor.set_vocabulary(vocabulary, idf_weights=weights)
+        # In the JSON config, as for the lookups above.
+        lookup.input_vocabulary = list(vocabulary)
+        lookup.input_idf_weights = None if weights is None else weights.tolist()
+    elif isinstance(preprocessor, DateEncoding):
+        preprocessor.set_statistics(stats["year_mean"], stats["year_variance"])

@@ -28,7 +28,7 @@ def test_string_vocabulary_matches_keras_string_lookup(max_tokens, num_oov):
     stats = vocabulary_of(
         np.array_split(STRINGS, 9),
         max_size=None if max_tokens is None else max_tokens - num_oov,
-        excluded_token="[UNK]",
+        excluded_tokens=["[UNK]"],
     )
     assert stats["vocabulary"] == expected
     assert stats["distinct_count"] == len(set(STRINGS))
@@ -42,7 +42,7 @@ def test_integer_vocabulary_matches_keras_integer_lookup(max_tokens):
     stats = vocabulary_of(
         np.array_split(INTEGERS, 4),
         max_size=None if max_tokens is None else max_tokens - 1,
-        excluded_token=-1,
+        excluded_tokens=[-1],
     )
     assert stats["vocabulary"] == expected
     assert -1 not in stats["vocabulary"]

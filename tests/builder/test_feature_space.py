@@ -107,12 +107,12 @@ def test_save_and_load_in_a_fresh_process_gives_identical_outputs(bundle, tmp_pa
 
 
 def test_vocabularies_with_newlines_survive_saving(tmp_path):
-    data = {"s": np.array(["a\nb", "", "c", "c", "a\nb", "a\nb"])}
+    data = {"s": np.array(["a\nb", " ", "c", "c", "a\nb", "a\nb"])}
     fs = kdp_beam.FeatureSpace({"s": kdp_beam.FeatureSpace.string_categorical()}, output_mode="dict")
     fs.adapt(data)
     fs.save(str(tmp_path / "s.keras"))
     loaded = keras.models.load_model(str(tmp_path / "s.keras"))
-    assert loaded.preprocessors["s"].get_vocabulary() == ["[UNK]", "a\nb", "c", ""]
+    assert loaded.preprocessors["s"].get_vocabulary() == ["[UNK]", "a\nb", "c", " "]
     np.testing.assert_array_equal(np.asarray(loaded(data)["s"]), np.asarray(fs(data)["s"]))
 
 
