@@ -9,6 +9,8 @@ from kdp_beam.errors import KdpBeamError
 
 
 def _parser():
+    from kdp_beam.io import READERS
+
     parser = argparse.ArgumentParser(
         prog="kdp-beam",
         description="One-pass feature statistics for Keras preprocessing, on Apache Beam.",
@@ -25,7 +27,7 @@ def _parser():
     analyze.add_argument("--input", required=True, help="file pattern, e.g. 'data/part-*.csv'")
     analyze.add_argument("--output", required=True, help="bundle directory to write")
     analyze.add_argument(
-        "--format", choices=["csv", "parquet"], help="input format (default: from extension)"
+        "--format", choices=sorted(READERS), help="input format (default: from the extension)"
     )
     analyze.add_argument(
         "--fanout", type=int, default=None, help="intermediate keys of the global combine"

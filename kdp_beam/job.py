@@ -75,7 +75,8 @@ def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_ar
         spec: a FeatureSpec, or the path of a features JSON file.
         input_pattern: a glob (or list of globs) of CSV or Parquet files.
         output_dir: the bundle directory (local, gs://, s3://).
-        input_format: "csv" or "parquet"; None infers it from the extension.
+        input_format: "csv", "parquet", "tfrecord" or "jsonl"; None infers it from the
+            extension.
         pipeline_args: Beam options, e.g. ["--runner=DataflowRunner", "--project=P"].
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,

@@ -81,8 +81,12 @@ class TextAccumulator:
 
 class TextAnalyzer:
     """TextVectorization's adapt() statistics: the vocabulary by token count (Keras'
-    order and tie-break, padding and OOV tokens excluded, ``max_tokens - 2`` kept) and
-    every kept token's document frequency, for tf_idf's ``log(1 + N / (1 + df))``.
+    order and tie-break, padding and OOV tokens excluded) and every kept token's document
+    frequency, for tf_idf's ``log(1 + N / (1 + df))``.
+
+    Keeps ``max_tokens - 1`` tokens: TextVectorization reserves the OOV index in every
+    output mode and the padding index only in "int" mode, where the builder uses the
+    first ``max_tokens - 2`` (the ranking does not depend on the mode).
 
     Every row is a document, as in Keras (empty and missing texts included).
     """
@@ -92,7 +96,7 @@ class TextAnalyzer:
         self.split = split
         self.ngrams = ngrams
         self._vocabulary = VocabularyAnalyzer(
-            max_size=None if max_tokens is None else max_tokens - 2,
+            max_size=None if max_tokens is None else max_tokens - 1,
             excluded_tokens=(MASK_TOKEN, OOV_TOKEN),
         )
 

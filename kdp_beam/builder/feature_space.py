@@ -76,10 +76,9 @@ def _missing_options(feature):
     }
 
 
-def _with(feature, **options):
-    for key, value in options.items():
-        setattr(feature, key, value)
-    return feature
+def _with(feature, dtype=None, **missing):
+    """keras' Feature record as ours, with the missing-value policy (and a new dtype)."""
+    return Feature(dtype or feature.dtype, feature.preprocessor, feature.output_mode, **missing)
 
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
@@ -271,7 +270,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
             dataset: a tf.data.Dataset of dicts, a dict of arrays/lists, a pandas
                 DataFrame, or a file pattern (str or list of str) of CSV/Parquet files.
             pipeline_args: Beam options for a file pattern (default: the local runner).
-            input_format: "csv" or "parquet" for a file pattern (default: by extension).
+            input_format: "csv", "parquet", "tfrecord" or "jsonl" for a file pattern
+                (default: by extension).
         """
         spec = spec_of(self)
         custom = [n for n in self._list_adaptable_preprocessors() if n not in spec.features]

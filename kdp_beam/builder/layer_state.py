@@ -36,13 +36,17 @@ def set_statistics(preprocessor, stats):
             # file, so tokens with newlines or empty tokens survive .keras save/load.
             preprocessor.input_vocabulary = list(vocabulary)
     elif isinstance(preprocessor, layers.TextVectorization):
-        vocabulary = stats["vocabulary"]
+        lookup = preprocessor._lookup_layer
+        # The bundle keeps max_tokens - 1 tokens; "int" mode also reserves padding.
+        reserved = 2 if lookup.output_mode == "int" else 1
+        size = None if lookup.max_tokens is None else lookup.max_tokens - reserved
+        vocabulary = stats["vocabulary"][:size]
         if not vocabulary:
             return
-        lookup = preprocessor._lookup_layer
         weights = None
         if lookup.output_mode == "tf_idf":
-            weights = idf_weights(stats["vocabulary_document_counts"], stats["document_count"])
+            document_counts = stats["vocabulary_document_counts"][:size]
+            weights = idf_weights(document_counts, stats["document_count"])
         preprocessor.set_vocabulary(vocabulary, idf_weights=weights)
         # In the JSON config, as for the lookups above.
         lookup.input_vocabulary = list(vocabulary)

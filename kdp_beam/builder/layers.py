@@ -98,12 +98,13 @@ class DateEncoding(keras.layers.Layer):
         values = dates.components(parts["year"], parts["month"], parts["day"], parts["hour"])
         columns = []
         for component in self.components:
-            value = tf.cast(values[component], tf.float32)
-            if component == "year":
-                columns.append((value - self.year_mean) / self.year_std * present)
+            if component == "year":  # in float64: a year's float32 spacing is 1e-4
+                year = tf.cast(values[component], tf.float64)
+                normalised = tf.cast((year - self.year_mean) / self.year_std, tf.float32)
+                columns.append(normalised * present)
                 continue
             period, start = dates.CYCLES[component]
-            angle = (value - start) * (2 * math.pi / period)
+            angle = tf.cast(values[component] - start, tf.float32) * (2 * math.pi / period)
             columns += [tf.sin(angle) * present, tf.cos(angle) * present]
         if self.missing_indicator:
             columns.append(1.0 - present)

@@ -2,15 +2,28 @@
 
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import ReadCsv
+from kdp_beam.io.jsonl import ReadJsonLines
 from kdp_beam.io.parquet import ReadParquet
+from kdp_beam.io.tfrecord import ReadTFRecord
 
-READERS = {"csv": ReadCsv, "parquet": ReadParquet}
-_EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+READERS = {"csv": ReadCsv, "parquet": ReadParquet, "tfrecord": ReadTFRecord, "jsonl": ReadJsonLines}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".tfrecord": "tfrecord",
+    ".tfrecords": "tfrecord",
+    ".tfr": "tfrecord",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 _COMPRESSION = (".gz", ".bz2", ".zst", ".deflate")
 
 
 def infer_format(file_pattern):
-    """"csv" or "parquet" from the pattern's extension (compression suffix ignored)."""
+    """The format name (a READERS key) from the pattern's extension, compression suffix
+    ignored."""
     path = file_pattern if isinstance(file_pattern, str) else file_pattern[0]
     name = path.lower()
     for suffix in _COMPRESSION:
@@ -29,4 +42,12 @@ def ReadInput(file_pattern, spec, input_format=None):  # noqa: N802 - reads as a
     return READERS[input_format or infer_format(file_pattern)](file_pattern, spec)
 
 
-__all__ = ["READERS", "ReadCsv", "ReadInput", "ReadParquet", "infer_format"]
+__all__ = [
+    "READERS",
+    "ReadCsv",
+    "ReadInput",
+    "ReadJsonLines",
+    "ReadParquet",
+    "ReadTFRecord",
+    "infer_format",
+]
