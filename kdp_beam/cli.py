@@ -39,15 +39,19 @@ def main(argv=None):
     """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
     args, pipeline_args = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from kdp_beam.artifacts import load_bundle
     from kdp_beam.job import run_analysis
+    from kdp_beam.summary import summary_table
 
     try:
         summary = run_analysis(
             args.features, args.input, args.output, args.format, pipeline_args, args.fanout
         )
+        bundle = load_bundle(args.output)
     except KdpBeamError as e:
         print(f"kdp-beam: error: {e}", file=sys.stderr)
         return 2
+    print(summary_table(bundle.features, bundle.row_count), file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -4,7 +4,8 @@
 
 Deterministic (seeded). The columns exercise every feature type in
 pipelines/sample/features.json, including awkward ones: a large-offset float, a
-timestamp, nulls, NaN, and tokens with commas, quotes, newlines and non-ASCII text.
+timestamp, nulls, NaN, tokens with commas, quotes, newlines and non-ASCII text, free-text
+reviews and dates (some empty, some unparseable).
 """
 
 import argparse
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+REVIEW_WORDS = ["great", "slow", "support", "price", "Fast!", "app", "crashes,", "love", "it", "the", "très", "bien"]
 CITIES = ["Paris", "Berlin", "Zürich", "São Paulo", "New York, NY", 'the "Big" Smoke', "Oslo\nNorth"]
 
 
@@ -31,6 +33,12 @@ def sample_table(rows, seed=0):
     balance = rng.normal(1e8, 1e3, rows)  # KDP's float32 variance goes negative here
     signup_ts = rng.normal(1.6e9, 1e4, rows).round()
     label = (income > np.median(income)).astype(np.int64) ^ (plan == "pro")
+    reviews = [" ".join(rng.choice(REVIEW_WORDS, n)) for n in rng.integers(0, 10, rows)]
+    days = rng.integers(0, 3 * 365, rows).astype("timedelta64[D]") + np.datetime64("2022-01-01")
+    hours = rng.integers(0, 24, rows)
+    signup_date = [f"{d}T{h:02d}:00:00" for d, h in zip(days.astype(str), hours)]
+    for i in np.flatnonzero(rng.random(rows) < 0.01):
+        signup_date[i] = "" if i % 2 else "unknown"  # missing, unparseable
     return pa.table(
         {
             "age": pa.array(age, from_pandas=True),  # NaN -> null
@@ -41,6 +49,8 @@ def sample_table(rows, seed=0):
             "user_id": user_id,
             "balance": balance,
             "signup_ts": signup_ts,
+            "review": reviews,
+            "signup_date": signup_date,
             "label": label.astype(np.int64),
         }
     )

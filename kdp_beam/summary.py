@@ -1,0 +1,33 @@
+"""A plain-text table of a bundle's per-feature counts: what was missing, what was seen."""
+
+
+def _describe(stats):
+    if stats.get("type") == "date":
+        return f"{stats['min_date'] or '-'} .. {stats['max_date'] or '-'}"
+    if "vocabulary_size" in stats:
+        return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
+    if stats.get("mean") is not None:
+        return f"mean {stats['mean']:.6g}, range [{stats['min']:.6g}, {stats['max']:.6g}]"
+    return ""
+
+
+def missing_breakdown(stats):
+    """"12 (10 null, 2 NaN)": what the model will fill, by cause."""
+    causes = [("null_count", "null"), ("nan_count", "NaN"), ("unparseable_count", "unparseable")]
+    parts = [f"{stats[key]:,} {label}" for key, label in causes if stats.get(key)]
+    total = stats.get("missing_count", 0)
+    return f"{total:,} ({', '.join(parts)})" if parts else f"{total:,}"
+
+
+def summary_table(features, row_count):
+    """The table `kdp-beam analyze` prints: one line per feature."""
+    header = ("feature", "type", "missing", "values")
+    rows = [
+        (name, stats["type"], missing_breakdown(stats), _describe(stats))
+        for name, stats in features.items()
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"{row_count:,} rows"]
+    for row in [header, *rows]:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return "\n".join(lines)
