@@ -1,8 +1,31 @@
-"""AnalyzeFeatures: every feature's statistics in one Beam combine over RecordBatches."""
+"""AnalyzeFeatures: every feature's statistics in one pass over RecordBatches, on Beam.
+
+Two consumers of the same batches (Beam fuses them, so the input is read once):
+
+- one global combine of the fused DatasetAnalyzer: counts, moments, quantiles, dates,
+  whose state is small whatever the data;
+- a keyed path for vocabularies and text, whose state grows with the number of distinct
+  tokens: each worker pre-aggregates token counts per bundle, sends each token to one of
+  ``vocabulary_shards`` shards by a stable hash, the shards are combined per key on
+  different workers, and only each shard's top tokens meet on one worker for the final
+  ranking. No worker holds a whole large vocabulary (unless max_tokens is None: then the
+  vocabulary is the whole list, which the bundle must hold).
+"""
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindows
 
 from kdp_beam.analyzers import DatasetAnalyzer
+from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
+from kdp_beam.analyzers.shards import token_shards
+from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
+from kdp_beam.columns import column_types
+
+DEFAULT_VOCABULARY_SHARDS = 32
+# Token rows a worker buffers (summed per token) before sending them to their shards.
+FLUSH_ROWS = 1 << 20
 
 
 class AnalyzerCombineFn(beam.CombineFn):
@@ -31,29 +54,144 @@ class AnalyzerCombineFn(beam.CombineFn):
 class AnalyzeFeatures(beam.PTransform):
     """PCollection[RecordBatch] -> a single statistics document for the spec.
 
-    All features are analysed by one fused combine, so the input is consumed once whatever
-    the number of features. The output element is
-    ``{"spec": spec JSON, "row_count": n, "features": {name: statistics}}``, what
-    WriteArtifacts writes.
+    The output element is ``{"spec": spec JSON, "row_count": n, "features": {name:
+    statistics}}``, what WriteArtifacts writes.
 
     Args:
         spec: the FeatureSpec.
-        fanout: intermediate combine keys, so thousands of bundles do not all merge on one
-            worker (Beam's CombineGlobally.with_fanout). None lets Beam decide.
+        fanout: intermediate keys of the global combine, so thousands of bundles do not
+            all merge on one worker (Beam's CombineGlobally.with_fanout). None lets Beam
+            decide.
+        vocabulary_shards: how many keys token counts are spread over.
     """
 
-    def __init__(self, spec, fanout=None):
+    def __init__(self, spec, fanout=None, vocabulary_shards=DEFAULT_VOCABULARY_SHARDS):
         super().__init__()
         self.spec = spec
         self.fanout = fanout
+        self.vocabulary_shards = vocabulary_shards
 
     def expand(self, batches):
-        combine = beam.CombineGlobally(AnalyzerCombineFn(DatasetAnalyzer(self.spec)))
+        combine = beam.CombineGlobally(
+            AnalyzerCombineFn(DatasetAnalyzer(self.spec, count_tokens=False))
+        )
         if self.fanout:
             combine = combine.with_fanout(self.fanout)
+        statistics = batches | "CombineStatistics" >> combine
+        if token_analyzers(self.spec):
+            vocabularies = batches | "CountTokens" >> CountTokens(self.spec, self.vocabulary_shards)
+            statistics = statistics | "AttachVocabularies" >> beam.Map(
+                _attach_vocabularies,
+                analyzers=token_analyzers(self.spec),
+                vocabularies=beam.pvalue.AsDict(vocabularies),
+            )
         spec_json = self.spec.to_json()
+        return statistics | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
+
+
+def _attach_vocabularies(statistics, analyzers, vocabularies):
+    for name, analyzer in analyzers.items():
+        found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
+        statistics["features"][name].update(found)
+    return statistics
+
+
+class CountTokens(beam.PTransform):
+    """PCollection[RecordBatch] -> PCollection[(feature name, vocabulary statistics)] for
+    every vocabulary and text feature that has tokens, counted exactly on any number of
+    workers (see the module docstring)."""
+
+    def __init__(self, spec, shards=DEFAULT_VOCABULARY_SHARDS, flush_rows=FLUSH_ROWS):
+        super().__init__()
+        self.spec = spec
+        self.shards = shards
+        self.flush_rows = flush_rows
+
+    def expand(self, batches):
+        analyzers = token_analyzers(self.spec)
         return (
             batches
-            | "CombineStatistics" >> combine
-            | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
+            | "ShardTokenCounts"
+            >> beam.ParDo(_ShardTokenCounts(self.spec, self.shards, self.flush_rows))
+            | "SumPerShard" >> beam.CombinePerKey(_SumTokenCounts())
+            | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers)
+            | "GroupShards" >> beam.GroupByKey()
+            | "Rank" >> beam.MapTuple(lambda name, tops: (name, _rank(analyzers[name], tops)))
         )
+
+
+class _ShardTokenCounts(beam.DoFn):
+    """Per bundle: token counts summed per feature, flushed as ((feature, shard), table)."""
+
+    def __init__(self, spec, shards, flush_rows):
+        self._spec = spec
+        self._shards = shards
+        self._flush_rows = flush_rows
+
+    def setup(self):
+        self._analyzers = token_analyzers(self._spec)
+        all_types = column_types(self._spec)
+        self._types = {name: all_types[name] for name in self._analyzers}
+
+    def start_bundle(self):
+        self._buffers = {name: TokenCounts() for name in self._analyzers}
+
+    def process(self, batch):
+        for name, column in declared_columns(batch, self._types):
+            table = self._analyzers[name].token_table(column)
+            if table.num_rows:
+                self._buffers[name].add(table)
+        buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
+        if buffered > self._flush_rows:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for element in self._flush():
+            yield GlobalWindows.windowed_value(element)
+
+    def _flush(self):
+        for name, buffer in self._buffers.items():
+            table = buffer.fold()
+            if table is None:
+                continue
+            shard = token_shards(table["token"].combine_chunks(), self._shards)
+            order = np.argsort(shard, kind="stable")
+            table, shard = table.take(order), shard[order]
+            bounds = np.searchsorted(shard, np.arange(self._shards + 1))
+            for key, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+                if stop > start:
+                    yield (name, key), table.slice(start, stop - start)
+        self._buffers = {name: TokenCounts() for name in self._analyzers}
+
+
+class _SumTokenCounts(beam.CombineFn):
+    """Exact per-token sums of one shard's count tables."""
+
+    def create_accumulator(self):
+        return TokenCounts()
+
+    def add_input(self, acc, table):
+        acc.add(table)
+        return acc
+
+    def merge_accumulators(self, accs):
+        return TokenCounts.merged(accs)
+
+    def extract_output(self, acc):
+        return acc.fold()
+
+
+def _shard_top(keyed, analyzers):
+    """One shard's contribution: its top tokens (all the final ranking can need: a token
+    lives in one shard only), its distinct tokens, its total count."""
+    (name, _), table = keyed
+    top = keras_order(table, analyzers[name].keep)
+    return name, (top, table.num_rows, int(table["count"].to_numpy().sum()))
+
+
+def _rank(analyzer, tops):
+    tops = list(tops)
+    table = pa.concat_tables([top for top, _, _ in tops])
+    return analyzer.finalize_table(
+        table, sum(distinct for _, distinct, _ in tops), sum(total for _, _, total in tops)
+    )

@@ -6,9 +6,12 @@ from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
 from kdp_beam.analyzers.text import TextAnalyzer
 from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
-from kdp_beam.columns import blank_as_null, cast_column, column_types
+from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.spec import OOV_TOKENS
+
+
+TOKEN_ANALYZERS = ("vocabulary", "text")  # analyzers whose state grows with the vocabulary
 
 
 def feature_analyzers(feature):
@@ -25,6 +28,7 @@ def feature_analyzers(feature):
             max_size=None if max_tokens is None else max_tokens - options["num_oov_indices"],
             excluded_tokens=[OOV_TOKENS[feature.type]],
             missing_token=options["missing_token"],
+            token_type=ARROW_TYPES[feature.column_kind],
         )
     if feature.type == "text":
         analyzers["text"] = TextAnalyzer(
@@ -57,17 +61,50 @@ class DatasetAccumulator:
         self.row_count, self.features = state
 
 
+def token_analyzers(spec):
+    """{feature name: its token-counting analyzer} (vocabularies and text)."""
+    found = {}
+    for name, feature in spec.features.items():
+        for key, analyzer in feature_analyzers(feature).items():
+            if key in TOKEN_ANALYZERS:
+                found[name] = analyzer
+    return found
+
+
+def declared_columns(batch, types):
+    """(name, column) of each declared feature, cast to its declared type, with empty
+    strings as nulls. Raises InputDataError when a batch lacks a declared column."""
+    names = set(batch.schema.names)
+    for name, arrow_type in types.items():
+        if name not in names:
+            raise InputDataError(
+                f"declared feature {name!r} is not a column of the input "
+                f"(columns: {batch.schema.names})"
+            )
+        yield name, blank_as_null(cast_column(batch.column(name), arrow_type, name, "input batch"))
+
+
 class DatasetAnalyzer:
     """The fused analyzer of a FeatureSpec: one add_batch feeds every feature.
 
     ``finalize`` returns ``{"row_count": n, "features": {name: {"type": ..., stats}}}``.
     Raises InputDataError when a batch lacks a declared column or has the wrong type.
+
+    Args:
+        spec: the FeatureSpec.
+        count_tokens: False leaves vocabularies and text out (token_analyzers), for
+            kdp_beam.analyze's keyed path to count them spread over workers.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec, count_tokens=True):
         self.spec = spec
         self._types = column_types(spec)
-        self._plan = [(name, feature_analyzers(f)) for name, f in spec.features.items()]
+        self._plan = []
+        for name, feature in spec.features.items():
+            analyzers = feature_analyzers(feature)
+            if not count_tokens:
+                analyzers = {k: a for k, a in analyzers.items() if k not in TOKEN_ANALYZERS}
+            self._plan.append((name, analyzers))
 
     def create_accumulator(self):
         return DatasetAccumulator(
@@ -77,16 +114,8 @@ class DatasetAnalyzer:
 
     def add_batch(self, acc, batch):
         acc.row_count += batch.num_rows
-        names = set(batch.schema.names)
-        for (name, analyzers), accs in zip(self._plan, acc.features):
-            if name not in names:
-                raise InputDataError(
-                    f"declared feature {name!r} is not a column of the input "
-                    f"(columns: {batch.schema.names})"
-                )
-            column = blank_as_null(
-                cast_column(batch.column(name), self._types[name], name, "input batch")
-            )
+        columns = declared_columns(batch, self._types)
+        for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
             for analyzer, feature_acc in zip(analyzers.values(), accs):
                 analyzer.add_batch(feature_acc, column)
         return acc

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kdp_beam.analyzers.vocabulary import TokenCounts, VocabularyAnalyzer
+from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
 
 # TextVectorization's punctuation (ASCII only, as tf.strings.lower is ASCII only).
 STRIP_PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
@@ -62,76 +62,53 @@ def tokenize(column, standardize="lower_and_strip_punctuation", split="whitespac
     return pa.concat_arrays(grams), np.concatenate(gram_rows)
 
 
-class TextAccumulator:
-    __slots__ = ("documents", "tokens", "token_counts", "document_counts")
-
-    def __init__(self):
-        self.documents = 0
-        self.tokens = 0
-        self.token_counts = TokenCounts()
-        self.document_counts = TokenCounts()
-
-    def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state):
-        for slot, value in zip(self.__slots__, state):
-            setattr(self, slot, value)
-
-
-class TextAnalyzer:
+class TextAnalyzer(VocabularyAnalyzer):
     """TextVectorization's adapt() statistics: the vocabulary by token count (Keras'
     order and tie-break, padding and OOV tokens excluded) and every kept token's document
-    frequency, for tf_idf's ``log(1 + N / (1 + df))``.
+    frequency, for tf_idf's ``log(1 + N / (1 + df))`` where N is the feature's ``count``
+    (every row is a document, as in Keras, empty and missing texts included).
 
     Keeps ``max_tokens - 1`` tokens: TextVectorization reserves the OOV index in every
     output mode and the padding index only in "int" mode, where the builder uses the
     first ``max_tokens - 2`` (the ranking does not depend on the mode).
-
-    Every row is a document, as in Keras (empty and missing texts included).
     """
 
-    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None):
-        self.standardize = standardize
-        self.split = split
-        self.ngrams = ngrams
-        self._vocabulary = VocabularyAnalyzer(
+    def __init__(
+        self,
+        max_tokens=None,
+        standardize="lower_and_strip_punctuation",
+        split="whitespace",
+        ngrams=None,
+    ):
+        super().__init__(
             max_size=None if max_tokens is None else max_tokens - 1,
             excluded_tokens=(MASK_TOKEN, OOV_TOKEN),
         )
+        self.standardize = standardize
+        self.split = split
+        self.ngrams = ngrams
 
-    def create_accumulator(self):
-        return TextAccumulator()
-
-    def add_batch(self, acc, column):
-        acc.documents += len(column)
+    def token_table(self, column):
+        """(token, count, document_count): occurrences, and rows containing the token."""
         tokens, rows = tokenize(column, self.standardize, self.split, self.ngrams)
-        acc.tokens += len(tokens)
-        if len(tokens):
-            self._vocabulary.add_batch(acc.token_counts, tokens)
-            pairs = pa.table({"row": rows, "token": tokens}).group_by(["row", "token"]).aggregate([])
-            self._vocabulary.add_batch(acc.document_counts, pairs["token"])
-        return acc
-
-    def merge_accumulators(self, accs):
-        accs = list(accs)
-        merged = TextAccumulator()
-        merged.documents = sum(a.documents for a in accs)
-        merged.tokens = sum(a.tokens for a in accs)
-        merged.token_counts = self._vocabulary.merge_accumulators([a.token_counts for a in accs])
-        merged.document_counts = self._vocabulary.merge_accumulators(
-            [a.document_counts for a in accs]
+        per_row = (
+            pa.table({"row": rows, "token": tokens})
+            .group_by(["row", "token"])
+            .aggregate([("row", "count")])
         )
-        return merged
+        per_token = per_row.group_by("token").aggregate(
+            [("row_count", "sum"), ("row_count", "count")]
+        )
+        return pa.table(
+            {
+                "token": per_token["token"],
+                "count": per_token["row_count_sum"],
+                "document_count": per_token["row_count_count"],
+            }
+        )
 
-    def finalize(self, acc):
-        stats = self._vocabulary.finalize(acc.token_counts)
-        document_counts = acc.document_counts.fold()
-        if stats["vocabulary"]:
-            lookup = pc.index_in(pa.array(stats["vocabulary"], pa.string()), document_counts["token"])
-            stats["vocabulary_document_counts"] = document_counts["count"].take(lookup).to_pylist()
-        else:
-            stats["vocabulary_document_counts"] = []
-        stats["document_count"] = acc.documents
-        stats["token_count"] = acc.tokens
-        return stats
+    def _extra(self, table, total_count):
+        return {
+            "vocabulary_document_counts": table["document_count"].to_pylist(),
+            "token_count": total_count,
+        }

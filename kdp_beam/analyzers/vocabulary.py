@@ -1,4 +1,16 @@
-"""Exact token counts and the vocabulary keras StringLookup / IntegerLookup would adapt."""
+"""Exact token counts and the vocabulary keras StringLookup / IntegerLookup would adapt.
+
+Token-counting analyzers (this one and TextAnalyzer) share one shape, so the same counts
+can be kept in one accumulator (in-process analysis) or spread over workers by token
+(kdp_beam.analyze's keyed path, for vocabularies of any size):
+
+- ``token_table(column)``: one batch's counts, a table with a "token" column and one or
+  more count columns ("count", ...);
+- ``TokenCounts``: such tables folded together by summing per token;
+- ``finalize_table(table, distinct_count, total_count)``: the statistics from the folded
+  counts, or from their top ``keep`` rows (ranks never need more) with the distinct tokens
+  and the sum of "count" over all of them.
+"""
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -10,7 +22,7 @@ _COMPACT_MIN_ROWS = 1 << 16
 
 
 class TokenCounts:
-    """(token, count) tables not yet folded together, and the size of the folded part."""
+    """(token, counts...) tables not yet folded together, and the size of the folded part."""
 
     __slots__ = ("tables", "folded_rows", "buffered_rows")
 
@@ -34,20 +46,36 @@ class TokenCounts:
     def fold(self):
         """One table with one row per distinct token (vectorised hash aggregation)."""
         if len(self.tables) > 1:
+            counts = [name for name in self.tables[0].column_names if name != "token"]
             summed = pa.concat_tables(self.tables).group_by("token").aggregate(
-                [("count", "sum")]
+                [(name, "sum") for name in counts]
             )
-            self.tables = [summed.rename_columns(["token", "count"])]
+            columns = {"token": summed["token"], **{n: summed[f"{n}_sum"] for n in counts}}
+            self.tables = [pa.table(columns)]
         self.folded_rows = self.tables[0].num_rows if self.tables else 0
         self.buffered_rows = 0
         return self.tables[0] if self.tables else None
+
+    @classmethod
+    def merged(cls, accs):
+        merged = cls()
+        for acc in accs:
+            for table in acc.tables:
+                merged.add(table)
+        return merged
+
+
+def keras_order(table, keep=None):
+    """Rows by descending count, ties by descending token (keras IndexLookup's order:
+    ``np.lexsort((tokens, counts))[::-1]``, bytewise for strings), the first `keep`."""
+    table = table.sort_by([("count", "descending"), ("token", "descending")])
+    return table if keep is None else table.slice(0, keep)
 
 
 class VocabularyAnalyzer:
     """Exact counts of every distinct non-null value; the vocabulary in Keras' order.
 
-    Keras' IndexLookup.adapt sorts by descending count and breaks ties by descending token
-    (``np.lexsort((tokens, counts))[::-1]``: bytewise for strings, numeric for integers),
+    Keras' IndexLookup.adapt sorts by descending count and breaks ties by descending token,
     drops its OOV token, then keeps ``max_tokens - num_oov_indices`` tokens. This analyzer
     does the same, so the layer built from the bundle encodes exactly as an adapted one.
 
@@ -56,54 +84,61 @@ class VocabularyAnalyzer:
         excluded_tokens: tokens never put in the vocabulary (the layer's OOV token).
         missing_token: what a missing value counts as; None leaves missing values out
             (the model maps them to the OOV index).
+        token_type: the Arrow type of the tokens.
     """
 
-    def __init__(self, max_size=None, excluded_tokens=(), missing_token=None):
+    def __init__(self, max_size=None, excluded_tokens=(), missing_token=None, token_type=pa.string()):
+        self.token_type = token_type
         self.max_size = max_size
         self.excluded_tokens = tuple(excluded_tokens)
         self.missing_token = missing_token
+
+    @property
+    def keep(self):
+        """Rows of the ranked counts finalize_table can need (excluded tokens included)."""
+        return None if self.max_size is None else self.max_size + len(self.excluded_tokens)
+
+    def token_table(self, column):
+        if self.missing_token is not None and column.null_count:
+            column = column.fill_null(self.missing_token)
+        counted = pc.value_counts(column.drop_null())
+        return pa.Table.from_arrays(
+            [counted.field("values"), counted.field("counts")], ["token", "count"]
+        )
 
     def create_accumulator(self):
         return TokenCounts()
 
     def add_batch(self, acc, column):
-        if self.missing_token is not None and column.null_count:
-            column = column.fill_null(self.missing_token)
-        counted = pc.value_counts(column.drop_null())
-        if len(counted):
-            acc.add(
-                pa.Table.from_arrays(
-                    [counted.field("values"), counted.field("counts")], ["token", "count"]
-                )
-            )
+        table = self.token_table(column)
+        if table.num_rows:
+            acc.add(table)
         return acc
 
     def merge_accumulators(self, accs):
-        merged = TokenCounts()
-        for acc in accs:
-            for table in acc.tables:
-                merged.add(table)
-        return merged
+        return TokenCounts.merged(accs)
 
     def finalize(self, acc):
         table = acc.fold()
         if table is None:
-            return {
-                "vocabulary": [],
-                "vocabulary_counts": [],
-                "vocabulary_size": 0,
-                "distinct_count": 0,
-            }
-        distinct_count = table.num_rows
+            return self.finalize_table(None, 0, 0)
+        return self.finalize_table(table, table.num_rows, pc.sum(table["count"]).as_py())
+
+    def finalize_table(self, table, distinct_count, total_count):
+        """Statistics from folded counts: all of them, or at least their top `keep` rows."""
+        if table is None or table.num_rows == 0:
+            table = self.token_table(pa.array([], self.token_type))
         if self.excluded_tokens:
             excluded = pa.array(self.excluded_tokens, table["token"].type)
             table = table.filter(pc.invert(pc.is_in(table["token"], value_set=excluded)))
-        table = table.sort_by([("count", "descending"), ("token", "descending")])
-        if self.max_size is not None:
-            table = table.slice(0, self.max_size)
+        table = keras_order(table, self.max_size)
         return {
             "vocabulary": table["token"].to_pylist(),
             "vocabulary_counts": table["count"].to_pylist(),
             "vocabulary_size": table.num_rows,
             "distinct_count": distinct_count,
+            **self._extra(table, total_count),
         }
+
+    def _extra(self, table, total_count):
+        return {}

@@ -46,7 +46,7 @@ def set_statistics(preprocessor, stats):
         weights = None
         if lookup.output_mode == "tf_idf":
             document_counts = stats["vocabulary_document_counts"][:size]
-            weights = idf_weights(document_counts, stats["document_count"])
+            weights = idf_weights(document_counts, stats["count"])  # every row is a document
         preprocessor.set_vocabulary(vocabulary, idf_weights=weights)
         # In the JSON config, as for the lookups above.
         lookup.input_vocabulary = list(vocabulary)
