@@ -32,6 +32,13 @@ def _parser():
     analyze.add_argument(
         "--fanout", type=int, default=None, help="intermediate keys of the global combine"
     )
+    analyze.add_argument(
+        "--csv-split-size",
+        type=int,
+        default=None,
+        help="bytes per unit of work of a large uncompressed CSV file (0: read files whole; "
+        "default 64 MiB)",
+    )
     return parser
 
 
@@ -45,7 +52,13 @@ def main(argv=None):
 
     try:
         summary = run_analysis(
-            args.features, args.input, args.output, args.format, pipeline_args, args.fanout
+            args.features,
+            args.input,
+            args.output,
+            args.format,
+            pipeline_args,
+            args.fanout,
+            args.csv_split_size,
         )
         bundle = load_bundle(args.output)
     except KdpBeamError as e:

@@ -38,13 +38,16 @@ def pipeline_options(pipeline_args):
     return PipelineOptions(args)
 
 
-def add_analysis(pipeline, spec, input_pattern, output_dir, input_format=None, fanout=None):
+def add_analysis(
+    pipeline, spec, input_pattern, output_dir, input_format=None, fanout=None, csv_split_size=None
+):
     """Adds the whole job to a pipeline; returns the PCollection of the written manifest."""
     input_format = input_format or infer_format(input_pattern)
     description = {"pattern": input_pattern, "format": input_format}
+    options = {} if csv_split_size is None or input_format != "csv" else {"split_size": csv_split_size}
     return (
         pipeline
-        | "Read" >> ReadInput(input_pattern, spec, input_format)
+        | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
         | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout)
         | WriteArtifacts(output_dir, input_description=description)
     )
@@ -68,7 +71,15 @@ def _counter(result, name):
     return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in counters)
 
 
-def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_args=(), fanout=None):
+def run_analysis(
+    spec,
+    input_pattern,
+    output_dir,
+    input_format=None,
+    pipeline_args=(),
+    fanout=None,
+    csv_split_size=None,
+):
     """Runs the job to completion and returns what it read and where it wrote.
 
     Args:
@@ -78,6 +89,9 @@ def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_ar
         input_format: "csv", "parquet", "tfrecord" or "jsonl"; None infers it from the
             extension.
         pipeline_args: Beam options, e.g. ["--runner=DataflowRunner", "--project=P"].
+        fanout: intermediate keys of the global combine (None: Beam decides).
+        csv_split_size: bytes per unit of work of a large uncompressed CSV file (0: read
+            files whole; None: kdp_beam.io.csv.DEFAULT_SPLIT_SIZE).
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,
          "seconds": wall time}
@@ -87,7 +101,7 @@ def run_analysis(spec, input_pattern, output_dir, input_format=None, pipeline_ar
     require_matches(input_pattern)
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
-    add_analysis(pipeline, spec, input_pattern, output_dir, input_format, fanout)
+    add_analysis(pipeline, spec, input_pattern, output_dir, input_format, fanout, csv_split_size)
     try:
         result = pipeline.run()
         result.wait_until_finish()

@@ -37,9 +37,10 @@ def infer_format(file_pattern):
     )
 
 
-def ReadInput(file_pattern, spec, input_format=None):  # noqa: N802 - reads as a PTransform
-    """The reader PTransform for the pattern's format (inferred from its extension)."""
-    return READERS[input_format or infer_format(file_pattern)](file_pattern, spec)
+def ReadInput(file_pattern, spec, input_format=None, **options):  # noqa: N802 - a PTransform
+    """The reader PTransform for the pattern's format (inferred from its extension);
+    `options` go to the reader (e.g. split_size for CSV)."""
+    return READERS[input_format or infer_format(file_pattern)](file_pattern, spec, **options)
 
 
 __all__ = [

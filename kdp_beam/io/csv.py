@@ -8,16 +8,18 @@ import logging
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 
-# Fields read as null (missing). "nan"/"NaN" are not among them: a float column reads them
-# as NaN, which the statistics count apart from nulls.
+# Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
+# float column reads them as NaN, which the statistics count apart from nulls.
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV text per RecordBatch
+DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 
 _TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
 _LOG = logging.getLogger(__name__)
@@ -31,77 +33,157 @@ class ReadCsv(beam.PTransform):
     s3://; .gz/.bz2 decompressed by extension) and read as a stream of batches of about
     ``block_size`` bytes, so memory does not grow with file size.
 
-    Empty fields and NULL_VALUES are null in numeric columns; in string columns every field
-    is a token, the empty string included (as a tf.data CSV reader yields it).
+    An uncompressed file larger than ``split_size`` bytes is read in parallel as byte
+    ranges aligned to record boundaries: each range owns the records that start in it (0
+    disables splitting). Quoted values may contain newlines: each range counts its quotes,
+    and an odd count means a range boundary fell inside such a value (or a quote is
+    unterminated), which fails the run with an error saying which, never a wrong row.
+
+    Empty fields and NULL_VALUES are null in numeric columns; in string columns an empty
+    field is missing (kdp_beam treats "" as null) and every other field is a token.
 
     Raises InputDataError naming the file, row (1-based, header excluded), line and column
     for a wrong field count, an unparseable number or a declared column missing from the
     header.
     """
 
-    def __init__(self, file_pattern, spec, block_size=DEFAULT_BLOCK_SIZE):
+    def __init__(
+        self, file_pattern, spec, block_size=DEFAULT_BLOCK_SIZE, split_size=DEFAULT_SPLIT_SIZE
+    ):
         super().__init__()
         self.file_pattern = file_pattern
         self.spec = spec
         self.block_size = block_size
+        self.split_size = split_size
 
     def expand(self, pbegin):
         return (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
-            | "ReadCsvFile" >> beam.ParDo(_ReadCsvFile(self.spec, self.block_size))
+            | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadCsvRange" >> beam.ParDo(_ReadCsvRange(self.spec, self.block_size))
         )
 
 
-class _ReadCsvFile(beam.DoFn):
+def byte_ranges(metadata, split_size):
+    """(path, start, end) units of work: the whole file (end None) when it is compressed,
+    small, or splitting is off; else consecutive ranges of split_size bytes."""
+    path, size = metadata.path, metadata.size_in_bytes
+    compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+    if compressed or split_size <= 0 or size <= split_size:
+        return [(path, 0, None)]
+    return [(path, start, min(start + split_size, size)) for start in range(0, size, split_size)]
+
+
+class _ReadCsvRange(beam.DoFn):
     def __init__(self, spec, block_size):
         self._types = column_types(spec)
         self._block_size = block_size
 
-    def process(self, metadata):
-        path = metadata.path
+    def process(self, path_range):
+        path, start, end = path_range
         header = read_header(path)
         if header is None:  # empty file: no header, no rows
             _LOG.warning("kdp_beam: %s is empty; it adds no rows", path)
             READ_METRICS.files.inc()
-            return
-        missing = [name for name in self._types if name not in header]
-        if missing:
-            raise InputDataError(
-                f"{path}: declared column(s) {missing} are not in the CSV header {header}. "
-                "Fix the header or the declarations."
-            )
-        progress = ProgressLog(path)
+        else:
+            missing = [name for name in self._types if name not in header]
+            if missing:
+                raise InputDataError(
+                    f"{path}: declared column(s) {missing} are not in the CSV header "
+                    f"{header}. Fix the header or the declarations."
+                )
+            yield from self._read_range(path, header, start, end)
+            if start == 0:
+                READ_METRICS.files.inc()
+
+    def _read_range(self, path, header, start, end):
+        progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
         with FileSystems.open(path) as raw:
-            stream = _QuoteCounter(raw)
+            stream = _RecordRange(raw, start, end)
+            if stream.owns_nothing:
+                return  # every record of these bytes started in an earlier range
             try:
                 # pyarrow parses the first block while opening: errors come from here too.
-                for batch in _open_csv(stream, self._types, self._block_size):
+                for batch in _open_csv(stream, header, start > 0, self._types, self._block_size):
                     progress.add(batch)
                     yield batch
             except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-                raise InputDataError(locate_bad_record(path, header, self._types, e)) from None
+                problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
+                raise InputDataError(
+                    problem or locate_bad_record(path, header, self._types, e)
+                ) from None
         if stream.quotes % 2:
             # pyarrow silently takes an unterminated quote as running to the end of the
-            # file. An odd quote count is its only trace (or a stray quote inside a field,
-            # which is fine): let the strict parser decide.
+            # data. An odd quote count is its only trace, or a range boundary inside a
+            # quoted value, or a stray quote inside a field (which is fine): find which.
             problem = locate_bad_record(path, header, self._types, None)
+            if problem is None and end is not None:
+                problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
             if problem is not None:
                 raise InputDataError(problem)
         progress.done()
-        READ_METRICS.files.inc()
 
 
-class _QuoteCounter:
-    """A read-only stream that counts the double quotes passing through it."""
+class _RecordRange:
+    """A read-only stream of the records that start in [start, end) of a file (end None:
+    to the end of the file), counting the double quotes passing through it.
 
-    def __init__(self, stream):
-        self._stream = stream
-        self.quotes = 0
+    A record starts at byte 0 or just after a newline. Whether that newline was inside a
+    quoted value cannot be known here; the quote count lets the reader check afterwards.
+    Attributes ``first`` and ``next``: where this range's records start, and where the
+    next range's do (None until the end is reached).
+    """
+
+    def __init__(self, raw, start, end):
+        self._raw = raw
+        self._end = end
+        self._buffer = b""
+        self._done = False
         self.closed = False
+        self.quotes = 0
+        self.first = 0
+        self.next = None
+        if start > 0:
+            raw.seek(start - 1)
+            self.first = start - 1 + self._skip_through_newline()
+            if end is not None and self.first >= end:
+                self._done = True  # a record longer than the range: the previous range's
+        self.owns_nothing = self._done
+        self.position = self.first
+
+    def _skip_through_newline(self):
+        skipped = 0
+        while chunk := self._raw.read(1 << 16):
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                self._buffer = chunk[newline + 1 :]
+                return skipped + newline + 1
+            skipped += len(chunk)
+        self._done = True
+        return skipped
 
     def read(self, size=-1):
-        data = self._stream.read(size)
+        if self._done:
+            return b""
+        size = 1 << 20 if size is None or size < 0 else size
+        if self._buffer:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        else:
+            data = self._raw.read(size)
+        if not data:
+            self._done = True
+            return b""
+        if self._end is not None and self.position + len(data) >= self._end:
+            # Stop after the first newline at or after end - 1: the next record is the
+            # next range's.
+            newline = data.find(b"\n", max(self._end - 1 - self.position, 0))
+            if newline >= 0:
+                data = data[: newline + 1]
+                self._done = True
+                self.next = self.position + len(data)
+        self.position += len(data)
         self.quotes += data.count(b'"')
         return data
 
@@ -112,10 +194,48 @@ class _QuoteCounter:
         return False
 
 
-def _open_csv(stream, types, block_size):
+def _split_problem(path, offset):
+    """The message for a range boundary that is not a record boundary (it is inside a
+    quoted value with a newline); None when it is one, or for offset 0 / None."""
+    if not offset or is_record_start(path, offset):
+        return None
+    return (
+        f"{path}: byte {offset} is inside a quoted value that contains a newline, so the "
+        "file cannot be split there. Read such files unsplit (kdp-beam analyze "
+        "--csv-split-size 0, ReadCsv(split_size=0)), or write them without newlines "
+        "inside values."
+    )
+
+
+def is_record_start(path, offset):
+    """Whether a CSV record of the file starts at byte `offset`, by the strict parser from
+    the start of the file (run only when a quote count or a parse looked wrong)."""
+    with FileSystems.open(path) as stream:
+        position, starts = 0, {0}
+
+        def lines():
+            nonlocal position
+            for line in stream:
+                position += len(line)
+                yield line.decode("utf-8", errors="replace")
+
+        try:
+            for _ in csv.reader(lines()):
+                starts.add(position)
+                if position >= offset:
+                    break
+        except csv.Error:
+            return False
+    return offset in starts
+
+
+def _open_csv(stream, header, headless, types, block_size):
+    """pyarrow's streaming reader; a range after the first has no header row of its own."""
     return pa_csv.open_csv(
         stream,
-        read_options=pa_csv.ReadOptions(block_size=block_size),
+        read_options=pa_csv.ReadOptions(
+            block_size=block_size, column_names=header if headless else None
+        ),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types=types,
