@@ -113,7 +113,10 @@ class CountTokens(beam.PTransform):
             batches
             | "ShardTokenCounts"
             >> beam.ParDo(_ShardTokenCounts(self.spec, self.shards, self.flush_rows))
-            | "SumPerShard" >> beam.CombinePerKey(_SumTokenCounts())
+            # A plain GroupByKey, not a lifted combine: workers already summed per bundle,
+            # and a lifted combine would hold every shard's counts again in the read stage.
+            | "GroupPerShard" >> beam.GroupByKey()
+            | "SumPerShard" >> beam.MapTuple(lambda key, tables: (key, TokenCounts(tables).fold()))
             | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers)
             | "GroupShards" >> beam.GroupByKey()
             | "Rank" >> beam.MapTuple(lambda name, tops: (name, _rank(analyzers[name], tops)))
@@ -156,29 +159,12 @@ class _ShardTokenCounts(beam.DoFn):
                 continue
             shard = token_shards(table["token"].combine_chunks(), self._shards)
             order = np.argsort(shard, kind="stable")
-            table, shard = table.take(order), shard[order]
-            bounds = np.searchsorted(shard, np.arange(self._shards + 1))
+            bounds = np.searchsorted(shard[order], np.arange(self._shards + 1))
             for key, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
                 if stop > start:
-                    yield (name, key), table.slice(start, stop - start)
+                    # take, not slice: a slice would carry (and pickle) the whole table.
+                    yield (name, key), table.take(order[start:stop])
         self._buffers = {name: TokenCounts() for name in self._analyzers}
-
-
-class _SumTokenCounts(beam.CombineFn):
-    """Exact per-token sums of one shard's count tables."""
-
-    def create_accumulator(self):
-        return TokenCounts()
-
-    def add_input(self, acc, table):
-        acc.add(table)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return TokenCounts.merged(accs)
-
-    def extract_output(self, acc):
-        return acc.fold()
 
 
 def _shard_top(keyed, analyzers):

@@ -18,6 +18,7 @@ def arguments():
     args, args.extra = parser.parse_known_args()
     with open(args.features) as f:
         spec = json.load(f)["features"]
-    floats = [n for n, t in spec.items() if t == "float_normalized"]
-    strings = [n for n, t in spec.items() if t == "string_categorical"]
+    kinds = {n: t if isinstance(t, str) else t["type"] for n, t in spec.items()}
+    floats = [n for n, t in kinds.items() if t == "float_normalized"]
+    strings = [n for n, t in kinds.items() if t == "string_categorical"]
     return args, floats, strings, sorted(glob.glob(args.pattern))

@@ -68,8 +68,9 @@ class TokenCounts:
 def keras_order(table, keep=None):
     """Rows by descending count, ties by descending token (keras IndexLookup's order:
     ``np.lexsort((tokens, counts))[::-1]``, bytewise for strings), the first `keep`."""
-    table = table.sort_by([("count", "descending"), ("token", "descending")])
-    return table if keep is None else table.slice(0, keep)
+    order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("token", "descending")])
+    # take, not slice: a slice keeps (and pickles) the whole table's buffers.
+    return table.take(order if keep is None else order.slice(0, keep))
 
 
 class VocabularyAnalyzer:

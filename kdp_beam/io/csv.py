@@ -59,7 +59,7 @@ class ReadCsv(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "MatchFiles" >> MatchInputFiles(self.file_pattern)
+            | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
             | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadCsvRange" >> beam.ParDo(_ReadCsvRange(self.spec, self.block_size))

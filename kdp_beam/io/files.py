@@ -26,17 +26,18 @@ class MatchInputFiles(beam.PTransform):
     """FileMetadata of every file matching one pattern or a list of patterns, spread over
     workers. A pattern that matches nothing is an error, not an empty dataset."""
 
-    def __init__(self, file_pattern):
+    def __init__(self, file_pattern, spread=True):
         super().__init__()
         self.patterns = as_patterns(file_pattern)
+        self.spread = spread  # False when the reader spreads finer units (byte ranges)
 
     def expand(self, pbegin):
-        return (
+        matched = (
             pbegin
             | "Patterns" >> beam.Create(self.patterns)
             | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
-            | "Spread" >> beam.Reshuffle()
         )
+        return matched | "Spread" >> beam.Reshuffle() if self.spread else matched
 
 
 def as_patterns(file_pattern):
