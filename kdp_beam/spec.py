@@ -34,6 +34,9 @@ _REQUIRED = object()  # marks an option with no default
 # Categoricals: missing counts, and encodes, as `missing_token` (None: the OOV index).
 _NUMERIC_MISSING = {"fill_value": None, "missing_indicator": False}
 _CATEGORICAL_MISSING = {"missing_token": None}
+# Categoricals: "exact" counts (spread over workers by token), or "approximate": the top
+# max_tokens by a bounded Misra-Gries sketch (docs/scaling.md).
+_COUNTING = ("exact", "approximate")
 
 # type -> (column kind read from the data, {option: default})
 FEATURE_TYPES = {
@@ -46,11 +49,23 @@ FEATURE_TYPES = {
     ),
     "integer_categorical": (
         "integer",
-        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", **_CATEGORICAL_MISSING},
+        {
+            "max_tokens": None,
+            "num_oov_indices": 1,
+            "output_mode": "one_hot",
+            "counting": "exact",
+            **_CATEGORICAL_MISSING,
+        },
     ),
     "string_categorical": (
         "string",
-        {"max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", **_CATEGORICAL_MISSING},
+        {
+            "max_tokens": None,
+            "num_oov_indices": 1,
+            "output_mode": "one_hot",
+            "counting": "exact",
+            **_CATEGORICAL_MISSING,
+        },
     ),
     "string_hashed": ("string", {"num_bins": _REQUIRED, "output_mode": "one_hot"}),
     "integer_hashed": ("integer", {"num_bins": _REQUIRED, "output_mode": "one_hot"}),
@@ -170,6 +185,10 @@ class Feature:
                     f"{t}: max_tokens must be None or an integer greater than "
                     f"num_oov_indices ({oov}), got {max_tokens!r}"
                 )
+            if opts["counting"] not in _COUNTING:
+                raise SpecError(f"{t}: counting must be one of {_COUNTING}, got {opts['counting']!r}")
+            if opts["counting"] == "approximate" and max_tokens is None:
+                raise SpecError(f"{t}: counting 'approximate' keeps the top max_tokens; set max_tokens")
         elif t in ("string_hashed", "integer_hashed"):
             if not _is_int(opts["num_bins"]) or opts["num_bins"] < 1:
                 raise SpecError(
@@ -410,11 +429,15 @@ def float_discretized(
     )
 
 
-def integer_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None):
+def integer_categorical(
+    max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None, counting="exact"
+):
     return Feature("integer_categorical", **_arguments(locals()))
 
 
-def string_categorical(max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None):
+def string_categorical(
+    max_tokens=None, num_oov_indices=1, output_mode="one_hot", missing_token=None, counting="exact"
+):
     return Feature("string_categorical", **_arguments(locals()))
 
 

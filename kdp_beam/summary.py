@@ -5,6 +5,9 @@ def _describe(stats):
     if stats.get("type") == "date":
         return f"{stats['min_date'] or '-'} .. {stats['max_date'] or '-'}"
     if "vocabulary_size" in stats:
+        if stats["distinct_count"] is None:  # approximate counting
+            bound = stats["vocabulary_count_error_bound"]
+            return f"{stats['vocabulary_size']:,} kept, counts within -{bound:,}"
         return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
     if stats.get("mean") is not None:
         return f"mean {stats['mean']:.6g}, range [{stats['min']:.6g}, {stats['max']:.6g}]"

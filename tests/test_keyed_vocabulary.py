@@ -64,3 +64,34 @@ def test_shards_are_stable_and_spread():
     # Pinned: the hash is not salted per process (workers must agree on every machine).
     assert token_shards(pa.array(["a", "b", "", "héllo"]), 16).tolist() == [6, 15, 0, 9]
     assert token_shards(pa.array([2**40, -1, 0], pa.int64()), 16).tolist() == [11, 12, 0]
+
+
+def test_approximate_counting_keeps_its_stated_error_bound(tmp_path):
+    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.job import run_analysis
+    from tests.conftest import write_shards
+
+    rng = np.random.default_rng(3)
+    users = rng.zipf(1.2, 60000) % 20000
+    table = pa.table({"user": users, "name": [f"n{u}" for u in users]})
+    pattern = write_shards(table, tmp_path / "csv", 3)
+    spec = FeatureSpec(
+        {
+            "user": {"type": "integer_categorical", "max_tokens": 21, "counting": "approximate"},
+            "name": {"type": "string_categorical", "max_tokens": 21, "counting": "approximate"},
+        }
+    )
+    run_analysis(spec, pattern, str(tmp_path / "bundle"))
+    stats = load_bundle(str(tmp_path / "bundle")).features
+    true = {int(k): v for k, v in zip(*np.unique(users, return_counts=True))}
+    for name, key in (("user", int), ("name", lambda t: int(t[1:]))):
+        found = stats[name]
+        bound = found["vocabulary_count_error_bound"]
+        assert found["vocabulary_approximate"] and found["distinct_count"] is None
+        assert bound == -(-len(users) // (10 * 21))
+        assert len(found["vocabulary"]) == 20
+        for token, count in zip(found["vocabulary"], found["vocabulary_counts"]):
+            assert true[key(token)] <= count <= true[key(token)] + bound
+        kth = sorted(true.values(), reverse=True)[19]
+        must_keep = {t for t, c in true.items() if c > kth + 2 * bound}
+        assert must_keep <= {key(t) for t in found["vocabulary"]}

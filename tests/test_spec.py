@@ -16,7 +16,8 @@ def test_bare_strings_take_featurespace_defaults():
     assert s.features["a"] == spec.float_discretized(num_bins=5)
     assert s.features["b"] == spec.string_hashed(7)
     assert s.features["c"].options == {
-        "max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", "missing_token": None
+        "max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", "missing_token": None,
+        "counting": "exact",
     }
 
 

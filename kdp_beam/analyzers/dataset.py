@@ -5,13 +5,14 @@ from kdp_beam.analyzers.dates import DateAnalyzer
 from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
 from kdp_beam.analyzers.text import TextAnalyzer
-from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
+from kdp_beam.analyzers.vocabulary import ApproximateVocabularyAnalyzer, VocabularyAnalyzer
 from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.spec import OOV_TOKENS
 
 
 TOKEN_ANALYZERS = ("vocabulary", "text")  # analyzers whose state grows with the vocabulary
+APPROXIMATE_BUCKETS_PER_TOKEN = 10  # Misra-Gries counters per kept token
 
 
 def feature_analyzers(feature):
@@ -24,12 +25,18 @@ def feature_analyzers(feature):
         analyzers["quantiles"] = QuantilesAnalyzer(options["num_bins"])
     if feature.type in OOV_TOKENS:
         max_tokens = options["max_tokens"]
-        analyzers["vocabulary"] = VocabularyAnalyzer(
+        vocabulary = dict(
             max_size=None if max_tokens is None else max_tokens - options["num_oov_indices"],
             excluded_tokens=[OOV_TOKENS[feature.type]],
             missing_token=options["missing_token"],
             token_type=ARROW_TYPES[feature.column_kind],
         )
+        if options["counting"] == "approximate":  # bounded state: in the global combine
+            analyzers["approximate_vocabulary"] = ApproximateVocabularyAnalyzer(
+                buckets=APPROXIMATE_BUCKETS_PER_TOKEN * max_tokens, **vocabulary
+            )
+        else:
+            analyzers["vocabulary"] = VocabularyAnalyzer(**vocabulary)
     if feature.type == "text":
         analyzers["text"] = TextAnalyzer(
             options["max_tokens"], options["standardize"], options["split"], options["ngrams"]

@@ -143,3 +143,71 @@ class VocabularyAnalyzer:
 
     def _extra(self, table, total_count):
         return {}
+
+
+class _Sketch:
+    """A Misra-Gries sketch and the number of values it has seen; pickled through the
+    sketch's own serialisation."""
+
+    __slots__ = ("sketch", "total")
+
+    def __init__(self, sketch, total=0):
+        self.sketch = sketch
+        self.total = total
+
+    def __getstate__(self):
+        return (self.sketch.Serialize(), self.total)
+
+    def __setstate__(self, state):
+        from tfx_bsl.sketches import MisraGriesSketch
+
+        self.sketch, self.total = MisraGriesSketch.Deserialize(state[0]), state[1]
+
+
+class ApproximateVocabularyAnalyzer(VocabularyAnalyzer):
+    """The top tokens by approximate counts, in memory bounded by ``buckets`` counters
+    (tfx_bsl's mergeable Misra-Gries sketch), for vocabularies too large to count.
+
+    Each count is an overestimate by at most ``total / buckets`` (tfx_bsl adds back what
+    Misra-Gries subtracted; recorded in the bundle as ``vocabulary_count_error_bound``),
+    so a token whose true count exceeds the k-th largest by more than twice that bound is
+    always kept. ``distinct_count`` is unknown (null).
+    """
+
+    def __init__(self, max_size, buckets, excluded_tokens=(), missing_token=None, token_type=pa.string()):
+        super().__init__(max_size, excluded_tokens, missing_token, token_type)
+        self.buckets = buckets
+
+    def create_accumulator(self):
+        from tfx_bsl.sketches import MisraGriesSketch
+
+        return _Sketch(MisraGriesSketch(self.buckets))
+
+    def add_batch(self, acc, column):
+        if self.missing_token is not None and column.null_count:
+            column = column.fill_null(self.missing_token)
+        values = column.drop_null()
+        if len(values):
+            acc.sketch.AddValues(values)
+            acc.total += len(values)
+        return acc
+
+    def merge_accumulators(self, accs):
+        merged = self.create_accumulator()
+        for acc in accs:
+            merged.sketch.Merge(acc.sketch)
+            merged.total += acc.total
+        return merged
+
+    def finalize(self, acc):
+        estimate = acc.sketch.Estimate()
+        tokens = estimate.field("values")
+        if self.token_type == pa.string():
+            tokens = tokens.cast(pa.string())
+        else:  # the sketch keeps integers as their decimal text
+            tokens = tokens.cast(pa.string()).cast(self.token_type)
+        table = pa.table({"token": tokens, "count": estimate.field("counts").cast(pa.int64())})
+        stats = self.finalize_table(table, None, acc.total)
+        stats["vocabulary_approximate"] = True
+        stats["vocabulary_count_error_bound"] = -(-acc.total // self.buckets)
+        return stats
