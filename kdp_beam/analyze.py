@@ -21,6 +21,7 @@ from kdp_beam.analyzers import DatasetAnalyzer
 from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 
 DEFAULT_VOCABULARY_SHARDS = 32
@@ -140,13 +141,14 @@ class _ShardTokenCounts(beam.DoFn):
         self._buffers = {name: TokenCounts() for name in self._analyzers}
 
     def process(self, batch):
-        for name, column in declared_columns(batch, self._types):
-            table = self._analyzers[name].token_table(column)
-            if table.num_rows:
-                self._buffers[name].add(table)
-        buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
-        if buffered > self._flush_rows:
-            yield from self._flush()
+        if not isinstance(batch, BadRecord):  # those are counted by the global combine
+            for name, column in declared_columns(batch, self._types):
+                table = self._analyzers[name].token_table(column)
+                if table.num_rows:
+                    self._buffers[name].add(table)
+            buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
+            if buffered > self._flush_rows:
+                yield from self._flush()
 
     def finish_bundle(self):
         for element in self._flush():

@@ -26,6 +26,7 @@ from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 MANIFEST = "manifest.json"
 STATISTICS = "statistics.json"
+DEAD_LETTERS = "bad_records"  # directory of the records a skip-mode run left out
 FORMAT_NAME = "kdp_beam artifact bundle"
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -61,12 +62,13 @@ def _vocabulary_bytes(columns):
 # --- writing (runs on a Beam worker; Beam's FileSystems reach local, gs://, s3://) --------
 
 
-def write_bundle(statistics, output_dir, input_description=None):
+def write_bundle(statistics, output_dir, input_description=None, dead_letters=()):
     """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
 
     An existing bundle there is first invalidated (its manifest deleted), so a crash
     mid-way leaves no valid bundle rather than a mix of old and new files.
-    Returns the manifest.
+    `dead_letters`: paths of the files holding the records the run left out, listed in the
+    manifest. Returns the manifest.
     """
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
@@ -91,13 +93,21 @@ def write_bundle(statistics, output_dir, input_description=None):
             write(file_name, _vocabulary_bytes(columns))
             stats["vocabulary_file"] = file_name
         features[name] = stats
-    write(STATISTICS, _json_bytes({"row_count": statistics["row_count"], "features": features}))
+    bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
+    bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
+    write(
+        STATISTICS,
+        _json_bytes(
+            {"row_count": statistics["row_count"], "bad_records": bad, "features": features}
+        ),
+    )
     manifest = {
         "format": FORMAT_NAME,
         "format_version": BUNDLE_FORMAT_VERSION,
         "kdp_beam_version": __version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "row_count": statistics["row_count"],
+        "bad_record_count": bad["count"],
         "input": input_description or {},
         "spec": statistics["spec"],
         "files": files,
@@ -109,12 +119,22 @@ def write_bundle(statistics, output_dir, input_description=None):
     return manifest
 
 
-def WriteArtifacts(output_dir, input_description=None):  # noqa: N802 - reads as a PTransform
-    """PTransform: writes AnalyzeFeatures' single output element as a bundle."""
+def _relative(path, directory):
+    return posixpath.relpath(path.replace(os.sep, "/"), directory.replace(os.sep, "/"))
+
+
+def WriteArtifacts(output_dir, input_description=None, dead_letters=()):  # noqa: N802
+    """PTransform: writes AnalyzeFeatures' single output element as a bundle.
+
+    `dead_letters`: the written dead-letter files, usually a side input, so the manifest is
+    written only once they are."""
     import apache_beam as beam
 
     return "WriteArtifacts" >> beam.Map(
-        write_bundle, output_dir=output_dir, input_description=input_description
+        write_bundle,
+        output_dir=output_dir,
+        input_description=input_description,
+        dead_letters=dead_letters,
     )
 
 
@@ -131,14 +151,17 @@ class Bundle:
         row_count: rows analysed.
         features: {name: statistics}, categorical ones with "vocabulary" and
             "vocabulary_counts" lists read from their files.
+        bad_records: {"count", "by_reason", "files"}: records a skip-mode run left out,
+            and the dead-letter files (relative to the bundle) that hold them.
     """
 
-    def __init__(self, path, manifest, spec, row_count, features):
+    def __init__(self, path, manifest, spec, row_count, features, bad_records=None):
         self.path = path
         self.manifest = manifest
         self.spec = spec
         self.row_count = row_count
         self.features = features
+        self.bad_records = bad_records or {"count": 0, "by_reason": {}, "files": []}
 
     def __repr__(self):
         return f"Bundle({self.path!r}, {self.row_count} rows, {len(self.features)} features)"
@@ -229,4 +252,6 @@ def load_bundle(path):
                 stats[key] = list(column)
         features[name] = stats
     spec = FeatureSpec.from_json(manifest["spec"])
-    return Bundle(path, manifest, spec, statistics["row_count"], features)
+    return Bundle(
+        path, manifest, spec, statistics["row_count"], features, statistics.get("bad_records")
+    )

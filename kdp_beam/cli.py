@@ -33,6 +33,14 @@ def _parser():
         "--fanout", type=int, default=None, help="intermediate keys of the global combine"
     )
     analyze.add_argument(
+        "--on-bad-record",
+        choices=["fail", "skip"],
+        default="fail",
+        help="fail: stop at the first record that cannot be read, naming file, row and "
+        "column (default); skip: leave it out, count it per reason in the bundle and write "
+        "it with its reason to OUTPUT/bad_records/",
+    )
+    analyze.add_argument(
         "--csv-split-size",
         type=int,
         default=None,
@@ -46,7 +54,7 @@ def main(argv=None):
     """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
     args, pipeline_args = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
     from kdp_beam.job import run_analysis
     from kdp_beam.summary import summary_table
 
@@ -59,12 +67,20 @@ def main(argv=None):
             pipeline_args,
             args.fanout,
             args.csv_split_size,
+            args.on_bad_record,
         )
         bundle = load_bundle(args.output)
     except KdpBeamError as e:
         print(f"kdp-beam: error: {e}", file=sys.stderr)
         return 2
     print(summary_table(bundle.features, bundle.row_count), file=sys.stderr)
+    bad = bundle.bad_records
+    if bad["count"]:
+        print(
+            f"{bad['count']:,} bad records left out {bad['by_reason']}, written to "
+            f"{args.output}/{DEAD_LETTERS}/",
+            file=sys.stderr,
+        )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -11,7 +11,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
 from kdp_beam.analyze import AnalyzeFeatures
-from kdp_beam.artifacts import WriteArtifacts
+from kdp_beam.artifacts import DEAD_LETTERS, WriteArtifacts
+from kdp_beam.bad_records import check_policy, is_bad_record
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.io.files import require_matches
@@ -39,17 +40,42 @@ def pipeline_options(pipeline_args):
 
 
 def add_analysis(
-    pipeline, spec, input_pattern, output_dir, input_format=None, fanout=None, csv_split_size=None
+    pipeline,
+    spec,
+    input_pattern,
+    output_dir,
+    input_format=None,
+    fanout=None,
+    csv_split_size=None,
+    on_bad_record="fail",
 ):
-    """Adds the whole job to a pipeline; returns the PCollection of the written manifest."""
+    """Adds the whole job to a pipeline; returns the PCollection of the written manifest.
+
+    Under on_bad_record="skip" the records readers leave out are written as JSON lines
+    under ``<output_dir>/bad_records/`` before the manifest, which lists those files.
+    """
+    check_policy(on_bad_record)
     input_format = input_format or infer_format(input_pattern)
-    description = {"pattern": input_pattern, "format": input_format}
-    options = {} if csv_split_size is None or input_format != "csv" else {"split_size": csv_split_size}
+    description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
+    options = {"on_bad_record": on_bad_record}
+    if csv_split_size is not None and input_format == "csv":
+        options["split_size"] = csv_split_size
+    read = pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
+    dead_letters = (
+        read
+        | "BadRecords" >> beam.Filter(is_bad_record)
+        | "AsJsonLines" >> beam.Map(lambda record: record.to_json_line())
+        | "WriteBadRecords"
+        >> beam.io.WriteToText(
+            FileSystems.join(output_dir, DEAD_LETTERS, "part"),
+            file_name_suffix=".jsonl",
+            skip_if_empty=True,
+        )
+    )
     return (
-        pipeline
-        | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
+        read
         | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout)
-        | WriteArtifacts(output_dir, input_description=description)
+        | WriteArtifacts(output_dir, description, dead_letters=beam.pvalue.AsList(dead_letters))
     )
 
 
@@ -79,6 +105,7 @@ def run_analysis(
     pipeline_args=(),
     fanout=None,
     csv_split_size=None,
+    on_bad_record="fail",
 ):
     """Runs the job to completion and returns what it read and where it wrote.
 
@@ -92,6 +119,8 @@ def run_analysis(
         fanout: intermediate keys of the global combine (None: Beam decides).
         csv_split_size: bytes per unit of work of a large uncompressed CSV file (0: read
             files whole; None: kdp_beam.io.csv.DEFAULT_SPLIT_SIZE).
+        on_bad_record: "fail" (stop at the first bad record, naming it) or "skip" (leave
+            it out, count it per reason in the bundle, write it to <output>/bad_records/).
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,
          "seconds": wall time}
@@ -101,7 +130,9 @@ def run_analysis(
     require_matches(input_pattern)
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
-    add_analysis(pipeline, spec, input_pattern, output_dir, input_format, fanout, csv_split_size)
+    add_analysis(
+        pipeline, spec, input_pattern, output_dir, input_format, fanout, csv_split_size, on_bad_record
+    )
     try:
         result = pipeline.run()
         result.wait_until_finish()

@@ -1,6 +1,7 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 from kdp_beam.analyzers.counts import CountAnalyzer
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.analyzers.dates import DateAnalyzer
 from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
@@ -53,19 +54,21 @@ def missing_count(stats):
 
 
 class DatasetAccumulator:
-    """Rows seen, and per feature (in spec order) one accumulator per analyzer."""
+    """Rows seen, records left out ({reason: count}), and per feature (in spec order) one
+    accumulator per analyzer."""
 
-    __slots__ = ("row_count", "features")
+    __slots__ = ("row_count", "features", "bad_records")
 
-    def __init__(self, row_count, features):
+    def __init__(self, row_count, features, bad_records=None):
         self.row_count = row_count
         self.features = features
+        self.bad_records = bad_records or {}
 
     def __getstate__(self):
-        return (self.row_count, self.features)
+        return (self.row_count, self.features, self.bad_records)
 
     def __setstate__(self, state):
-        self.row_count, self.features = state
+        self.row_count, self.features, self.bad_records = state
 
 
 def token_analyzers(spec):
@@ -120,6 +123,10 @@ class DatasetAnalyzer:
         )
 
     def add_batch(self, acc, batch):
+        """Folds in a RecordBatch, or counts a BadRecord a reader left out."""
+        if isinstance(batch, BadRecord):
+            acc.bad_records[batch.reason] = acc.bad_records.get(batch.reason, 0) + 1
+            return acc
         acc.row_count += batch.num_rows
         columns = declared_columns(batch, self._types)
         for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
@@ -137,7 +144,11 @@ class DatasetAnalyzer:
                     for j, analyzer in enumerate(analyzers.values())
                 ]
             )
-        return DatasetAccumulator(sum(acc.row_count for acc in accs), merged)
+        bad = {}
+        for acc in accs:
+            for reason, count in acc.bad_records.items():
+                bad[reason] = bad.get(reason, 0) + count
+        return DatasetAccumulator(sum(acc.row_count for acc in accs), merged, bad)
 
     def finalize(self, acc):
         features = {}
@@ -147,7 +158,12 @@ class DatasetAnalyzer:
                 stats.update(analyzer.finalize(feature_acc))
             stats["missing_count"] = missing_count(stats)
             features[name] = stats
-        return {"row_count": acc.row_count, "features": features}
+        bad = dict(sorted(acc.bad_records.items()))
+        return {
+            "row_count": acc.row_count,
+            "bad_records": {"count": sum(bad.values()), "by_reason": bad},
+            "features": features,
+        }
 
 
 def analyze_batches(spec, batches):

@@ -1,18 +1,20 @@
 """ReadCsv: sharded CSV files as a stream of typed pyarrow RecordBatches."""
 
-import codecs
 import csv
 import io
 import logging
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
+from kdp_beam import bad_records
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
@@ -20,6 +22,7 @@ from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV text per RecordBatch
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
+SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
 
 _TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
 _LOG = logging.getLogger(__name__)
@@ -42,19 +45,30 @@ class ReadCsv(beam.PTransform):
     Empty fields and NULL_VALUES are null in numeric columns; in string columns an empty
     field is missing (kdp_beam treats "" as null) and every other field is a token.
 
-    Raises InputDataError naming the file, row (1-based, header excluded), line and column
-    for a wrong field count, an unparseable number or a declared column missing from the
-    header.
+    ``on_bad_record="fail"`` (default) raises InputDataError naming the file, row
+    (1-based, header excluded), line and column for a wrong field count, an unparseable
+    number or bad UTF-8. ``"skip"`` emits a kdp_beam.bad_records.BadRecord for each such
+    record instead, in the same PCollection, and reads on: the fast path runs until the
+    first bad record, then that range is re-read record by record after the rows already
+    emitted. An unterminated quote, or a declared column missing from the header, fails in
+    both modes: no record boundary after it can be trusted / the file has no such column.
     """
 
     def __init__(
-        self, file_pattern, spec, block_size=DEFAULT_BLOCK_SIZE, split_size=DEFAULT_SPLIT_SIZE
+        self,
+        file_pattern,
+        spec,
+        block_size=DEFAULT_BLOCK_SIZE,
+        split_size=DEFAULT_SPLIT_SIZE,
+        on_bad_record="fail",
     ):
         super().__init__()
+        bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
         self.block_size = block_size
         self.split_size = split_size
+        self.on_bad_record = on_bad_record
 
     def expand(self, pbegin):
         return (
@@ -62,7 +76,8 @@ class ReadCsv(beam.PTransform):
             | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
             | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadCsvRange" >> beam.ParDo(_ReadCsvRange(self.spec, self.block_size))
+            | "ReadCsvRange"
+            >> beam.ParDo(_ReadCsvRange(self.spec, self.block_size, self.on_bad_record))
         )
 
 
@@ -77,9 +92,10 @@ def byte_ranges(metadata, split_size):
 
 
 class _ReadCsvRange(beam.DoFn):
-    def __init__(self, spec, block_size):
+    def __init__(self, spec, block_size, on_bad_record="fail"):
         self._types = column_types(spec)
         self._block_size = block_size
+        self._skip = on_bad_record == "skip"
 
     def process(self, path_range):
         path, start, end = path_range
@@ -104,16 +120,26 @@ class _ReadCsvRange(beam.DoFn):
             stream = _RecordRange(raw, start, end)
             if stream.owns_nothing:
                 return  # every record of these bytes started in an earlier range
+            rows_done = 0
             try:
                 # pyarrow parses the first block while opening: errors come from here too.
                 for batch in _open_csv(stream, header, start > 0, self._types, self._block_size):
                     progress.add(batch)
+                    rows_done += batch.num_rows
                     yield batch
             except (pa.ArrowInvalid, UnicodeDecodeError) as e:
                 problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
-                raise InputDataError(
-                    problem or locate_bad_record(path, header, self._types, e)
-                ) from None
+                if problem or not self._skip:
+                    raise InputDataError(
+                        problem or locate_bad_record(path, header, self._types, e)
+                    ) from None
+                # Skip mode: this range again, record by record, after the rows emitted.
+                for element in _records_skipping_bad(path, header, start, end, rows_done, self._types):
+                    if not isinstance(element, BadRecord):
+                        progress.add(element)
+                    yield element
+                progress.done()
+                return
         if stream.quotes % 2:
             # pyarrow silently takes an unterminated quote as running to the end of the
             # data. An odd quote count is its only trace, or a range boundary inside a
@@ -194,6 +220,129 @@ class _RecordRange:
         return False
 
 
+def _byte_lines(stream):
+    """The lines (newline kept) of a byte stream that has only read()."""
+    pending = b""
+    while chunk := stream.read(1 << 20):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
+def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False):
+    """The range's records after the first `skip_rows` data rows, parsed one by one with
+    Python's strict csv module: RecordBatches of the good ones, a BadRecord for each bad
+    one (wrong field count, unparseable number, bad UTF-8), in file order; only the first
+    BadRecord with `stop_at_bad` (to name it in an error)."""
+    numeric = {name: (header.index(name), t) for name, t in types.items() if t != pa.string()}
+    indices = [header.index(name) for name in types]
+    with FileSystems.open(path) as raw:
+        stream = _RecordRange(raw, start, end)
+        position, line_number, bad_utf8 = stream.first, 0, False
+
+        def lines():
+            nonlocal position, line_number, bad_utf8
+            for line in _byte_lines(stream):
+                position += len(line)
+                line_number += 1
+                try:
+                    yield line.decode("utf-8-sig" if position == len(line) else "utf-8")
+                except UnicodeDecodeError:
+                    bad_utf8 = True
+                    yield line.decode("utf-8", errors="backslashreplace")
+
+        reader = csv.reader(lines(), strict=True)
+        if start == 0:
+            next(reader, None)  # the header
+        row, good, where = 0, [], []
+        while True:
+            record_offset, record_line, bad_utf8 = position, line_number + 1, False
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise InputDataError(
+                    f"{path}: byte {record_offset}: malformed CSV ({e}), e.g. an unterminated "
+                    "quote. This cannot be skipped: no record boundary after it can be trusted."
+                ) from None
+            if not record:
+                continue  # a blank line, as pyarrow skips it
+            row += 1
+            if row <= skip_rows:
+                continue  # already emitted by the fast path
+            place = dict(
+                byte_offset=record_offset,
+                row=row if start == 0 else None,
+                line=record_line if start == 0 else None,
+            )
+            problem = _record_problem(record, header, numeric, bad_utf8)
+            if problem is not None:
+                reason, detail, column = problem
+                yield BadRecord(path, reason, detail, record, column=column, **place)
+                if stop_at_bad:
+                    return
+                continue
+            if stop_at_bad:
+                continue  # only looking for the first bad record
+            good.append([record[i] for i in indices])
+            where.append((record, place))
+            if len(good) >= SKIP_BATCH_ROWS:
+                yield from _typed_batch(path, good, where, types)
+                good, where = [], []
+        if good:
+            yield from _typed_batch(path, good, where, types)
+
+
+def _record_problem(record, header, numeric, bad_utf8):
+    """(reason, detail, column) for a record the analysis cannot use, else None."""
+    if bad_utf8:
+        return bad_records.BAD_UTF8, "not valid UTF-8", None
+    if len(record) != len(header):
+        detail = f"expected {len(header)} fields as in the header, found {len(record)}"
+        return bad_records.WRONG_FIELD_COUNT, detail, None
+    for name, (index, arrow_type) in numeric.items():
+        if not _parses(record[index], arrow_type):
+            kind = _TYPE_NAMES[arrow_type]
+            detail = f"column {name!r}: cannot read {record[index]!r:.100} as {kind}"
+            return bad_records.UNPARSEABLE_NUMBER, detail, name
+    return None
+
+
+def _typed_batch(path, rows, where, types):
+    """A RecordBatch of good rows typed as declared; a value that Python accepted but
+    pyarrow does not (rare: e.g. non-ASCII digits) becomes a BadRecord, not an error."""
+    columns = {name: pa.array([r[i] for r in rows], pa.string()) for i, name in enumerate(types)}
+    keep = [True] * len(rows)
+    for name, arrow_type in types.items():
+        if arrow_type == pa.string():
+            continue
+        text = columns[name]
+        text = pc.if_else(pc.is_in(text, value_set=pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), text)
+        try:
+            columns[name] = pc.cast(text, arrow_type)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        values = []
+        for i, value in enumerate(text.to_pylist()):  # rare: find the values at fault
+            try:
+                values.append(None if value is None else pc.cast(pa.scalar(value), arrow_type).as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values.append(None)
+                if keep[i]:
+                    keep[i] = False
+                    record, place = where[i]
+                    detail = f"column {name!r}: cannot read {value!r:.100} as a number"
+                    yield BadRecord(path, bad_records.UNPARSEABLE_NUMBER, detail, record, column=name, **place)
+        columns[name] = pa.array(values, arrow_type)
+    batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+    yield batch if all(keep) else batch.filter(pa.array(keep))
+
+
 def _split_problem(path, offset):
     """The message for a range boundary that is not a record boundary (it is inside a
     quoted value with a newline); None when it is one, or for offset 0 / None."""
@@ -257,65 +406,35 @@ def read_header(path):
             raise InputDataError(f"{path}: cannot read the CSV header: {e}") from None
 
 
-def _first_bad_utf8_line(path):
-    """The 1-based line of the first byte that is not UTF-8 (the csv module decodes in
-    chunks, so its row count cannot say)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    with FileSystems.open(path) as stream:
-        while chunk := stream.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as e:
-                return line + chunk.count(b"\n", 0, max(e.start, 0))
-            line += chunk.count(b"\n")
-    return line
-
-
 def _parses(value, arrow_type):
+    """Whether pyarrow reads `value` as the numeric type (None: as a float or an integer)."""
     if value in NULL_VALUES:
         return True
     try:
-        (float if arrow_type == pa.float64() else int)(value)
+        (int if arrow_type == pa.int64() else float)(value)
     except ValueError:
         return False
-    return value == value.strip()  # pyarrow, unlike Python, refuses padded numbers
+    # pyarrow, unlike Python, refuses padded numbers and digit separators.
+    return value == value.strip() and "_" not in value
 
 
 def locate_bad_record(path, header, types, arrow_error):
     """A message naming the file, row, line and column of the first bad record.
 
-    Runs only after pyarrow has failed (its errors lack row numbers): re-reads the file
-    with Python's strict csv module until it finds the record pyarrow could not take.
-    Returns None when `arrow_error` is None and the file has no bad record.
+    Runs only after pyarrow has failed (its errors lack row numbers) or a quote count
+    looked wrong: re-reads the file record by record with Python's strict csv module, as
+    the skip mode does, until it finds the first record it could not take. Returns None
+    when `arrow_error` is None and the file has no bad record.
     """
-    numeric = {
-        header.index(name): (name, t) for name, t in types.items() if t != pa.string()
-    }
-    with FileSystems.open(path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, strict=True)
-        row = 0
-        try:
-            next(reader)
-            for row, record in enumerate(reader, start=1):
-                where = f"{path}: row {row} (line {reader.line_num})"
-                if not record:
-                    continue  # blank lines are skipped, as pyarrow does
-                if len(record) != len(header):
-                    return (
-                        f"{where}: expected {len(header)} fields as in the header, "
-                        f"found {len(record)}: {record!r:.200}"
-                    )
-                for index, (name, arrow_type) in numeric.items():
-                    if not _parses(record[index], arrow_type):
-                        return (
-                            f"{where}, column {name!r}: cannot read {record[index]!r:.100} "
-                            f"as {_TYPE_NAMES[arrow_type]}. Fix the value, or declare the "
-                            "column as a string feature."
-                        )
-        except UnicodeDecodeError as e:
-            return f"{path}: line {_first_bad_utf8_line(path)}: not valid UTF-8 ({e.reason})"
-        except csv.Error as e:
-            return f"{path}: after row {row}: malformed CSV ({e}), e.g. an unterminated quote"
+    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True):
+        if isinstance(element, BadRecord):
+            where = f"{path}: row {element.row} (line {element.line})"
+            if element.reason == bad_records.BAD_UTF8:
+                return f"{path}: line {element.line}: not valid UTF-8"
+            if element.reason == bad_records.UNPARSEABLE_NUMBER:
+                return (
+                    f"{where}, {element.detail}. Fix the value, or declare the column as a "
+                    "string feature."
+                )
+            return f"{where}: {element.detail}: {element.record!r:.200}"
     return None if arrow_error is None else f"{path}: cannot be read as CSV: {arrow_error}"

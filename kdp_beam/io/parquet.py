@@ -22,7 +22,9 @@ class ReadParquet(beam.PTransform):
     before any row of that file is read.
     """
 
-    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS):
+    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail"):
+        # Parquet is typed: it has no record-level errors to skip (on_bad_record accepted
+        # for a uniform reader signature); schema errors fail in both modes.
         super().__init__()
         self.file_pattern = file_pattern
         self.spec = spec

@@ -1,12 +1,15 @@
 """ReadTFRecord: files of serialized tf.Example as typed pyarrow RecordBatches."""
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.tfrecordio import ReadAllFromTFRecord
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
+from kdp_beam import bad_records
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import cast_column, column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles
@@ -27,14 +30,19 @@ class ReadTFRecord(beam.PTransform):
     the declarations: float_list (float32, widened exactly to float64), int64_list,
     bytes_list (must be UTF-8). A feature absent from a record, or with an empty list, is
     missing. Each feature holds at most one value per record: kdp_beam features are
-    scalars, and a record with more raises InputDataError naming the file and feature.
+    scalars, and a record with more raises InputDataError naming the file and feature, as
+    does a record that does not decode with the declared types. Under
+    ``on_bad_record="skip"`` such records become BadRecords (the serialized record kept as
+    hex) and the rest of the batch is read.
     """
 
-    def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS):
+    def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS, on_bad_record="fail"):
         super().__init__()
+        bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
         self.batch_records = batch_records
+        self.on_bad_record = on_bad_record
 
     def expand(self, pbegin):
         return (
@@ -46,7 +54,7 @@ class ReadTFRecord(beam.PTransform):
             >> beam.BatchElements(
                 min_batch_size=self.batch_records, max_batch_size=self.batch_records
             )
-            | "Decode" >> beam.ParDo(_DecodeExamples(self.spec))
+            | "Decode" >> beam.ParDo(_DecodeExamples(self.spec, self.on_bad_record))
         )
 
 
@@ -56,27 +64,52 @@ def _count_file(metadata):
 
 
 class _DecodeExamples(beam.DoFn):
-    def __init__(self, spec):
+    def __init__(self, spec, on_bad_record="fail"):
         self._types = column_types(spec)
+        self._skip = on_bad_record == "skip"
         self._decoder = None
 
     def setup(self):
         schema = schema_pb2.Schema()
         for name, arrow_type in self._types.items():
             schema.feature.add(name=name, type=_SCHEMA_TYPES[arrow_type])
-        self._decoder = ExamplesToRecordBatchDecoder(schema.SerializeToString())
+        self._schema = schema.SerializeToString()
+        self._decoder = ExamplesToRecordBatchDecoder(self._schema)
 
     def process(self, named_records):
         files = [name for name, _ in named_records]
+        records = [record for _, record in named_records]
         try:
-            decoded = self._decoder.DecodeBatch([record for _, record in named_records])
+            decoded = self._decoder.DecodeBatch(records)
         except Exception as e:  # tfx_bsl raises plain RuntimeError/ValueError
-            raise InputDataError(
-                f"cannot decode tf.Example records from {sorted(set(files))[:3]}: {e}. "
-                "Check the feature types against the declarations."
-            ) from None
+            if not self._skip:
+                raise InputDataError(
+                    f"cannot decode tf.Example records from {sorted(set(files))[:3]}: {e}. "
+                    "Check the feature types against the declarations."
+                ) from None
+            decoded, named_records, bad = self._decode_one_by_one(named_records)
+            files = [name for name, _ in named_records]
+            records = [record for _, record in named_records]
+            yield from bad
+        lengths = {name: _value_counts(decoded.column(name)) for name in self._types}
+        too_many = np.zeros(decoded.num_rows, dtype=bool)
+        for name, counts in lengths.items():
+            if counts.size and counts.max() > 1:
+                row = int(np.argmax(counts > 1))
+                if not self._skip:
+                    raise InputDataError(
+                        f"{files[row]}: a record has {counts[row]} values for feature "
+                        f"{name!r}; kdp_beam features hold one value per record. Split the "
+                        "list into features or aggregate it before analysis."
+                    )
+                for row in np.flatnonzero((counts > 1) & ~too_many):
+                    detail = f"feature {name!r} has {counts[row]} values, not one"
+                    yield _bad(files[row], records[row], bad_records.MULTIPLE_VALUES, detail, name)
+                too_many |= counts > 1
+        if too_many.any():
+            decoded = decoded.filter(pa.array(~too_many))
         columns = [
-            _scalar_column(decoded.column(name), arrow_type, name, files)
+            _scalar_column(decoded.column(name), arrow_type, name, files[0] if files else "")
             for name, arrow_type in self._types.items()
         ]
         batch = pa.RecordBatch.from_arrays(columns, names=list(self._types))
@@ -84,17 +117,32 @@ class _DecodeExamples(beam.DoFn):
         READ_METRICS.rows.inc(batch.num_rows)
         yield batch
 
+    def _decode_one_by_one(self, named_records):
+        """The batch decoded without the records that fail alone: (decoded, the good
+        (file, record) pairs, a BadRecord for each other)."""
+        good, bad = [], []
+        for name, record in named_records:
+            try:
+                ExamplesToRecordBatchDecoder(self._schema).DecodeBatch([record])
+                good.append((name, record))
+            except Exception as e:
+                bad.append(_bad(name, record, bad_records.WRONG_TYPE, str(e)[:300], None))
+        # A decoder that raised keeps partial state: decode with a fresh one.
+        self._decoder = ExamplesToRecordBatchDecoder(self._schema)
+        return self._decoder.DecodeBatch([record for _, record in good]), good, bad
 
-def _scalar_column(lists, arrow_type, name, files):
-    """One value (or null) per record from a column of value lists."""
-    lengths = pc.list_value_length(lists).fill_null(0)
-    if len(lists) and pc.max(lengths).as_py() > 1:
-        row = pc.index(pc.greater(lengths, 1), True).as_py()
-        raise InputDataError(
-            f"{files[row]}: a record has {lengths[row].as_py()} values for feature {name!r}; "
-            "kdp_beam features hold one value per record. Split the list into features "
-            "or aggregate it before analysis."
-        )
+
+def _bad(file, record, reason, detail, column):
+    return BadRecord(file, reason, detail, record.hex(), column=column)
+
+
+def _value_counts(lists):
+    """Values per record (0 for an absent feature)."""
+    return pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+
+
+def _scalar_column(lists, arrow_type, name, where):
+    """One value (or null) per record from a column of value lists of at most one."""
     null = pa.scalar(None, lists.type)
-    lists = pc.if_else(pc.equal(lengths, 0), null, lists)
-    return cast_column(pc.list_element(lists, 0), arrow_type, name, files[0] if files else "")
+    lists = pc.if_else(pc.equal(pc.list_value_length(lists).fill_null(0), 0), null, lists)
+    return cast_column(pc.list_element(lists, 0), arrow_type, name, where)

@@ -1,0 +1,189 @@
+"""--on-bad-record=skip: bad records are left out, counted per reason and kept; the
+statistics equal those of the good records alone."""
+
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import tensorflow as tf
+
+from kdp_beam.analyzers import analyze_batches
+from kdp_beam.artifacts import load_bundle
+from kdp_beam.errors import InputDataError
+from kdp_beam.job import run_analysis
+from kdp_beam.spec import FeatureSpec
+
+SPEC = FeatureSpec(
+    {
+        "x": "float_normalized",
+        "n": {"type": "integer_categorical"},
+        "name": {"type": "string_categorical"},
+        "empty": "float",
+    }
+)
+GOOD = [("1.5", "3", "a"), ("nan", "4", "b"), ("inf", "3", "é"), ("", "", "")]
+BAD = [
+    ("2.5,7,a,,extra\n", "wrong_field_count"),
+    ("oops,3,a,\n", "unparseable_number"),
+    ("1_000,3,a,\n", "unparseable_number"),  # Python reads it; pyarrow and kdp_beam do not
+    ("2.5,3.5,a,\n", "unparseable_number"),  # not an integer
+    (b"2.5,3,b\xff\xfe,\n", "bad_utf8"),
+]
+
+
+def write_dirty_csv(path, repeat=40):
+    """Good rows with bad ones spliced in; returns the good rows, in order."""
+    good_rows = []
+    with open(path, "wb") as f:
+        f.write(b"x,n,name,empty\n")
+        for i in range(repeat):
+            for x, n, name in GOOD:
+                f.write(f"{x},{n},{name if name else ''},\n".encode())
+                good_rows.append((x, n, name))
+            bad, _ = BAD[i % len(BAD)]
+            f.write(bad if isinstance(bad, bytes) else bad.encode())
+        f.write(("9," * 2 + "long" + "z" * 100_000 + ",\n").encode())
+        good_rows.append(("9", "9", "long" + "z" * 100_000))
+    return good_rows
+
+
+def clean_statistics(good_rows):
+    """The statistics of the good rows, from a table built without any CSV reader."""
+    number = lambda v, kind: None if v == "" else kind(v)  # noqa: E731
+    table = pa.table(
+        {
+            "x": pa.array([number(x, float) for x, _, _ in good_rows], pa.float64()),
+            "n": pa.array([number(n, int) for _, n, _ in good_rows], pa.int64()),
+            "name": pa.array([name for _, _, name in good_rows], pa.string()),
+            "empty": pa.array([None] * len(good_rows), pa.float64()),
+        }
+    )
+    return analyze_batches(SPEC, table.to_batches(max_chunksize=50))["features"]
+
+
+def dead_letters(bundle):
+    records = []
+    for name in bundle.bad_records["files"]:
+        with open(os.path.join(bundle.path, name), encoding="utf-8") as f:
+            records += [json.loads(line) for line in f]
+    return records
+
+
+def assert_statistics_equal(found, expected):
+    for name, stats in expected.items():
+        for key, value in stats.items():
+            if isinstance(value, float) and not math.isnan(value):
+                assert found[name][key] == pytest.approx(value, rel=1e-12), (name, key)
+            else:
+                assert found[name][key] == value, (name, key)
+
+
+@pytest.mark.parametrize("split_size", [0, 700], ids=["whole", "byte_ranges"])
+def test_csv_skip_keeps_counts_and_writes_every_bad_record(tmp_path, split_size):
+    path = tmp_path / "dirty.csv"
+    good_rows = write_dirty_csv(path)
+    summary = run_analysis(
+        SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip", csv_split_size=split_size
+    )
+    bundle = load_bundle(str(tmp_path / "b"))
+    assert summary["rows_read"] == bundle.row_count == len(good_rows)
+    assert_statistics_equal(bundle.features, clean_statistics(good_rows))
+    expected_reasons = {}
+    for i in range(40):
+        reason = BAD[i % len(BAD)][1]
+        expected_reasons[reason] = expected_reasons.get(reason, 0) + 1
+    assert bundle.bad_records["by_reason"] == expected_reasons
+    assert bundle.bad_records["count"] == bundle.manifest["bad_record_count"] == 40
+    letters = dead_letters(bundle)
+    assert sorted(r["reason"] for r in letters) == sorted(BAD[i % len(BAD)][1] for i in range(40))
+    data = path.read_bytes()
+    for letter in letters:
+        assert letter["file"] == str(path)
+        # The byte offset points at the record in the file; nothing of it is lost.
+        line_end = data.index(b"\n", letter["byte_offset"])
+        raw = data[letter["byte_offset"] : line_end]
+        if letter["reason"] == "bad_utf8":
+            assert raw.decode("utf-8", errors="backslashreplace") == ",".join(letter["record"])
+        else:
+            assert raw.decode() == ",".join(letter["record"])
+        if split_size == 0:  # read whole: rows and lines count from the file's start
+            assert data.count(b"\n", 0, letter["byte_offset"]) + 1 == letter["line"]
+            assert letter["row"] == letter["line"] - 1
+    unparseable = [r for r in letters if r["reason"] == "unparseable_number"]
+    assert {r["column"] for r in unparseable} == {"x", "n"}
+
+
+def test_fail_is_the_default_and_names_the_first_bad_record(tmp_path):
+    path = tmp_path / "dirty.csv"
+    write_dirty_csv(path)
+    with pytest.raises(InputDataError, match=r"dirty\.csv: row 5 \(line 6\): expected 4 fields"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"))
+    assert not os.path.exists(tmp_path / "b" / "manifest.json")
+
+
+def test_an_unterminated_quote_fails_even_when_skipping(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('x,n,name,empty\n1,2,a,\n2,3,"b,\n3,4,c,\n4,5,oops,x\n')
+    with pytest.raises(InputDataError, match="unterminated quote"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
+
+
+def test_jsonl_skip(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = ['{"x": 1.5, "n": 3, "name": "a"}', "{not json", '[1, 2]', '{"x": "two", "n": 1}',
+             '{"x": 2.5, "n": 4}', "", '{"x": 3.5, "n": 3.5}', '{"x": 4.5, "name": "b", "other": 1}']
+    path.write_text("\n".join(lines) + "\n")
+    run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
+    bundle = load_bundle(str(tmp_path / "b"))
+    assert bundle.row_count == 3
+    assert bundle.bad_records["by_reason"] == {"not_json": 2, "wrong_type": 2}
+    assert bundle.features["x"]["mean"] == pytest.approx((1.5 + 2.5 + 4.5) / 3)
+    assert sorted(r["line"] for r in dead_letters(bundle)) == [2, 3, 4, 7]
+    with pytest.raises(InputDataError, match=r"d\.jsonl: line 2: not valid JSON"):
+        run_analysis(SPEC, str(path), str(tmp_path / "c"))
+
+
+def test_tfrecord_skip(tmp_path):
+    path = tmp_path / "d.tfrecord"
+
+    def example(**features):
+        return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+    floats = lambda *v: tf.train.Feature(float_list=tf.train.FloatList(value=v))  # noqa: E731
+    ints = lambda *v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))  # noqa: E731
+    records = [
+        example(x=floats(1.0), n=ints(3)),
+        example(x=floats(1.0, 2.0), n=ints(3)),  # a list, not a scalar
+        example(x=ints(7), n=ints(3)),  # an int64_list where floats are declared
+        example(x=floats(3.0)),
+    ]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
+    bundle = load_bundle(str(tmp_path / "b"))
+    assert bundle.row_count == 2 and bundle.features["x"]["mean"] == 2.0
+    assert bundle.bad_records["by_reason"] == {"multiple_values": 1, "wrong_type": 1}
+    kept = {bytes.fromhex(r["record"]) for r in dead_letters(bundle)}
+    assert kept == {records[1], records[2]}
+
+
+def test_cli_skip_reports_what_it_left_out(tmp_path):
+    path = tmp_path / "dirty.csv"
+    write_dirty_csv(path, repeat=5)
+    features = tmp_path / "features.json"
+    features.write_text(json.dumps(SPEC.to_json()))
+    done = subprocess.run(
+        [sys.executable, "-m", "kdp_beam", "analyze", "--features", str(features), "--input",
+         str(path), "--output", str(tmp_path / "b"), "--on-bad-record", "skip"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "5 bad records left out" in done.stderr
+    assert glob.glob(str(tmp_path / "b" / "bad_records" / "*.jsonl"))
