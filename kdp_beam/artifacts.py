@@ -20,7 +20,7 @@ import os
 import posixpath
 import re
 
-from kdp_beam.errors import BundleError
+from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.spec import FeatureSpec
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
@@ -194,7 +194,9 @@ def load_bundle(path):
     """Reads and verifies a bundle; raises BundleError naming the file that is wrong.
 
     Checks: the manifest exists and is a kdp_beam manifest of a readable format version;
-    every listed file exists with the recorded size and sha256; the spec is valid.
+    every listed file exists with the recorded size and sha256; the spec is valid; the
+    statistics have the shape and types this version writes (so a consistently edited
+    bundle fails here, not later inside Keras). Never runs code from the bundle.
     """
     manifest_path = _join(path, MANIFEST)
     try:
@@ -208,17 +210,42 @@ def load_bundle(path):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{manifest_path} is not a kdp_beam bundle manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > BUNDLE_FORMAT_VERSION:
         raise BundleError(
             f"{path} has bundle format version {version!r}, written by kdp_beam "
             f"{manifest.get('kdp_beam_version')}; this kdp_beam {__version__} reads format "
             f"versions up to {BUNDLE_FORMAT_VERSION}. Upgrade kdp_beam to at least "
             f"{manifest.get('kdp_beam_version')}."
         )
+    contents = _verified_files(path, manifest)
+    try:
+        spec = FeatureSpec.from_json(manifest.get("spec"))
+    except (SpecError, TypeError, AttributeError, ValueError) as e:
+        raise BundleError(f"{manifest_path}: the declarations are not valid ({e})") from None
+    try:
+        statistics = _parse_json(contents[STATISTICS], _join(path, STATISTICS))
+        features = {name: _with_vocabulary(path, dict(stats), contents) for name, stats in statistics["features"].items()}
+        row_count, bad = statistics["row_count"], statistics.get("bad_records")
+        _check_statistics(spec, features, row_count)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+        raise BundleError(
+            f"{_join(path, STATISTICS)}: not the statistics this kdp_beam writes "
+            f"({type(e).__name__}: {e}); the bundle was edited or is damaged"
+        ) from None
+    return Bundle(path, manifest, spec, row_count, features, bad)
+
+
+def _verified_files(path, manifest):
+    """{name: bytes} of every file the manifest lists, each checked against its sha256."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or STATISTICS not in files:
+        raise BundleError(f"{_join(path, MANIFEST)} does not list {STATISTICS}")
     contents = {}
-    for name, expected in manifest.get("files", {}).items():
+    for name, expected in files.items():
         _check_relative(name, path)
         file_path = _join(path, name)
+        if not isinstance(expected, dict):
+            raise BundleError(f"{_join(path, MANIFEST)}: no size and sha256 for {name!r}")
         try:
             data = _read_bytes(file_path)
         except (FileNotFoundError, OSError, IOError) as e:
@@ -231,27 +258,62 @@ def load_bundle(path):
                 "edited or partially written. Re-run the analysis."
             )
         contents[name] = data
-    if STATISTICS not in contents:
-        raise BundleError(f"{manifest_path} does not list {STATISTICS}")
-    statistics = _parse_json(contents[STATISTICS], _join(path, STATISTICS))
-    features = {}
-    for name, stats in statistics["features"].items():
-        stats = dict(stats)
-        file_name = stats.get("vocabulary_file")
-        if file_name is not None:
-            if file_name not in contents:
-                raise BundleError(f"{path}: {file_name} is used but not listed in the manifest")
-            rows = [
-                _parse_json(line, _join(path, file_name))
-                for line in contents[file_name].splitlines()
-            ]
-            width = len(rows[0]) if rows else 2
-            if not all(isinstance(row, list) and len(row) == width for row in rows):
-                raise BundleError(f"{_join(path, file_name)}: rows of different lengths")
-            for key, column in zip(VOCABULARY_COLUMNS[:width], zip(*rows) if rows else [[]] * width):
-                stats[key] = list(column)
-        features[name] = stats
-    spec = FeatureSpec.from_json(manifest["spec"])
-    return Bundle(
-        path, manifest, spec, statistics["row_count"], features, statistics.get("bad_records")
-    )
+    return contents
+
+
+def _with_vocabulary(path, stats, contents):
+    file_name = stats.get("vocabulary_file")
+    if file_name is None:
+        return stats
+    if file_name not in contents:
+        raise BundleError(f"{path}: {file_name} is used but not listed in the manifest")
+    rows = [_parse_json(line, _join(path, file_name)) for line in contents[file_name].splitlines()]
+    width = len(rows[0]) if rows else 2
+    if width not in (2, 3) or not all(isinstance(row, list) and len(row) == width for row in rows):
+        raise BundleError(f"{_join(path, file_name)}: every line must be [token, count(, documents)]")
+    for key, column in zip(VOCABULARY_COLUMNS[:width], zip(*rows) if rows else [[]] * width):
+        stats[key] = list(column)
+    return stats
+
+
+_COUNT_KEYS = ("count", "null_count", "missing_count", "nan_count", "inf_count", "value_count")
+_NUMBER_KEYS = ("mean", "variance", "min", "max", "year_mean", "year_variance")
+
+
+def _check_statistics(spec, features, row_count):
+    """Raises ValueError/TypeError when the statistics do not have the written shape."""
+    if list(features) != list(spec.features):
+        raise ValueError(f"features {list(features)} differ from the declarations {list(spec.features)}")
+    if not _is_count(row_count):
+        raise TypeError(f"row_count {row_count!r}")
+    for name, stats in features.items():
+        if stats.get("type") != spec.features[name].type:
+            raise ValueError(f"feature {name!r} has type {stats.get('type')!r}")
+        for key in _COUNT_KEYS:
+            if key in stats and not _is_count(stats[key]):
+                raise TypeError(f"feature {name!r}: {key} {stats[key]!r}")
+        for key in _NUMBER_KEYS:
+            value = stats.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"feature {name!r}: {key} {value!r}")
+        boundaries = stats.get("bin_boundaries")
+        if boundaries is not None and (
+            not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in boundaries)
+            or list(boundaries) != sorted(boundaries)
+        ):
+            raise ValueError(f"feature {name!r}: bin_boundaries {boundaries!r:.100}")
+        if "vocabulary" in stats:
+            kind = spec.features[name].column_kind
+            token_ok = (lambda t: isinstance(t, str)) if kind == "string" else _is_integer
+            if not all(token_ok(t) for t in stats["vocabulary"]) or not all(
+                _is_count(c) for c in stats["vocabulary_counts"]
+            ):
+                raise TypeError(f"feature {name!r}: vocabulary tokens or counts of the wrong type")
+
+
+def _is_integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_count(value):
+    return _is_integer(value) and value >= 0

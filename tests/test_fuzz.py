@@ -1,0 +1,214 @@
+"""Fuzzing: random and mutated input ends in a result or a clear kdp_beam error, never a
+crash, a hang or wrong statistics."""
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from kdp_beam.analyzers import analyze_batches
+from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
+from kdp_beam.bad_records import BadRecord
+from kdp_beam.errors import BundleError, InputDataError
+from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange
+from kdp_beam.spec import FeatureSpec
+
+SPEC = FeatureSpec(
+    {
+        "x": "float_normalized",
+        "q": {"type": "float_discretized", "num_bins": 3},
+        "n": "integer_categorical",
+        "s": {"type": "string_categorical", "max_tokens": 4},
+        "t": {"type": "text", "max_tokens": 6},
+        "d": "date",
+    }
+)
+FUZZ = settings(max_examples=150, deadline=5000, suppress_health_check=list(HealthCheck))
+
+
+# --- the bundle loader --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_bundle(tmp_path_factory):
+    table = pa.table(
+        {
+            "x": [1.5, 2.5, None, 4.0],
+            "q": [1.0, 2.0, 3.0, 4.0],
+            "n": [1, 2, 2, 2**40],
+            "s": ["a", "b\n", "", "ü"],
+            "t": ["the cat", "a dog", "", "cat"],
+            "d": ["2024-01-02", "bad", "2020-12-31T10:00:00", None],
+        }
+    )
+    statistics = analyze_batches(SPEC, [table.to_batches()[0]])
+    directory = str(tmp_path_factory.mktemp("bundle"))
+    write_bundle({"spec": SPEC.to_json(), **statistics}, directory)
+    load_bundle(directory)  # valid to begin with
+    return directory
+
+
+def copy_bundle(source, target):
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return target
+
+
+def resign(directory, name):
+    """Updates the manifest's size and sha256 of `name`, as a careless editor would."""
+    manifest_path = os.path.join(directory, MANIFEST)
+    manifest = json.load(open(manifest_path, encoding="utf-8"))
+    data = open(os.path.join(directory, *name.split("/")), "rb").read()
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    open(manifest_path, "w", encoding="utf-8").write(json.dumps(manifest))
+
+
+def load_outcome(directory):
+    try:
+        return load_bundle(directory)
+    except BundleError as e:
+        return e
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_bundle_files_load_or_fail_clearly(good_bundle, tmp_path_factory, data):
+    directory = copy_bundle(good_bundle, str(tmp_path_factory.mktemp("m")))
+    names = sorted(
+        os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/")
+        for root, _, files in os.walk(directory)
+        for f in files
+    )
+    name = data.draw(st.sampled_from(names))
+    path = os.path.join(directory, *name.split("/"))
+    original = open(path, "rb").read()
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
+    at = data.draw(st.integers(0, max(len(original) - 1, 0)))
+    if kind == "flip":
+        mutated = original[:at] + bytes([original[at] ^ data.draw(st.integers(1, 255))]) + original[at + 1 :]
+    elif kind == "truncate":
+        mutated = original[:at]
+    else:
+        mutated = original[:at] + data.draw(st.binary(min_size=1, max_size=8)) + original[at:]
+    assume(mutated != original)
+    open(path, "wb").write(mutated)
+    resigned = name != MANIFEST and data.draw(st.booleans())
+    if resigned:
+        resign(directory, name)
+    outcome = load_outcome(directory)
+    if name != MANIFEST and not resigned:
+        assert isinstance(outcome, BundleError) and name in str(outcome)  # checksums catch it
+    assert isinstance(outcome, (BundleError, type(load_bundle(good_bundle))))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**63) | st.floats() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    max_leaves=6,
+)
+
+
+def json_paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from json_paths(child, prefix + (key,))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from json_paths(child, prefix + (i,))
+
+
+@FUZZ
+@given(data=st.data())
+def test_consistently_edited_statistics_and_manifests_fail_clearly(good_bundle, tmp_path_factory, data):
+    directory = copy_bundle(good_bundle, str(tmp_path_factory.mktemp("e")))
+    name = data.draw(st.sampled_from(["statistics.json", MANIFEST]))
+    path = os.path.join(directory, name)
+    document = json.load(open(path, encoding="utf-8"))
+    where = data.draw(st.sampled_from(list(json_paths(document))[1:]))
+    edited = copy.deepcopy(document)
+    parent = edited
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = data.draw(JSON_VALUES)
+    open(path, "w", encoding="utf-8").write(json.dumps(edited))
+    if name != MANIFEST:
+        resign(directory, name)
+    outcome = load_outcome(directory)  # never KeyError, TypeError, ... from the loader
+    assert isinstance(outcome, (BundleError, type(load_bundle(good_bundle))))
+
+
+# --- the CSV reader -----------------------------------------------------------------------
+
+CSV_SPEC = FeatureSpec({"x": "float_normalized", "n": "integer_categorical", "s": "string_categorical"})
+VALID = 'x,n,s\n1.5,1,a\n,2,"b,c"\n-3e2,3,"q""uote"\n4,,\n'
+PIECES = [b'"', b",", b"\n", b"\r\n", b"\xff", b"\xc3", b"1", b"e", b"nan", b"NA", b" ", b"x", b"-", b"\x00"]
+
+
+def python_rows(data):
+    """An independent reading: Python's csv module over the decoded text (None when it
+    cannot: bad UTF-8 or malformed quoting)."""
+    try:
+        text = data.decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return [r for r in rows[1:] if r]
+
+
+def to_number(value, kind):
+    if value in NULL_VALUES:
+        return None
+    return kind(value)
+
+
+@FUZZ
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete"]), st.sampled_from(PIECES)),
+        max_size=4,
+    ),
+    skip=st.booleans(),
+)
+def test_mutated_csv_reads_right_or_fails_clearly(tmp_path_factory, edits, skip):
+    data = VALID.encode()
+    for position, kind, piece in edits:
+        at = position % (len(data) + 1)
+        data = data[:at] + piece + data[at:] if kind == "insert" else data[:at] + data[at + 2 :]
+    path = str(tmp_path_factory.mktemp("csv") / "f.csv")
+    open(path, "wb").write(data)
+    reader = _ReadCsvRange(CSV_SPEC, 64, "skip" if skip else "fail")
+    try:
+        elements = list(reader.process((path, 0, None)))
+    except InputDataError:
+        event("clear error")
+        return  # a clear error, naming the file
+    batches = [e for e in elements if not isinstance(e, BadRecord)]
+    bad = [e for e in elements if isinstance(e, BadRecord)]
+    assert skip or not bad
+    rows = python_rows(data)
+    if rows is None or (bad and any(b.reason == "bad_utf8" for b in bad)):
+        return  # the independent reader cannot decode it: nothing to compare
+    table = pa.Table.from_batches(batches) if batches else None
+    got_rows = table.num_rows if table is not None else 0
+    assert got_rows + len(bad) == len(rows)  # every record is read or kept
+    event("rows counted")
+    if bad or table is None:
+        return
+    event("values compared")
+    # Read right: the same values as the independent reading.
+    first = data.decode("utf-8-sig").splitlines()[0].split(",")
+    if first != ["x", "n", "s"]:
+        return
+    assert table.column("x").to_pylist() == pytest.approx([to_number(r[0], float) for r in rows], nan_ok=True)
+    assert table.column("n").to_pylist() == [to_number(r[1], int) for r in rows]
+    assert table.column("s").to_pylist() == [r[2] for r in rows]

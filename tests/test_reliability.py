@@ -1,0 +1,126 @@
+"""Bundles: atomic writes under a kill, safe names, verified loads."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+
+import kdp_beam
+from kdp_beam.analyzers import analyze_batches
+from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.errors import BundleError
+from kdp_beam.spec import FeatureSpec
+
+WRITER = """
+import json, sys
+import apache_beam.io.filesystems  # imported first, so "writing" means writing
+from kdp_beam.artifacts import write_bundle
+statistics = json.load(open(sys.argv[1]))
+print("writing", flush=True)
+write_bundle(statistics, sys.argv[2])
+print("done", flush=True)
+"""
+
+
+def statistics(rows, tokens, seed):
+    spec = FeatureSpec({"x": "float_normalized", "user": "string_categorical"})
+    rng = np.random.default_rng(seed)
+    table = pa.table({"x": rng.normal(size=rows), "user": [f"user-{i}" for i in rng.integers(0, tokens, rows)]})
+    return {"spec": spec.to_json(), **analyze_batches(spec, table.to_batches(max_chunksize=1 << 16))}
+
+
+def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_none(tmp_path):
+    previous = statistics(1000, 50, seed=1)
+    new = statistics(1_500_000, 1_000_000, seed=2)  # a ~20 MB vocabulary: a slow write
+    new_path = tmp_path / "new.json"
+    new_path.write_text(json.dumps(new))
+    reference = str(tmp_path / "reference")
+    write_bundle(previous, reference)
+    outcomes = []
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, None):
+        target = str(tmp_path / "bundle")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(reference, target)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(new_path), target], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout.readline().strip() == "writing"
+        if delay is None:
+            writer.wait()
+        else:
+            time.sleep(delay)
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+        try:
+            bundle = load_bundle(target)
+        except BundleError:
+            outcomes.append("none")
+            continue
+        # Whatever loads is one of the two bundles, whole.
+        if bundle.row_count == previous["row_count"]:
+            outcomes.append("previous")
+            assert bundle.features["user"]["vocabulary"] == previous["features"]["user"]["vocabulary"]
+        else:
+            outcomes.append("new")
+            assert bundle.row_count == new["row_count"]
+            assert bundle.features["user"]["vocabulary"] == new["features"]["user"]["vocabulary"]
+    assert outcomes[-1] == "new"  # the writer that was not killed finished
+    assert "none" in outcomes, outcomes  # some kill landed mid-write, leaving no bundle
+
+
+def test_feature_names_never_become_paths_outside_the_bundle(tmp_path):
+    names = ["../../escape", "a/b", "/abs", "with space", "ünï😀", "x" * 1000, "..", ".", "C:\\win"]
+    spec = FeatureSpec({name: "string_categorical" for name in names})
+    table = pa.table({name: [f"v{i}", "w"] for i, name in enumerate(names)})
+    stats = {"spec": spec.to_json(), **analyze_batches(spec, table.to_batches())}
+    bundle_dir = tmp_path / "inner" / "bundle"
+    manifest = write_bundle(stats, str(bundle_dir))
+    written = {
+        os.path.relpath(os.path.join(root, f), bundle_dir)
+        for root, _, files in os.walk(tmp_path)
+        for f in files
+    }
+    assert all(not path.startswith("..") for path in written)  # nothing outside the bundle
+    assert len(manifest["files"]) == len(names) + 1 and len(set(manifest["files"])) == len(names) + 1
+    bundle = load_bundle(str(bundle_dir))
+    for i, name in enumerate(names):
+        assert bundle.features[name]["vocabulary"] == ["w", f"v{i}"]
+
+
+def test_a_manifest_naming_a_path_outside_the_bundle_is_refused(tmp_path):
+    stats = statistics(10, 3, seed=0)
+    write_bundle(stats, str(tmp_path / "b"))
+    manifest_path = tmp_path / "b" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../outside.json"] = {"sha256": "0" * 64, "bytes": 1}
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        load_bundle(str(tmp_path / "b"))
+    except BundleError as e:
+        assert "unsafe file path '../outside.json'" in str(e)
+    else:
+        raise AssertionError("loaded a bundle naming ../outside.json")
+
+
+def test_saved_models_load_in_keras_safe_mode(tmp_path):
+    import keras
+
+    fs = kdp_beam.FeatureSpace(
+        {
+            "d": kdp_beam.FeatureSpace.date(missing_indicator=True),
+            "t": kdp_beam.FeatureSpace.text(max_tokens=5),
+            "x": kdp_beam.FeatureSpace.float_normalized(missing_indicator=True),
+        }
+    )
+    fs.adapt({"d": ["2024-01-01", "bad"], "t": ["a b", "b"], "x": [1.0, np.nan]})
+    fs.save(str(tmp_path / "fs.keras"))
+    # safe_mode=True (the default) refuses lambdas and arbitrary code: ours is config only.
+    loaded = keras.models.load_model(str(tmp_path / "fs.keras"), safe_mode=True)
+    data = {"d": ["2024-01-01", None], "t": ["a", None], "x": [None, 2.0]}
+    np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(fs(data)))
