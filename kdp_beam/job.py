@@ -16,6 +16,7 @@ from kdp_beam.bad_records import check_policy, is_bad_record
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.io.files import require_matches
+from kdp_beam.io.preflight import check_schemas
 from kdp_beam.spec import FeatureSpec
 
 # Beam's default DirectRunner first tries to download the Prism runner; the FnApiRunner is
@@ -128,6 +129,7 @@ def run_analysis(
     if not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
     require_matches(input_pattern)
+    check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
     add_analysis(

@@ -124,3 +124,22 @@ def test_saved_models_load_in_keras_safe_mode(tmp_path):
     loaded = keras.models.load_model(str(tmp_path / "fs.keras"), safe_mode=True)
     data = {"d": ["2024-01-01", None], "t": ["a", None], "x": [None, 2.0]}
     np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(fs(data)))
+
+
+def test_schema_problems_fail_before_the_job_starts(tmp_path):
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+    import pytest
+
+    from kdp_beam.errors import InputDataError
+    from kdp_beam.job import run_analysis
+
+    (tmp_path / "csv").mkdir()
+    pa_csv.write_csv(pa.table({"x": [1.0], "name": ["a"]}), str(tmp_path / "csv" / "a.csv"))
+    pa_csv.write_csv(pa.table({"x": [1.0]}), str(tmp_path / "csv" / "b.csv"))
+    spec = FeatureSpec({"x": "float", "name": "string_categorical"})
+    with pytest.raises(InputDataError, match=r"b\.csv: declared column\(s\) \['name'\] are not in the CSV header \['x'\].*before the job started"):
+        run_analysis(spec, str(tmp_path / "csv" / "*.csv"), str(tmp_path / "o"))
+    pq.write_table(pa.table({"x": [1.5], "name": ["a"]}), str(tmp_path / "p.parquet"))
+    with pytest.raises(InputDataError, match=r"p\.parquet: column 'x' is double, which cannot be read as the declared int64.*before"):
+        run_analysis(FeatureSpec({"x": "integer_categorical"}), str(tmp_path / "p.parquet"), str(tmp_path / "o"))
