@@ -21,6 +21,7 @@ from kdp_beam.analyzers import DatasetAnalyzer
 from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
+from kdp_beam.artifacts import write_token_state
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 
@@ -66,11 +67,14 @@ class AnalyzeFeatures(beam.PTransform):
         vocabulary_shards: how many keys token counts are spread over.
     """
 
-    def __init__(self, spec, fanout=None, vocabulary_shards=DEFAULT_VOCABULARY_SHARDS):
+    def __init__(
+        self, spec, fanout=None, vocabulary_shards=DEFAULT_VOCABULARY_SHARDS, state_dir=None
+    ):
         super().__init__()
         self.spec = spec
         self.fanout = fanout
         self.vocabulary_shards = vocabulary_shards
+        self.state_dir = state_dir
 
     def expand(self, batches):
         combine = beam.CombineGlobally(
@@ -80,21 +84,73 @@ class AnalyzeFeatures(beam.PTransform):
             combine = combine.with_fanout(self.fanout)
         statistics = batches | "CombineStatistics" >> combine
         if token_analyzers(self.spec):
-            vocabularies = batches | "CountTokens" >> CountTokens(self.spec, self.vocabulary_shards)
+            summed = batches | "SumTokens" >> SumTokens(self.spec, self.vocabulary_shards)
+            vocabularies = summed | "RankTokens" >> RankTokens(self.spec)
+            state_files = []
+            if self.state_dir is not None:  # each shard's full counts, written by its worker
+                names = list(self.spec.features)
+                state_files = summed | "WriteTokenState" >> beam.MapTuple(
+                    lambda key, table: write_token_state(
+                        self.state_dir, names.index(key[0]), key[0], key[1], table
+                    )
+                )
+                state_files = beam.pvalue.AsList(state_files)
             statistics = statistics | "AttachVocabularies" >> beam.Map(
                 _attach_vocabularies,
                 analyzers=token_analyzers(self.spec),
                 vocabularies=beam.pvalue.AsDict(vocabularies),
+                state_files=state_files,
             )
         spec_json = self.spec.to_json()
         return statistics | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
 
 
-def _attach_vocabularies(statistics, analyzers, vocabularies):
+def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):
     for name, analyzer in analyzers.items():
         found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
         statistics["features"][name].update(found)
+    statistics["state_files"] = dict(state_files)
     return statistics
+
+
+class SumTokens(beam.PTransform):
+    """PCollection[RecordBatch] -> PCollection[((feature name, shard), token-count table)]:
+    each shard's exact counts, summed on the worker that got the shard."""
+
+    def __init__(self, spec, shards=DEFAULT_VOCABULARY_SHARDS, flush_rows=FLUSH_ROWS):
+        super().__init__()
+        self.spec = spec
+        self.shards = shards
+        self.flush_rows = flush_rows
+
+    def expand(self, batches):
+        return (
+            batches
+            | "ShardTokenCounts"
+            >> beam.ParDo(_ShardTokenCounts(self.spec, self.shards, self.flush_rows))
+            # A plain GroupByKey, not a lifted combine: workers already summed per bundle,
+            # and a lifted combine would hold every shard's counts again in the read stage.
+            | "GroupPerShard" >> beam.GroupByKey()
+            | "SumPerShard" >> beam.MapTuple(lambda key, tables: (key, TokenCounts(tables).fold()))
+        )
+
+
+class RankTokens(beam.PTransform):
+    """SumTokens' output -> PCollection[(feature name, vocabulary statistics)]: each
+    shard's top tokens, then one ranking per feature."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+
+    def expand(self, summed):
+        analyzers = token_analyzers(self.spec)
+        return (
+            summed
+            | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers)
+            | "GroupShards" >> beam.GroupByKey()
+            | "Rank" >> beam.MapTuple(lambda name, tops: (name, _rank(analyzers[name], tops)))
+        )
 
 
 class CountTokens(beam.PTransform):
@@ -109,19 +165,8 @@ class CountTokens(beam.PTransform):
         self.flush_rows = flush_rows
 
     def expand(self, batches):
-        analyzers = token_analyzers(self.spec)
-        return (
-            batches
-            | "ShardTokenCounts"
-            >> beam.ParDo(_ShardTokenCounts(self.spec, self.shards, self.flush_rows))
-            # A plain GroupByKey, not a lifted combine: workers already summed per bundle,
-            # and a lifted combine would hold every shard's counts again in the read stage.
-            | "GroupPerShard" >> beam.GroupByKey()
-            | "SumPerShard" >> beam.MapTuple(lambda key, tables: (key, TokenCounts(tables).fold()))
-            | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers)
-            | "GroupShards" >> beam.GroupByKey()
-            | "Rank" >> beam.MapTuple(lambda name, tops: (name, _rank(analyzers[name], tops)))
-        )
+        summed = batches | "SumTokens" >> SumTokens(self.spec, self.shards, self.flush_rows)
+        return summed | "RankTokens" >> RankTokens(self.spec)
 
 
 class _ShardTokenCounts(beam.DoFn):

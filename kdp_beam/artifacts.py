@@ -27,6 +27,8 @@ from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 MANIFEST = "manifest.json"
 STATISTICS = "statistics.json"
 DEAD_LETTERS = "bad_records"  # directory of the records a skip-mode run left out
+STATE = "state"  # mergeable state (kdp-beam merge): analyzers.json and token counts
+ANALYZER_STATE = f"{STATE}/analyzers.json"
 FORMAT_NAME = "kdp_beam artifact bundle"
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -38,12 +40,50 @@ def _join(directory, name):
     return os.path.join(directory, *name.split("/"))
 
 
-def vocabulary_file_name(index, feature_name):
-    """A safe relative file name for a feature's vocabulary: the feature's position plus
-    a sanitised prefix of its name, so no name ("../x", "a/b", 1,000 characters) can
-    become a path outside the bundle or collide with another."""
+def _slug(index, feature_name):
+    """The feature's position plus a sanitised prefix of its name: no name ("../x", "a/b",
+    1,000 characters) can become a path outside the bundle or collide with another."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", feature_name)[:48].strip("_") or "feature"
-    return f"vocabularies/{index:03d}-{slug}.jsonl"
+    return f"{index:03d}-{slug}"
+
+
+def vocabulary_file_name(index, feature_name):
+    """A safe relative file name for a feature's vocabulary."""
+    return f"vocabularies/{_slug(index, feature_name)}.jsonl"
+
+
+def token_state_name(index, feature_name, shard):
+    """A safe relative file name for one shard of a feature's full token counts."""
+    return f"{STATE}/tokens/{_slug(index, feature_name)}/shard-{shard:03d}.jsonl"
+
+
+def _write_file(output_dir, name, data):
+    """Writes one bundle member through Beam's FileSystems; returns its manifest entry."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(
+        _join(output_dir, name), compression_type=CompressionTypes.UNCOMPRESSED
+    ) as f:
+        f.write(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def write_token_state(output_dir, index, feature_name, shard, table):
+    """Writes one shard of a feature's full token counts (the mergeable state of a
+    vocabulary), sorted by token so equal counts give equal bytes. Returns (name, entry)."""
+    table = table.sort_by("token")
+    name = token_state_name(index, feature_name, shard)
+    return name, _write_file(output_dir, name, _vocabulary_bytes([table[c].to_pylist() for c in table.column_names]))
+
+
+def read_token_state(data):
+    """A token-count table from the bytes of a token state file."""
+    import pyarrow as pa
+
+    rows = [json.loads(line) for line in data.splitlines()]
+    names = ["token", "count", "document_count"][: len(rows[0]) if rows else 2]
+    return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
 
 
 def _json_bytes(obj):
@@ -62,23 +102,21 @@ def _vocabulary_bytes(columns):
 # --- writing (runs on a Beam worker; Beam's FileSystems reach local, gs://, s3://) --------
 
 
-def write_bundle(statistics, output_dir, input_description=None, dead_letters=()):
+def write_bundle(statistics, output_dir, input_description=None, dead_letters=(), token_tables=None):
     """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
 
     An existing bundle there is first invalidated (its manifest deleted), so a crash
     mid-way leaves no valid bundle rather than a mix of old and new files.
     `dead_letters`: paths of the files holding the records the run left out, listed in the
-    manifest. Returns the manifest.
+    manifest. The mergeable state goes under state/: ``statistics["state"]`` (analyzers),
+    ``statistics["state_files"]`` (token counts already written by workers) or
+    `token_tables` ({feature: full token-count table}, written here). Returns the manifest.
     """
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
     def write(name, data):
-        with FileSystems.create(
-            _join(output_dir, name), compression_type=CompressionTypes.UNCOMPRESSED
-        ) as f:
-            f.write(data)
-        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        files[name] = _write_file(output_dir, name, data)
 
     manifest_path = _join(output_dir, MANIFEST)
     if FileSystems.exists(manifest_path):
@@ -93,6 +131,19 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
             write(file_name, _vocabulary_bytes(columns))
             stats["vocabulary_file"] = file_name
         features[name] = stats
+    state_files = dict(statistics.get("state_files", {}))
+    names = list(statistics["features"])
+    for name, table in (token_tables or {}).items():
+        file_name, entry = write_token_state(output_dir, names.index(name), name, 0, table)
+        state_files[file_name] = entry
+    state = None
+    if statistics.get("state") is not None:
+        write(ANALYZER_STATE, _json_bytes(statistics["state"]))
+        files.update(state_files)
+        tokens = {name: [] for name in names}
+        for file_name in sorted(state_files):  # state/tokens/NNN-slug/shard-SSS.jsonl
+            tokens[names[int(file_name.split("/")[2][:3])]].append(file_name)
+        state = {"analyzers": ANALYZER_STATE, "tokens": {k: v for k, v in tokens.items() if v}}
     bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
     write(
@@ -110,6 +161,7 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
         "bad_record_count": bad["count"],
         "input": input_description or {},
         "spec": statistics["spec"],
+        "state": state,
         "files": files,
     }
     temporary = manifest_path + ".tmp"
@@ -162,6 +214,7 @@ class Bundle:
         self.row_count = row_count
         self.features = features
         self.bad_records = bad_records or {"count": 0, "by_reason": {}, "files": []}
+        self.state = None  # load_bundle(with_state=True) fills it
 
     def __repr__(self):
         return f"Bundle({self.path!r}, {self.row_count} rows, {len(self.features)} features)"
@@ -190,8 +243,11 @@ def _check_relative(name, bundle_path):
         raise BundleError(f"{bundle_path}: manifest names an unsafe file path {name!r}")
 
 
-def load_bundle(path):
+def load_bundle(path, with_state=False):
     """Reads and verifies a bundle; raises BundleError naming the file that is wrong.
+
+    `with_state`: also read and verify the mergeable state (``bundle.state``, for
+    kdp-beam merge); left alone otherwise, as a model needs only the statistics.
 
     Checks: the manifest exists and is a kdp_beam manifest of a readable format version;
     every listed file exists with the recorded size and sha256; the spec is valid; the
@@ -217,7 +273,7 @@ def load_bundle(path):
             f"versions up to {BUNDLE_FORMAT_VERSION}. Upgrade kdp_beam to at least "
             f"{manifest.get('kdp_beam_version')}."
         )
-    contents = _verified_files(path, manifest)
+    contents = _verified_files(path, manifest, with_state)
     try:
         spec = FeatureSpec.from_json(manifest.get("spec"))
     except (SpecError, TypeError, AttributeError, ValueError) as e:
@@ -232,17 +288,43 @@ def load_bundle(path):
             f"{_join(path, STATISTICS)}: not the statistics this kdp_beam writes "
             f"({type(e).__name__}: {e}); the bundle was edited or is damaged"
         ) from None
-    return Bundle(path, manifest, spec, row_count, features, bad)
+    bundle = Bundle(path, manifest, spec, row_count, features, bad)
+    if with_state:
+        bundle.state = _state(path, manifest, contents)
+    return bundle
 
 
-def _verified_files(path, manifest):
-    """{name: bytes} of every file the manifest lists, each checked against its sha256."""
+def _state(path, manifest, contents):
+    """{"analyzers": state dict, "tokens": {feature: [token tables]}} of a bundle."""
+    state = manifest.get("state")
+    if not isinstance(state, dict) or state.get("analyzers") not in contents:
+        raise BundleError(
+            f"{path} keeps no mergeable state (written without it, or by kdp_beam < 0.2); "
+            "re-run the analysis to merge it"
+        )
+    try:
+        return {
+            "analyzers": _parse_json(contents[state["analyzers"]], _join(path, state["analyzers"])),
+            "tokens": {
+                name: [read_token_state(contents[f]) for f in file_names]
+                for name, file_names in state.get("tokens", {}).items()
+            },
+        }
+    except (KeyError, TypeError, ValueError, IndexError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: the mergeable state is damaged ({e})") from None
+
+
+def _verified_files(path, manifest, with_state=False):
+    """{name: bytes} of every file the manifest lists (state/ only `with_state`), each
+    checked against its sha256."""
     files = manifest.get("files")
     if not isinstance(files, dict) or STATISTICS not in files:
         raise BundleError(f"{_join(path, MANIFEST)} does not list {STATISTICS}")
     contents = {}
     for name, expected in files.items():
         _check_relative(name, path)
+        if name.startswith(STATE + "/") and not with_state:
+            continue
         file_path = _join(path, name)
         if not isinstance(expected, dict):
             raise BundleError(f"{_join(path, MANIFEST)}: no size and sha256 for {name!r}")

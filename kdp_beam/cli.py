@@ -47,6 +47,12 @@ def _parser():
         help="bytes per unit of work of a large uncompressed CSV file (0: read files whole; "
         "default 64 MiB)",
     )
+    merge = commands.add_parser(
+        "merge",
+        help="merge bundles of disjoint data into the bundle of their union (no data read)",
+    )
+    merge.add_argument("bundles", nargs="+", help="bundle directories (local or remote)")
+    merge.add_argument("--output", required=True, help="bundle directory to write")
     return parser
 
 
@@ -54,6 +60,8 @@ def main(argv=None):
     """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
     args, pipeline_args = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "merge":
+        return _merge(args)
     from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
     from kdp_beam.job import run_analysis
     from kdp_beam.summary import summary_table
@@ -82,6 +90,22 @@ def main(argv=None):
             file=sys.stderr,
         )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _merge(args):
+    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.merge import merge_bundles
+    from kdp_beam.summary import summary_table
+
+    try:
+        merge_bundles(args.bundles, args.output)
+        bundle = load_bundle(args.output)
+    except KdpBeamError as e:
+        print(f"kdp-beam: error: {e}", file=sys.stderr)
+        return 2
+    print(summary_table(bundle.features, bundle.row_count), file=sys.stderr)
+    print(json.dumps({"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}, indent=2))
     return 0
 
 

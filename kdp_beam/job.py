@@ -75,7 +75,7 @@ def add_analysis(
     )
     return (
         read
-        | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout)
+        | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout, state_dir=output_dir)
         | WriteArtifacts(output_dir, description, dead_letters=beam.pvalue.AsList(dead_letters))
     )
 

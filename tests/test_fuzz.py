@@ -72,9 +72,9 @@ def resign(directory, name):
     open(manifest_path, "w", encoding="utf-8").write(json.dumps(manifest))
 
 
-def load_outcome(directory):
+def load_outcome(directory, with_state=True):
     try:
-        return load_bundle(directory)
+        return load_bundle(directory, with_state=with_state)
     except BundleError as e:
         return e
 

@@ -25,3 +25,9 @@ class CountAnalyzer:
 
     def finalize(self, acc):
         return {"count": acc[0], "null_count": acc[1]}
+
+    def to_state(self, acc):
+        return list(acc)
+
+    def from_state(self, state):
+        return [int(state[0]), int(state[1])]

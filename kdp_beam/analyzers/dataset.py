@@ -151,6 +151,7 @@ class DatasetAnalyzer:
         return DatasetAccumulator(sum(acc.row_count for acc in accs), merged, bad)
 
     def finalize(self, acc):
+        state = self.to_state(acc)  # first: finalizing a quantile sketch freezes it
         features = {}
         for (name, analyzers), accs in zip(self._plan, acc.features):
             stats = {"type": self.spec.features[name].type}
@@ -163,7 +164,37 @@ class DatasetAnalyzer:
             "row_count": acc.row_count,
             "bad_records": {"count": sum(bad.values()), "by_reason": bad},
             "features": features,
+            "state": state,
         }
+
+    def to_state(self, acc):
+        """The mergeable state as JSON-able data (no pickle), token counts excepted: those
+        are tables, kept by the bundle in files of their own (kdp_beam.artifacts)."""
+        return {
+            "row_count": acc.row_count,
+            "bad_records": dict(acc.bad_records),
+            "features": {
+                name: {
+                    key: analyzer.to_state(feature_acc)
+                    for (key, analyzer), feature_acc in zip(analyzers.items(), accs)
+                    if key not in TOKEN_ANALYZERS
+                }
+                for (name, analyzers), accs in zip(self._plan, acc.features)
+            },
+        }
+
+    def from_state(self, state):
+        """The accumulator of a to_state() (token analyzers start empty)."""
+        features = []
+        for name, analyzers in self._plan:
+            saved = state["features"][name]
+            features.append(
+                [
+                    analyzer.create_accumulator() if key in TOKEN_ANALYZERS else analyzer.from_state(saved[key])
+                    for key, analyzer in analyzers.items()
+                ]
+            )
+        return DatasetAccumulator(state["row_count"], features, dict(state["bad_records"]))
 
 
 def analyze_batches(spec, batches):

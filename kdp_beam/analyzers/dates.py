@@ -83,6 +83,19 @@ class DateAnalyzer:
             merged.last = _extreme(max, merged.last, acc.last)
         return merged
 
+    def to_state(self, acc):
+        return {
+            "unparseable": acc.unparseable,
+            "first": acc.first,
+            "last": acc.last,
+            "year": self._year.to_state(acc.year),
+        }
+
+    def from_state(self, state):
+        acc = DateAccumulator(self._year.from_state(state["year"]))
+        acc.unparseable, acc.first, acc.last = state["unparseable"], state["first"], state["last"]
+        return acc
+
     def finalize(self, acc):
         year = self._year.finalize(acc.year)
         return {

@@ -93,6 +93,20 @@ class MomentsAnalyzer:
             merged.inf_count += acc.inf_count
         return merged
 
+    def to_state(self, acc):
+        """JSON-able state (min and max as null while empty: JSON has no infinity)."""
+        state = {slot: getattr(acc, slot) for slot in MomentsAccumulator.__slots__}
+        if acc.n == 0:
+            state["min"] = state["max"] = None
+        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in state.items()}
+
+    def from_state(self, state):
+        acc = MomentsAccumulator()
+        for slot in MomentsAccumulator.__slots__:
+            if state[slot] is not None:
+                setattr(acc, slot, state[slot])
+        return acc
+
     def finalize(self, acc):
         empty = acc.n == 0
         return {

@@ -1,5 +1,7 @@
 """Equal-frequency bin boundaries from a mergeable quantile sketch."""
 
+import base64
+
 import pyarrow as pa
 from tfx_bsl.sketches import QuantilesSketch
 
@@ -50,6 +52,18 @@ class QuantilesAnalyzer:
             merged.sketch.Merge(acc.sketch)
             merged.n += acc.n
         return merged
+
+    def to_state(self, acc):
+        """The sketch in tfx_bsl's own serialisation (the bytes its pybind11 state methods
+        produce: a protocol buffer, not a Python pickle), base64."""
+        return {"sketch": base64.b64encode(acc.sketch.__getstate__()).decode("ascii"), "n": acc.n}
+
+    def from_state(self, state):
+        acc = self.create_accumulator()
+        acc.sketch = QuantilesSketch.__new__(QuantilesSketch)
+        acc.sketch.__setstate__(base64.b64decode(state["sketch"]))
+        acc.n = int(state["n"])
+        return acc
 
     def finalize(self, acc):
         boundaries = []

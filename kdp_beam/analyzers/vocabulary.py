@@ -12,6 +12,8 @@ can be kept in one accumulator (in-process analysis) or spread over workers by t
   and the sum of "count" over all of them.
 """
 
+import base64
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -198,6 +200,14 @@ class ApproximateVocabularyAnalyzer(VocabularyAnalyzer):
             merged.sketch.Merge(acc.sketch)
             merged.total += acc.total
         return merged
+
+    def to_state(self, acc):
+        return {"sketch": base64.b64encode(acc.sketch.Serialize()).decode("ascii"), "total": acc.total}
+
+    def from_state(self, state):
+        from tfx_bsl.sketches import MisraGriesSketch
+
+        return _Sketch(MisraGriesSketch.Deserialize(base64.b64decode(state["sketch"])), state["total"])
 
     def finalize(self, acc):
         estimate = acc.sketch.Estimate()

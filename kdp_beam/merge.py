@@ -1,0 +1,57 @@
+"""kdp-beam merge: bundles of disjoint data -> the bundle of their union, without the data.
+
+Every bundle keeps its mergeable state (state/): the analyzers' accumulators as JSON
+(counts, pivoted moments, date ranges, quantile and Misra-Gries sketches in tfx_bsl's own
+serialisation) and every feature's full token counts as JSON lines. Merging restores the
+accumulators, merges them with the same code as the pipeline's combine, and finalizes:
+the statistics are those of one run over all the data (counts and vocabularies identical,
+floats to rounding, quantiles within the sketch's error). Used for daily partitions and
+backfills: analyse each new day once, merge into the history.
+"""
+
+from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
+from kdp_beam.analyzers.vocabulary import TokenCounts
+from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.errors import BundleError
+
+
+def merge_bundles(paths, output_dir):
+    """Writes the merge of the bundles at `paths` to `output_dir`; returns the manifest.
+
+    Raises BundleError when a bundle keeps no state or was analysed with other
+    declarations than the first.
+    """
+    if not paths:
+        raise BundleError("merge needs at least one bundle")
+    bundles = [load_bundle(path, with_state=True) for path in paths]
+    spec = bundles[0].spec
+    for bundle in bundles[1:]:
+        if bundle.spec != spec:
+            raise BundleError(
+                f"{bundle.path} was analysed with other declarations than {bundles[0].path}; "
+                "only bundles of the same features JSON can be merged"
+            )
+    analyzer = DatasetAnalyzer(spec, count_tokens=False)
+    accumulator = analyzer.merge_accumulators(
+        [analyzer.from_state(bundle.state["analyzers"]) for bundle in bundles]
+    )
+    statistics = analyzer.finalize(accumulator)
+    token_tables = {}
+    for name, token_analyzer in token_analyzers(spec).items():
+        counts = TokenCounts()
+        for bundle in bundles:
+            for table in bundle.state["tokens"].get(name, []):
+                if table.num_rows:
+                    counts.add(table)
+        table = counts.fold()
+        if table is None:
+            found = token_analyzer.finalize_table(None, 0, 0)
+        else:
+            total = sum(table["count"].to_pylist())
+            found = token_analyzer.finalize_table(table, table.num_rows, total)
+            token_tables[name] = table
+        statistics["features"][name].update(found)
+    description = {"merged": [bundle.path for bundle in bundles]}
+    return write_bundle(
+        {"spec": spec.to_json(), **statistics}, output_dir, description, token_tables=token_tables
+    )

@@ -1,0 +1,98 @@
+"""kdp-beam merge: per-partition bundles merged equal the bundle of one run over all."""
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.cli import main
+from kdp_beam.errors import BundleError
+from kdp_beam.job import run_analysis
+from kdp_beam.spec import FeatureSpec
+from tests.conftest import write_shards
+
+SPEC = FeatureSpec(
+    {
+        "amount": "float_normalized",
+        "age": {"type": "float_discretized", "num_bins": 5},
+        "store": {"type": "integer_categorical", "max_tokens": 10},
+        "city": {"type": "string_categorical", "missing_token": "?"},
+        "top": {"type": "string_categorical", "max_tokens": 5, "counting": "approximate"},
+        "review": {"type": "text", "max_tokens": 12, "ngrams": 2, "output_mode": "tf_idf"},
+        "day": {"type": "date", "components": ["year", "month"]},
+        "user": {"type": "string_hashed", "num_bins": 8},
+    }
+)
+
+
+def day_table(day, rows=700):
+    rng = np.random.default_rng(day)
+    words = ["fast", "slow", "good", "bad", "ok", "the"]
+    return pa.table(
+        {
+            "amount": rng.normal(1e6 + day, 5, rows),
+            "age": rng.integers(18, 90, rows).astype(float),
+            "store": rng.integers(0, 30 + day, rows),
+            "city": [None if i % 13 == 0 else c for i, c in enumerate(rng.choice(["Oslo", "Rome", "Lima"], rows))],
+            "top": rng.choice([f"t{i}" for i in range(20)], rows),
+            "review": [" ".join(rng.choice(words, rng.integers(0, 5))) for _ in range(rows)],
+            "day": [f"2024-{day:02d}-{d:02d}" if d < 29 else "never" for d in rng.integers(1, 31, rows)],
+            "user": [f"u{i}" for i in rng.integers(0, 100, rows)],
+        }
+    )
+
+
+def test_merged_partitions_equal_one_run_over_all(tmp_path):
+    days = [1, 2, 3]
+    for day in days:
+        write_shards(day_table(day), tmp_path / "data" / f"day={day}", 2)
+    for day in days:
+        run_analysis(SPEC, str(tmp_path / "data" / f"day={day}" / "*.csv"), str(tmp_path / f"b{day}"))
+    run_analysis(SPEC, str(tmp_path / "data" / "*" / "*.csv"), str(tmp_path / "all"))
+    # Merge two days, then add the third to the merged bundle (as a daily job would).
+    assert main(["merge", str(tmp_path / "b1"), str(tmp_path / "b2"), "--output", str(tmp_path / "m12")]) == 0
+    assert main(["merge", str(tmp_path / "m12"), str(tmp_path / "b3"), "--output", str(tmp_path / "m")]) == 0
+    merged, whole = load_bundle(str(tmp_path / "m")), load_bundle(str(tmp_path / "all"))
+    assert merged.row_count == whole.row_count == 2100
+    values = np.concatenate([day_table(d)["age"].to_numpy() for d in days])
+    for name, stats in whole.features.items():
+        for key, value in stats.items():
+            got = merged.features[name][key]
+            if key == "bin_boundaries":  # both within the sketch's rank error of exact
+                ordered = np.sort(values)
+                ranks = lambda b: np.searchsorted(ordered, b) / ordered.size  # noqa: E731
+                assert np.all(np.abs(ranks(got) - ranks(value)) <= 2 * stats["quantile_epsilon"] + 1e-3)
+            elif name == "top" and key in ("vocabulary", "vocabulary_counts"):
+                continue  # approximate: checked below
+            elif isinstance(value, float):
+                assert math.isclose(got, value, rel_tol=1e-12), (name, key)
+            elif key != "vocabulary_file":
+                assert got == value, (name, key)
+    true = {}
+    for d in days:
+        for t in day_table(d)["top"].to_pylist():
+            true[t] = true.get(t, 0) + 1
+    bound = merged.features["top"]["vocabulary_count_error_bound"]
+    for token, count in zip(merged.features["top"]["vocabulary"], merged.features["top"]["vocabulary_counts"]):
+        assert true[token] <= count <= true[token] + bound
+    # The merged bundle keeps its state too, and merges again.
+    assert load_bundle(str(tmp_path / "m"), with_state=True).state["tokens"]["review"]
+
+
+def test_merge_refuses_other_declarations_and_stateless_bundles(tmp_path):
+    write_shards(day_table(1, rows=50), tmp_path / "d", 1)
+    run_analysis(SPEC, str(tmp_path / "d" / "*.csv"), str(tmp_path / "a"))
+    other = FeatureSpec({"amount": "float_normalized"})
+    run_analysis(other, str(tmp_path / "d" / "*.csv"), str(tmp_path / "b"))
+    with pytest.raises(BundleError, match="other declarations"):
+        from kdp_beam.merge import merge_bundles
+
+        merge_bundles([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "m"))
+    stats = load_bundle(str(tmp_path / "b"))
+    write_bundle(
+        {"spec": other.to_json(), "row_count": stats.row_count, "features": stats.features},
+        str(tmp_path / "stateless"),
+    )
+    assert main(["merge", str(tmp_path / "b"), str(tmp_path / "stateless"), "--output", str(tmp_path / "m2")]) == 2
