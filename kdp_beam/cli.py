@@ -47,6 +47,14 @@ def _parser():
         help="bytes per unit of work of a large uncompressed CSV file (0: read files whole; "
         "default 64 MiB)",
     )
+    infer = commands.add_parser(
+        "infer",
+        help="propose a features JSON from a sample of the data, with a reason per column",
+    )
+    infer.add_argument("--input", required=True, help="file pattern")
+    infer.add_argument("--output", required=True, help="features JSON to write")
+    infer.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: extension")
+    infer.add_argument("--sample-rows", type=int, default=100_000, help="rows to look at")
     merge = commands.add_parser(
         "merge",
         help="merge bundles of disjoint data into the bundle of their union (no data read)",
@@ -62,6 +70,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "merge":
         return _merge(args)
+    if args.command == "infer":
+        return _infer(args)
     from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
     from kdp_beam.job import run_analysis
     from kdp_beam.summary import summary_table
@@ -90,6 +100,24 @@ def main(argv=None):
             file=sys.stderr,
         )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _infer(args):
+    from kdp_beam.infer import infer_features, write_features
+
+    try:
+        features = infer_features(args.input, args.format, args.sample_rows)
+    except KdpBeamError as e:
+        print(f"kdp-beam: error: {e}", file=sys.stderr)
+        return 2
+    write_features(features, args.output)
+    width = max(len(name) for name in features["notes"])
+    for name, note in features["notes"].items():
+        declared = features["features"].get(name, "-")
+        kind = declared if isinstance(declared, str) else declared["type"]
+        print(f"{name.ljust(width)}  {kind:<20} {note}", file=sys.stderr)
+    print(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}", file=sys.stderr)
     return 0
 
 

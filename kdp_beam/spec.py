@@ -366,6 +366,7 @@ class FeatureSpec:
     def from_json(cls, obj):
         if not isinstance(obj, dict) or "features" not in obj:
             raise SpecError('a feature spec is a JSON object with a "features" key')
+        obj = {k: v for k, v in obj.items() if k != "notes"}  # people's notes (kdp-beam infer)
         known = {
             "features",
             "crosses",

@@ -1,0 +1,138 @@
+"""kdp-beam infer: propose a declaration per column from a sample of the data.
+
+Each choice is written with its reason beside it (the features JSON's "notes", which the
+analysis ignores), ready to edit and pass to `kdp-beam analyze`. The rules, in order:
+
+- no value in the sample: left out (declare it by hand);
+- timestamps and dates (typed, or strings >= 95% parsing as ISO): date;
+- floating point: float_normalized;
+- integers: integer_categorical when few distinct values (<= 100, and <= 5% of the
+  values); integer_hashed when nearly every value is distinct (> 50%: identifiers);
+  float_normalized otherwise (a count or an amount);
+- strings: date when >= 95% parse as ISO dates; text when they average >= 3 words and are
+  mostly distinct; string_categorical when <= 1,000 distinct; string_hashed otherwise
+  (num_bins: twice the distinct count, to a power of two, at most 2^16).
+"""
+
+import json
+import math
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from kdp_beam.analyzers.dates import parse_dates
+from kdp_beam.columns import blank_as_null
+from kdp_beam.errors import InputDataError
+from kdp_beam.io import infer_format
+from kdp_beam.io.csv import NULL_VALUES
+from kdp_beam.io.files import as_patterns
+
+DEFAULT_SAMPLE_ROWS = 100_000
+MAX_CATEGORIES = 1000
+MAX_INTEGER_CATEGORIES = 100
+
+
+def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
+    """{"features": {name: declaration}, "notes": {name: reason}} from a sample."""
+    input_format = input_format or infer_format(file_pattern)
+    sample = _sample(file_pattern, input_format, sample_rows)
+    features, notes = {}, {}
+    for name in sample.column_names:
+        declaration, note = _declare(sample.column(name).combine_chunks(), sample.num_rows)
+        notes[name] = note
+        if declaration is not None:
+            features[name] = declaration
+    if not features:
+        raise InputDataError(f"no column of {file_pattern!r} has a value in the sample")
+    return {"features": features, "notes": notes, "output_mode": "concat"}
+
+
+def _sample(file_pattern, input_format, sample_rows):
+    batches, rows = [], 0
+    for pattern in as_patterns(file_pattern):
+        for metadata in FileSystems.match([pattern])[0].metadata_list:
+            for batch in _read(metadata.path, input_format):
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= sample_rows:
+                    return pa.Table.from_batches(batches).slice(0, sample_rows)
+    if not batches:
+        raise InputDataError(f"no rows in {file_pattern!r} to infer from")
+    return pa.Table.from_batches(batches)
+
+
+def _read(path, input_format):
+    """Batches of a file with types as the format or pyarrow's inference gives them."""
+    with FileSystems.open(path) as stream:
+        if input_format == "csv":
+            options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
+            yield from pa_csv.open_csv(stream, convert_options=options)
+        elif input_format == "parquet":
+            yield from pq.ParquetFile(stream).iter_batches()
+        elif input_format == "jsonl":
+            yield from pa_json.open_json(stream)
+        else:
+            raise InputDataError(f"infer reads csv, parquet or jsonl, not {input_format}")
+
+
+def _declare(column, rows):
+    """(declaration or None, reason) for one column of the sample."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.dictionary_decode(), kind.value_type
+    column = blank_as_null(column.cast(pa.string())) if pa.types.is_large_string(kind) else blank_as_null(column)
+    values = column.drop_null()
+    n = len(values)
+    if n == 0:
+        return None, f"no value in {rows:,} sampled rows: left out, declare it by hand"
+    distinct = pc.count_distinct(values).as_py()
+    share = f"{distinct:,} distinct in {n:,} values"
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return "date", f"{kind} values ({share}): a date, read as ISO text"
+    if pa.types.is_floating(kind):
+        return "float_normalized", f"floating point ({share}): normalised with the mean and variance"
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if distinct <= MAX_INTEGER_CATEGORIES and distinct <= 0.05 * n:
+            return "integer_categorical", f"integers, {share}: few values, one-hot categories"
+        if distinct > 0.5 * n:
+            bins = _hash_bins(distinct)
+            return (
+                {"type": "integer_hashed", "num_bins": bins},
+                f"integers, {share}: nearly all distinct, identifiers; hashed into {bins} bins",
+            )
+        return "float_normalized", f"integers, {share}: a quantity, normalised"
+    if not (pa.types.is_string(kind) or pa.types.is_binary(kind)):
+        return None, f"type {kind} is not supported by inference: declare it by hand"
+    values = values.cast(pa.string())
+    _, parsed = parse_dates(values)
+    if parsed.mean() >= 0.95:
+        return "date", f"{parsed.mean():.0%} of {n:,} values parse as ISO dates"
+    words = pc.list_value_length(pc.utf8_split_whitespace(values)).to_numpy()
+    if words.mean() >= 3 and distinct > 0.5 * n:
+        return (
+            {"type": "text", "max_tokens": 10_000, "output_mode": "tf_idf"},
+            f"{words.mean():.1f} words per value, {share}: free text",
+        )
+    if distinct <= MAX_CATEGORIES:
+        return "string_categorical", f"strings, {share}: categories"
+    bins = _hash_bins(distinct)
+    return (
+        {"type": "string_hashed", "num_bins": bins},
+        f"strings, {share}: too many for a vocabulary, hashed into {bins} bins",
+    )
+
+
+def _hash_bins(distinct):
+    return int(min(2 ** math.ceil(math.log2(max(2 * distinct, 2))), 1 << 16))
+
+
+def write_features(features, path):
+    with FileSystems.create(path) as f:
+        f.write((json.dumps(features, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+__all__ = ["infer_features", "write_features"]
