@@ -1,6 +1,7 @@
 # The two commands of the README. Each bootstraps .venv (pinned versions) on first use.
-#   make demo   analyse the bundled sample data on the local Beam runner, then train on it
-#   make test   run the test suite
+#   make demo   analyse the bundled sample data on the local Beam runner, train on it, and
+#               write its profile report (out/report.html)
+#   make test   run the test suite (installs Debian's chromium for the report test)
 # and, with the peers in a venv of their own (.venv-bench, the [bench] extra):
 #   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
 PYTHON ?= python3
@@ -11,7 +12,10 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test bench bench-quick lock clean
+.PHONY: demo test bench bench-quick lock clean browser
+
+# The report test renders HTML in Debian's chromium; installed here if missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): requirements-lock.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +27,15 @@ $(STAMP): requirements-lock.txt setup.py
 demo: $(STAMP)
 	$(PY) -m pipelines.sample_data --output out/sample --rows 20000 --shards 4
 	$(VENV)/bin/kdp-beam analyze --features pipelines/sample/features.json \
-	    --input 'out/sample/csv/*.csv' --output out/bundle
+	    --input 'out/sample/csv/*.csv' --output out/bundle --profile
 	$(PY) -m pipelines.train_example --bundle out/bundle --data 'out/sample/parquet/*.parquet'
+	$(VENV)/bin/kdp-beam report out/bundle --output out/report.html
 
-test: $(STAMP)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
 $(BENCH_STAMP): benchmarks/requirements-bench-lock.txt setup.py

@@ -33,6 +33,11 @@ def _parser():
         "--fanout", type=int, default=None, help="intermediate keys of the global combine"
     )
     analyze.add_argument(
+        "--profile",
+        action="store_true",
+        help="also sketch every numeric feature's distribution, for kdp-beam report",
+    )
+    analyze.add_argument(
         "--on-bad-record",
         choices=["fail", "skip"],
         default="fail",
@@ -55,6 +60,11 @@ def _parser():
     infer.add_argument("--output", required=True, help="features JSON to write")
     infer.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: extension")
     infer.add_argument("--sample-rows", type=int, default=100_000, help="rows to look at")
+    report = commands.add_parser(
+        "report", help="write a self-contained HTML profile of a bundle's data"
+    )
+    report.add_argument("bundle", help="bundle directory (local or remote)")
+    report.add_argument("--output", required=True, help="HTML file to write")
     merge = commands.add_parser(
         "merge",
         help="merge bundles of disjoint data into the bundle of their union (no data read)",
@@ -72,13 +82,18 @@ def main(argv=None):
         return _merge(args)
     if args.command == "infer":
         return _infer(args)
+    if args.command == "report":
+        return _report(args)
     from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
-    from kdp_beam.job import run_analysis
+    from kdp_beam.job import read_spec, run_analysis
     from kdp_beam.summary import summary_table
 
     try:
+        spec = read_spec(args.features)
+        if args.profile:
+            spec.profile = True
         summary = run_analysis(
-            args.features,
+            spec,
             args.input,
             args.output,
             args.format,
@@ -100,6 +115,18 @@ def main(argv=None):
             file=sys.stderr,
         )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _report(args):
+    from kdp_beam.report import write_report
+
+    try:
+        write_report(args.bundle, args.output)
+    except KdpBeamError as e:
+        print(f"kdp-beam: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,7 @@ from kdp_beam.analyzers.counts import CountAnalyzer
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.analyzers.dates import DateAnalyzer
 from kdp_beam.analyzers.moments import MomentsAnalyzer
-from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
+from kdp_beam.analyzers.quantiles import ProfileAnalyzer, QuantilesAnalyzer
 from kdp_beam.analyzers.text import TextAnalyzer
 from kdp_beam.analyzers.vocabulary import ApproximateVocabularyAnalyzer, VocabularyAnalyzer
 from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_types
@@ -16,11 +16,14 @@ TOKEN_ANALYZERS = ("vocabulary", "text")  # analyzers whose state grows with the
 APPROXIMATE_BUCKETS_PER_TOKEN = 10  # Misra-Gries counters per kept token
 
 
-def feature_analyzers(feature):
-    """The analyzers a declaration needs, keyed by a stable name."""
+def feature_analyzers(feature, profile=False):
+    """The analyzers a declaration needs, keyed by a stable name (`profile`: also the
+    distribution sketch of numeric features, for reports)."""
     analyzers = {"counts": CountAnalyzer()}
     if feature.column_kind != "string":
         analyzers["moments"] = MomentsAnalyzer()
+        if profile:
+            analyzers["profile"] = ProfileAnalyzer()
     options = feature.options
     if feature.type == "float_discretized" and options["bin_boundaries"] is None:
         analyzers["quantiles"] = QuantilesAnalyzer(options["num_bins"])
@@ -111,7 +114,7 @@ class DatasetAnalyzer:
         self._types = column_types(spec)
         self._plan = []
         for name, feature in spec.features.items():
-            analyzers = feature_analyzers(feature)
+            analyzers = feature_analyzers(feature, spec.profile)
             if not count_tokens:
                 analyzers = {k: a for k, a in analyzers.items() if k not in TOKEN_ANALYZERS}
             self._plan.append((name, analyzers))

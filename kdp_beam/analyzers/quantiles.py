@@ -71,3 +71,15 @@ class QuantilesAnalyzer:
             quantiles = acc.sketch.GetQuantiles(self.num_bins).to_pylist()[0]
             boundaries = quantiles[1:-1]  # drop the min and max
         return {"bin_boundaries": boundaries, "quantile_epsilon": self.epsilon}
+
+
+class ProfileAnalyzer(QuantilesAnalyzer):
+    """The distribution of a numeric feature for reports: min, the 5%, 10%, ... 95%
+    quantiles and max (``profile_quantiles``), within ``profile_epsilon`` in rank."""
+
+    def __init__(self, points=20, epsilon=0.01):
+        super().__init__(points, epsilon)
+
+    def finalize(self, acc):
+        quantiles = acc.sketch.GetQuantiles(self.num_bins).to_pylist()[0] if acc.n else []
+        return {"profile_quantiles": quantiles, "profile_epsilon": self.epsilon}
