@@ -297,21 +297,22 @@ def load_bundle(path, with_state=False):
 def _state(path, manifest, contents):
     """{"analyzers": state dict, "tokens": {feature: [token tables]}} of a bundle."""
     state = manifest.get("state")
-    if not isinstance(state, dict) or state.get("analyzers") not in contents:
+    analyzers = state.get("analyzers") if isinstance(state, dict) else None
+    if not isinstance(analyzers, str) or analyzers not in contents:
         raise BundleError(
             f"{path} keeps no mergeable state (written without it, or by kdp_beam < 0.2); "
             "re-run the analysis to merge it"
         )
     try:
         return {
-            "analyzers": _parse_json(contents[state["analyzers"]], _join(path, state["analyzers"])),
+            "analyzers": _parse_json(contents[analyzers], _join(path, analyzers)),
             "tokens": {
                 name: [read_token_state(contents[f]) for f in file_names]
                 for name, file_names in state.get("tokens", {}).items()
             },
         }
-    except (KeyError, TypeError, ValueError, IndexError, json.JSONDecodeError) as e:
-        raise BundleError(f"{path}: the mergeable state is damaged ({e})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
 
 
 def _verified_files(path, manifest, with_state=False):

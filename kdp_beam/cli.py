@@ -15,6 +15,12 @@ def _parser():
         prog="kdp-beam",
         description="One-pass feature statistics for Keras preprocessing, on Apache Beam.",
     )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="a module registering custom statistics (kdp_beam.plugins); repeatable",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser(
         "analyze",
@@ -78,6 +84,9 @@ def main(argv=None):
     """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
     args, pipeline_args = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from kdp_beam.plugins import import_plugins
+
+    import_plugins(args.plugin)
     if args.command == "merge":
         return _merge(args)
     if args.command == "infer":

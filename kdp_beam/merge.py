@@ -32,9 +32,13 @@ def merge_bundles(paths, output_dir):
                 "only bundles of the same features JSON can be merged"
             )
     analyzer = DatasetAnalyzer(spec, count_tokens=False)
-    accumulator = analyzer.merge_accumulators(
-        [analyzer.from_state(bundle.state["analyzers"]) for bundle in bundles]
-    )
+    accumulators = []
+    for bundle in bundles:
+        try:
+            accumulators.append(analyzer.from_state(bundle.state["analyzers"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{bundle.path}: its mergeable state cannot be used ({e})") from None
+    accumulator = analyzer.merge_accumulators(accumulators)
     statistics = analyzer.finalize(accumulator)
     token_tables = {}
     for name, token_analyzer in token_analyzers(spec).items():

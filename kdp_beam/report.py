@@ -154,6 +154,10 @@ def render_report(bundle):
             details, chart = _vocabulary(stats, declaration)
         elif stats["type"] == "date":
             details, chart = _date(stats)
+        elif stats["type"] == "custom":
+            shown = ("count", "null_count", "missing_count", "type")
+            details = _rows([(k, v) for k, v in stats.items() if k not in shown and not isinstance(v, (list, dict))])
+            chart = f"<p class=note>statistic {_e(declaration.options['statistic'])} (a plug-in)</p>"
         elif "mean" in stats:
             details, chart = _numeric(stats)
         else:

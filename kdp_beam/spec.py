@@ -86,6 +86,8 @@ FEATURE_TYPES = {
         "string",
         {"format": None, "components": DEFAULT_DATE_COMPONENTS, "missing_indicator": False},
     ),
+    # A registered plug-in statistic and the layer it builds (kdp_beam.plugins).
+    "custom": (None, {"statistic": _REQUIRED, "options": None}),
 }
 
 # Passthrough dtypes and the column kind each is read as.
@@ -152,7 +154,13 @@ class Feature:
         ):
             kind = "a string" if t == "string_categorical" else "an integer"
             raise SpecError(f"{t}: missing_token must be {kind} or null, got {token!r}")
-        if t == "text":
+        if t == "custom":
+            if not isinstance(opts["statistic"], str) or not opts["statistic"]:
+                raise SpecError(f"custom: statistic must be a registered name, got {opts['statistic']!r}")
+            if opts["options"] is not None and not isinstance(opts["options"], dict):
+                raise SpecError(f"custom: options must be an object, got {opts['options']!r}")
+            opts["options"] = dict(opts["options"] or {})
+        elif t == "text":
             self._validate_text()
         elif t == "date":
             self._validate_date()
@@ -244,6 +252,10 @@ class Feature:
     def column_kind(self):
         """How the column is read: "float" (float64), "integer" (int64) or "string"."""
         kind = FEATURE_TYPES[self.type][0]
+        if self.type == "custom":
+            from kdp_beam.plugins import statistic_class
+
+            return statistic_class(self.options["statistic"]).column_kind
         return kind or PASSTHROUGH_DTYPES[self.options["dtype"]]
 
     def to_json(self):

@@ -47,6 +47,10 @@ def feature_analyzers(feature, profile=False):
         )
     if feature.type == "date":
         analyzers["date"] = DateAnalyzer(options["format"])
+    if feature.type == "custom":
+        from kdp_beam.plugins import create_statistic
+
+        analyzers["custom"] = create_statistic(options["statistic"], options["options"])
     return analyzers
 
 
@@ -133,8 +137,8 @@ class DatasetAnalyzer:
         acc.row_count += batch.num_rows
         columns = declared_columns(batch, self._types)
         for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
-            for analyzer, feature_acc in zip(analyzers.values(), accs):
-                analyzer.add_batch(feature_acc, column)
+            for j, analyzer in enumerate(analyzers.values()):
+                accs[j] = analyzer.add_batch(accs[j], column)  # accumulators may be immutable
         return acc
 
     def merge_accumulators(self, accs):
@@ -178,7 +182,8 @@ class DatasetAnalyzer:
             "bad_records": dict(acc.bad_records),
             "features": {
                 name: {
-                    key: analyzer.to_state(feature_acc)
+                    # A plug-in without to_state keeps no state: its bundles cannot merge.
+                    key: analyzer.to_state(feature_acc) if hasattr(analyzer, "to_state") else None
                     for (key, analyzer), feature_acc in zip(analyzers.items(), accs)
                     if key not in TOKEN_ANALYZERS
                 }
@@ -191,6 +196,9 @@ class DatasetAnalyzer:
         features = []
         for name, analyzers in self._plan:
             saved = state["features"][name]
+            stateless = [k for k, a in analyzers.items() if k not in TOKEN_ANALYZERS and saved.get(k) is None]
+            if stateless:
+                raise ValueError(f"feature {name!r}: {stateless} kept no mergeable state")
             features.append(
                 [
                     analyzer.create_accumulator() if key in TOKEN_ANALYZERS else analyzer.from_state(saved[key])

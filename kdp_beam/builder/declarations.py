@@ -26,9 +26,26 @@ _STATISTICS_OPTIONS = (
 _NUMERIC_MISSING = ("fill_value", "missing_indicator")
 
 
-def keras_feature(feature_space_class, name, declaration):
-    """The FeatureSpace feature (an unadapted preprocessor) for a declaration."""
+_DTYPES = {"float": "float32", "integer": "int64", "string": "string"}
+
+
+def keras_feature(feature_space_class, name, declaration, statistics=None):
+    """The FeatureSpace feature (an unadapted preprocessor) for a declaration; a custom
+    feature's layer is built by its plug-in from `statistics`."""
     fs, o, t = feature_space_class, declaration.options, declaration.type
+    if t == "custom":
+        from kdp_beam.plugins import create_statistic
+
+        layer = create_statistic(o["statistic"], o["options"]).build_layer(
+            statistics, name=f"{name}_preprocessor"
+        )
+        return fs.feature(
+            dtype=_DTYPES[declaration.column_kind],
+            preprocessor=layer,
+            output_mode="float",
+            statistic=o["statistic"],
+            statistic_options=o["options"],
+        )
     missing = {k: o[k] for k in _NUMERIC_MISSING if k in o}
     if t == "float":
         return fs.float(name=name, **missing)
@@ -74,6 +91,10 @@ def declaration_of(name, feature):
     Returns None for a custom preprocessor kdp_beam has no analyzer for.
     """
     p, mode = feature.preprocessor, feature.output_mode
+    if getattr(feature, "statistic", None) is not None:
+        return kspec.Feature(
+            "custom", statistic=feature.statistic, options=feature.statistic_options
+        )
     layers = keras.layers
     numeric = {
         "fill_value": getattr(feature, "fill_value", None),
@@ -162,6 +183,13 @@ def check_compatible(name, code_declaration, bundle_spec, source):
             f"feature {name!r} is not in the bundle at {source}; it has "
             f"{sorted(bundle_spec.features)}. Re-run the analysis with this feature declared."
         )
+    if code_declaration.type == "custom" or bundle_spec.features[name].type == "custom":
+        if code_declaration != bundle_spec.features[name]:
+            raise BundleError(
+                f"feature {name!r} is declared {code_declaration.to_json()} here, but the "
+                f"bundle at {source} analysed {bundle_spec.features[name].to_json()}."
+            )
+        return
     # Compare as keras sees them, so equivalent declarations (float / passthrough float32)
     # agree.
     from kdp_beam.builder.feature_space import FeatureSpace

@@ -39,6 +39,7 @@ class Feature(KerasFeature):
         missing_token: categoricals: what a missing value ("" or None) is looked up as;
             None: the OOV index.
         fill: the resolved fill value (set from the statistics; saved with the model).
+        statistic, statistic_options: the plug-in a custom feature's layer was built by.
     """
 
     def __init__(
@@ -50,12 +51,16 @@ class Feature(KerasFeature):
         missing_indicator=False,
         missing_token=None,
         fill=None,
+        statistic=None,
+        statistic_options=None,
     ):
         super().__init__(dtype, preprocessor, output_mode)
         self.fill_value = fill_value
         self.missing_indicator = missing_indicator
         self.missing_token = missing_token
         self.fill = fill
+        self.statistic = statistic  # a plug-in's name (kdp_beam.plugins), for custom features
+        self.statistic_options = statistic_options
 
     def get_config(self):
         return {
@@ -64,6 +69,8 @@ class Feature(KerasFeature):
             "missing_indicator": self.missing_indicator,
             "missing_token": self.missing_token,
             "fill": self.fill,
+            "statistic": self.statistic,
+            "statistic_options": self.statistic_options,
         }
 
 
@@ -250,7 +257,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         spec = bundle.spec
         if features is None:
             features = {
-                name: keras_feature(cls, name, declaration)
+                name: keras_feature(cls, name, declaration, bundle.features[name])
                 for name, declaration in spec.features.items()
             }
             if crosses is None:
@@ -380,6 +387,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 continue  # a custom preprocessor, adapted (or not adaptable) by the user
             if bundle_spec is not None:
                 check_compatible(name, declaration, bundle_spec, source)
+            if declaration.type == "custom":
+                continue  # its plug-in built the layer from the statistics
             stats = statistics[name]
             set_statistics(self.preprocessors[name], stats)
             if declaration.type in NUMERIC_TYPES:
