@@ -14,9 +14,13 @@ _EXPORTS = {
     "ReadCsv": "kdp_beam.io",
     "ReadParquet": "kdp_beam.io",
     "ReadInput": "kdp_beam.io",
+    "ReadTFRecord": "kdp_beam.io",
+    "ReadJsonLines": "kdp_beam.io",
     "AnalyzeFeatures": "kdp_beam.analyze",
     "WriteArtifacts": "kdp_beam.artifacts",
     "run_analysis": "kdp_beam.job",
+    "merge_bundles": "kdp_beam.merge",
+    "infer_features": "kdp_beam.infer",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
     "load_bundle": "kdp_beam.artifacts",

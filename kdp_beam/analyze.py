@@ -153,20 +153,13 @@ class RankTokens(beam.PTransform):
         )
 
 
-class CountTokens(beam.PTransform):
+class CountTokens(SumTokens):
     """PCollection[RecordBatch] -> PCollection[(feature name, vocabulary statistics)] for
     every vocabulary and text feature that has tokens, counted exactly on any number of
-    workers (see the module docstring)."""
-
-    def __init__(self, spec, shards=DEFAULT_VOCABULARY_SHARDS, flush_rows=FLUSH_ROWS):
-        super().__init__()
-        self.spec = spec
-        self.shards = shards
-        self.flush_rows = flush_rows
+    workers (see the module docstring): SumTokens, then RankTokens."""
 
     def expand(self, batches):
-        summed = batches | "SumTokens" >> SumTokens(self.spec, self.shards, self.flush_rows)
-        return summed | "RankTokens" >> RankTokens(self.spec)
+        return super().expand(batches) | "RankTokens" >> RankTokens(self.spec)
 
 
 class _ShardTokenCounts(beam.DoFn):

@@ -9,6 +9,8 @@ the run with an InputDataError saying the same things.
 
 import json
 
+from kdp_beam.slots import SlotsState
+
 ON_BAD_RECORD = ("fail", "skip")
 
 # Reasons, as counted in the bundle.
@@ -20,7 +22,7 @@ WRONG_TYPE = "wrong_type"
 MULTIPLE_VALUES = "multiple_values"
 
 
-class BadRecord:
+class BadRecord(SlotsState):
     """One record left out: where it was, why, and its content as read.
 
     Attributes:
@@ -46,12 +48,6 @@ class BadRecord:
         self.line = line
         self.column = column
 
-    def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state):
-        for slot, value in zip(self.__slots__, state):
-            setattr(self, slot, value)
 
     def to_json(self):
         return {slot: getattr(self, slot) for slot in self.__slots__}

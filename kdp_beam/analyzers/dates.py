@@ -6,6 +6,7 @@ import pyarrow.compute as pc
 
 from kdp_beam import dates
 from kdp_beam.analyzers.moments import MomentsAnalyzer
+from kdp_beam.slots import SlotsState
 
 
 def parse_dates(column, format=None):  # noqa: A002
@@ -30,7 +31,7 @@ def parse_dates(column, format=None):  # noqa: A002
     return parts, valid
 
 
-class DateAccumulator:
+class DateAccumulator(SlotsState):
     __slots__ = ("unparseable", "first", "last", "year")
 
     def __init__(self, year):
@@ -39,12 +40,6 @@ class DateAccumulator:
         self.last = None
         self.year = year
 
-    def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state):
-        for slot, value in zip(self.__slots__, state):
-            setattr(self, slot, value)
 
 
 def _extreme(pick, a, b):

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from kdp_beam.slots import SlotsState
+
 
 def finite_values(column):
     """The non-null values of a numeric column as float64, split from NaN and +-inf.
@@ -16,7 +18,7 @@ def finite_values(column):
     return values[finite], nan_count, int(values.size - finite.sum()) - nan_count
 
 
-class MomentsAccumulator:
+class MomentsAccumulator(SlotsState):
     """n, mean, M2 (sum of squared deviations), min, max over finite values.
 
     The mean is held relative to a pivot (a data value): the difference of two means of
@@ -31,12 +33,6 @@ class MomentsAccumulator:
         self.min, self.max = np.inf, -np.inf
         self.nan_count = self.inf_count = 0
 
-    def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state):
-        for slot, value in zip(self.__slots__, state):
-            setattr(self, slot, value)
 
     def merge_moments(self, n, pivot, mean, m2, min_, max_):
         """Chan, Golub & LeVeque (1979), "Updating formulae and a pairwise algorithm for
