@@ -112,7 +112,6 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     ``statistics["state_files"]`` (token counts already written by workers) or
     `token_tables` ({feature: full token-count table}, written here). Returns the manifest.
     """
-    from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
     def write(name, data):
@@ -164,10 +163,8 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
         "state": state,
         "files": files,
     }
-    temporary = manifest_path + ".tmp"
-    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(_json_bytes(manifest))
-    FileSystems.rename([temporary], [manifest_path])
+    _write_file(output_dir, MANIFEST + ".tmp", _json_bytes(manifest))
+    FileSystems.rename([manifest_path + ".tmp"], [manifest_path])
     return manifest
 
 

@@ -84,7 +84,9 @@ def _declare(column, rows):
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.dictionary_decode(), kind.value_type
-    column = blank_as_null(column.cast(pa.string())) if pa.types.is_large_string(kind) else blank_as_null(column)
+    if pa.types.is_large_string(kind):
+        column, kind = column.cast(pa.string()), pa.string()
+    column = blank_as_null(column)
     values = column.drop_null()
     n = len(values)
     if n == 0:

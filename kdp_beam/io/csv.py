@@ -11,10 +11,10 @@ import pyarrow.csv as pa_csv
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam.columns import column_types
-from kdp_beam.errors import InputDataError
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
+from kdp_beam.columns import column_types
+from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
@@ -232,6 +232,30 @@ def _byte_lines(stream):
         yield pending
 
 
+class _PositionedLines:
+    """The decoded lines of a byte stream, for Python's csv module, tracking the byte
+    position after the last line read, how many lines were read, and whether one was not
+    UTF-8 since ``bad_utf8`` was last reset (then decoded with \\xNN escapes)."""
+
+    def __init__(self, stream, position=0):
+        self.position = position
+        self.line_number = 0
+        self.bad_utf8 = False
+        self._lines = _byte_lines(stream)
+        self._at_file_start = position == 0
+
+    def __iter__(self):
+        for line in self._lines:
+            encoding = "utf-8-sig" if self._at_file_start and self.line_number == 0 else "utf-8"
+            self.position += len(line)
+            self.line_number += 1
+            try:
+                yield line.decode(encoding)
+            except UnicodeDecodeError:
+                self.bad_utf8 = True
+                yield line.decode("utf-8", errors="backslashreplace")
+
+
 def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False):
     """The range's records after the first `skip_rows` data rows, parsed one by one with
     Python's strict csv module: RecordBatches of the good ones, a BadRecord for each bad
@@ -241,25 +265,13 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
     indices = [header.index(name) for name in types]
     with FileSystems.open(path) as raw:
         stream = _RecordRange(raw, start, end)
-        position, line_number, bad_utf8 = stream.first, 0, False
-
-        def lines():
-            nonlocal position, line_number, bad_utf8
-            for line in _byte_lines(stream):
-                position += len(line)
-                line_number += 1
-                try:
-                    yield line.decode("utf-8-sig" if position == len(line) else "utf-8")
-                except UnicodeDecodeError:
-                    bad_utf8 = True
-                    yield line.decode("utf-8", errors="backslashreplace")
-
-        reader = csv.reader(lines(), strict=True)
+        lines = _PositionedLines(stream, stream.first)
+        reader = csv.reader(lines, strict=True)
         if start == 0:
             next(reader, None)  # the header
         row, good, where = 0, [], []
         while True:
-            record_offset, record_line, bad_utf8 = position, line_number + 1, False
+            record_offset, record_line, lines.bad_utf8 = lines.position, lines.line_number + 1, False
             try:
                 record = next(reader)
             except StopIteration:
@@ -279,7 +291,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
                 row=row if start == 0 else None,
                 line=record_line if start == 0 else None,
             )
-            problem = _record_problem(record, header, numeric, bad_utf8)
+            problem = _record_problem(record, header, numeric, lines.bad_utf8)
             if problem is not None:
                 reason, detail, column = problem
                 yield BadRecord(path, reason, detail, record, column=column, **place)
@@ -360,18 +372,11 @@ def is_record_start(path, offset):
     """Whether a CSV record of the file starts at byte `offset`, by the strict parser from
     the start of the file (run only when a quote count or a parse looked wrong)."""
     with FileSystems.open(path) as stream:
-        position, starts = 0, {0}
-
-        def lines():
-            nonlocal position
-            for line in stream:
-                position += len(line)
-                yield line.decode("utf-8", errors="replace")
-
+        lines, starts = _PositionedLines(stream), {0}
         try:
-            for _ in csv.reader(lines()):
-                starts.add(position)
-                if position >= offset:
+            for _ in csv.reader(lines):
+                starts.add(lines.position)
+                if lines.position >= offset:
                     break
         except csv.Error:
             return False

@@ -1,6 +1,5 @@
 """ReadJsonLines: JSON Lines files (one object per line) as typed RecordBatches."""
 
-import io
 import json
 import math
 
@@ -87,10 +86,11 @@ class _ReadJsonFile(beam.DoFn):
         progress.done()
 
 
-def _lines_skipping_bad(path, types, skip_rows, schema, batch_rows=65536):
+def _lines_skipping_bad(path, types, skip_rows, schema, batch_rows=65536, stop_at_bad=False):
     """The file's objects after the first `skip_rows`, read line by line: RecordBatches of
     the good ones, a BadRecord for each line that is not a JSON object of the declared
-    types."""
+    types, in file order; only the first BadRecord with `stop_at_bad` (to name it in an
+    error)."""
     good, row, offset = [], 0, 0
     with FileSystems.open(path) as stream:
         for line_number, raw in enumerate(stream, start=1):
@@ -100,14 +100,17 @@ def _lines_skipping_bad(path, types, skip_rows, schema, batch_rows=65536):
             row += 1
             if row <= skip_rows:
                 continue
-            place = dict(byte_offset=line_offset, row=row, line=line_number)
-            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-            problem = _line_problem(raw, types)
+            record, problem = _parse_line(raw, types)
             if problem is not None:
                 reason, detail, column = problem
+                text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                place = dict(byte_offset=line_offset, row=row, line=line_number)
                 yield BadRecord(path, reason, detail, text, column=column, **place)
+                if stop_at_bad:
+                    return
                 continue
-            record = json.loads(raw)
+            if stop_at_bad:
+                continue  # only looking for the first bad line
             good.append({name: record.get(name) for name in types})
             if len(good) >= batch_rows:
                 yield pa.RecordBatch.from_pylist(good, schema=schema)
@@ -116,20 +119,20 @@ def _lines_skipping_bad(path, types, skip_rows, schema, batch_rows=65536):
         yield pa.RecordBatch.from_pylist(good, schema=schema)
 
 
-def _line_problem(raw, types):
-    """(reason, detail, key) for a line the analysis cannot use, else None."""
+def _parse_line(raw, types):
+    """(the object, None) for a usable line, else (None, (reason, detail, key))."""
     try:
         record = json.loads(raw.decode("utf-8"), parse_constant=lambda c: math.nan)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return bad_records.NOT_JSON, f"not valid JSON ({e})", None
+        return None, (bad_records.NOT_JSON, f"not valid JSON ({e})", None)
     if not isinstance(record, dict):
-        return bad_records.NOT_JSON, "not a JSON object", None
+        return None, (bad_records.NOT_JSON, "not a JSON object", None)
     for name, arrow_type in types.items():
         value = record.get(name)
         if value is not None and not _ACCEPTS[arrow_type](value):
             detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[arrow_type]}"
-            return bad_records.WRONG_TYPE, detail, name
-    return None
+            return None, (bad_records.WRONG_TYPE, detail, name)
+    return record, None
 
 
 _ACCEPTS = {
@@ -141,27 +144,11 @@ _TYPE_NAMES = {pa.float64(): "a number", pa.int64(): "an integer", pa.string(): 
 
 
 def locate_bad_line(path, types, arrow_error):
-    """The file, line and key of the first value pyarrow could not read (its errors
-    count rows per block), found by re-reading with Python's json module."""
-    with FileSystems.open(path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
-        try:
-            for line_number, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line, parse_constant=lambda c: math.nan)
-                except json.JSONDecodeError as e:
-                    return f"{path}: line {line_number}: not valid JSON ({e})"
-                if not isinstance(record, dict):
-                    return f"{path}: line {line_number}: expected a JSON object, got {line[:80]!r}"
-                for name, arrow_type in types.items():
-                    value = record.get(name)
-                    if value is not None and not _ACCEPTS[arrow_type](value):
-                        return (
-                            f"{path}: line {line_number}, key {name!r}: {value!r:.100} is not "
-                            f"{_TYPE_NAMES[arrow_type]}. Fix the value or the declaration."
-                        )
-        except UnicodeDecodeError as e:
-            return f"{path}: not valid UTF-8 ({e.reason})"
+    """The file, line and key of the first line pyarrow could not read (its errors count
+    rows per block), found by re-reading line by line as the skip mode does."""
+    schema = pa.schema(list(types.items()))
+    for bad in _lines_skipping_bad(path, types, 0, schema, stop_at_bad=True):
+        if bad.reason == bad_records.WRONG_TYPE:
+            return f"{path}: line {bad.line}, {bad.detail}. Fix the value or the declaration."
+        return f"{path}: line {bad.line}: {bad.detail}"
     return f"{path}: cannot be read as JSON Lines: {arrow_error}"
