@@ -65,6 +65,8 @@ class AnalyzeFeatures(beam.PTransform):
             all merge on one worker (Beam's CombineGlobally.with_fanout). None lets Beam
             decide.
         vocabulary_shards: how many keys token counts are spread over.
+        state_dir: the bundle directory, where each shard's full token counts are written
+            (the mergeable state kdp-beam merge reads); None writes nothing.
     """
 
     def __init__(
@@ -83,7 +85,8 @@ class AnalyzeFeatures(beam.PTransform):
         if self.fanout:
             combine = combine.with_fanout(self.fanout)
         statistics = batches | "CombineStatistics" >> combine
-        if token_analyzers(self.spec):
+        analyzers = token_analyzers(self.spec)
+        if analyzers:
             summed = batches | "SumTokens" >> SumTokens(self.spec, self.vocabulary_shards)
             vocabularies = summed | "RankTokens" >> RankTokens(self.spec)
             state_files = []
@@ -97,7 +100,7 @@ class AnalyzeFeatures(beam.PTransform):
                 state_files = beam.pvalue.AsList(state_files)
             statistics = statistics | "AttachVocabularies" >> beam.Map(
                 _attach_vocabularies,
-                analyzers=token_analyzers(self.spec),
+                analyzers=analyzers,
                 vocabularies=beam.pvalue.AsDict(vocabularies),
                 state_files=state_files,
             )

@@ -74,15 +74,6 @@ class Feature(KerasFeature):
         }
 
 
-def _missing_options(feature):
-    """A feature's missing-value policy; keras' own Feature records get the defaults."""
-    return {
-        "fill_value": getattr(feature, "fill_value", None),
-        "missing_indicator": getattr(feature, "missing_indicator", False),
-        "missing_token": getattr(feature, "missing_token", None),
-    }
-
-
 def _with(feature, dtype=None, **missing):
     """keras' Feature record as ours, with the missing-value policy (and a new dtype)."""
     return Feature(dtype or feature.dtype, feature.preprocessor, feature.output_mode, **missing)
@@ -220,7 +211,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
             declaration = declaration_of(name, feature)
             if declaration is None:
                 continue
-            options = _missing_options(feature)
+            options = declaration.options  # the policy, as declaration_of read it
             if declaration.type in NUMERIC_TYPES:
                 fill = feature.fill if getattr(feature, "fill", None) is not None else options["fill_value"]
                 indicator = options["missing_indicator"]
@@ -343,7 +334,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         if feature.dtype.startswith("float"):
             array = np.where(missing, np.nan, array)
         elif feature.dtype.startswith("int"):
-            token = _missing_options(feature)["missing_token"]
+            token = getattr(feature, "missing_token", None)  # keras' own records: None
             array = np.where(missing, OOV_TOKENS["integer_categorical"] if token is None else token, array)
         elif feature.dtype == "string":
             array = np.where(missing, "", array)
@@ -392,7 +383,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
             stats = statistics[name]
             set_statistics(self.preprocessors[name], stats)
             if declaration.type in NUMERIC_TYPES:
-                fill_value = _missing_options(feature)["fill_value"]
+                fill_value = declaration.options["fill_value"]
                 mean = stats.get("mean")
                 feature.fill = fill_value if fill_value is not None else (mean if mean is not None else 0.0)
                 self.fill_layers[name].fill_value = feature.fill
