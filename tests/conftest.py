@@ -9,8 +9,16 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The suite runs the same hypothesis cases every time (a CI failure is then ours, not the
+# seed's); a fuzzing campaign draws new random cases:
+#   .venv/bin/python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz
+settings.register_profile("ci", max_examples=150, derandomize=True, print_blob=True)
+settings.register_profile("fuzz", max_examples=5000, derandomize=False, print_blob=True)
+settings.load_profile("ci")
 
 
 def write_shards(table, directory, shards, fmt="csv", row_group_size=None):

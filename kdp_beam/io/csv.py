@@ -268,19 +268,13 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
         lines = _PositionedLines(stream, stream.first)
         reader = csv.reader(lines, strict=True)
         if start == 0:
-            next(reader, None)  # the header
+            _next_record(reader, path, 0)  # the header
         row, good, where = 0, [], []
         while True:
             record_offset, record_line, lines.bad_utf8 = lines.position, lines.line_number + 1, False
-            try:
-                record = next(reader)
-            except StopIteration:
+            record = _next_record(reader, path, record_offset)
+            if record is None:
                 break
-            except csv.Error as e:
-                raise InputDataError(
-                    f"{path}: byte {record_offset}: malformed CSV ({e}), e.g. an unterminated "
-                    "quote. This cannot be skipped: no record boundary after it can be trusted."
-                ) from None
             if not record:
                 continue  # a blank line, as pyarrow skips it
             row += 1
@@ -307,6 +301,17 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
                 good, where = [], []
         if good:
             yield from _typed_batch(path, good, where, types)
+
+
+def _next_record(reader, path, offset):
+    """The csv reader's next record (None at the end), or a clear error for malformed CSV."""
+    try:
+        return next(reader, None)
+    except csv.Error as e:
+        raise InputDataError(
+            f"{path}: byte {offset}: malformed CSV ({e}), e.g. an unterminated quote or a stray "
+            "one. This cannot be skipped: no record boundary after it can be trusted."
+        ) from None
 
 
 def _record_problem(record, header, numeric, bad_utf8):
@@ -406,9 +411,12 @@ def read_header(path):
         # Bad bytes further on are the data's problem, reported with their row later.
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
         try:
-            return next(csv.reader(text), None)
+            return next(csv.reader(text, strict=True), None)
         except csv.Error as e:
-            raise InputDataError(f"{path}: cannot read the CSV header: {e}") from None
+            raise InputDataError(
+                f"{path}: cannot read the CSV header ({e}). Quotes must enclose whole field "
+                "names, and the first line must be the header."
+            ) from None
 
 
 def _parses(value, arrow_type):
