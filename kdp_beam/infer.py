@@ -7,8 +7,9 @@ analysis ignores), ready to edit and pass to `kdp-beam analyze`. The rules, in o
 - timestamps and dates (typed, or strings >= 95% parsing as ISO): date;
 - floating point: float_normalized;
 - integers: integer_categorical when few distinct values (<= 100, and <= 5% of the
-  values); integer_hashed when nearly every value is distinct (> 50%: identifiers);
-  float_normalized otherwise (a count or an amount);
+  values); integer_hashed when they look like identifiers (the column is named like one:
+  id, user_id, userId, key, uuid; or every value is distinct and they run densely, as row
+  numbers do); float_normalized otherwise (a count, an amount, a Unix time);
 - strings: date when >= 95% parse as ISO dates; text when they average >= 3 words and are
   mostly distinct; string_categorical when <= 1,000 distinct; string_hashed otherwise
   (num_bins: twice the distinct count, to a power of two, at most 2^16).
@@ -16,6 +17,7 @@ analysis ignores), ready to edit and pass to `kdp-beam analyze`. The rules, in o
 
 import json
 import math
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,7 +44,7 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
     sample = _sample(file_pattern, input_format, sample_rows)
     features, notes = {}, {}
     for name in sample.column_names:
-        declaration, note = _declare(sample.column(name).combine_chunks(), sample.num_rows)
+        declaration, note = _declare(name, sample.column(name).combine_chunks(), sample.num_rows)
         notes[name] = note
         if declaration is not None:
             features[name] = declaration
@@ -79,7 +81,7 @@ def _read(path, input_format):
             raise InputDataError(f"infer reads csv, parquet or jsonl, not {input_format}")
 
 
-def _declare(column, rows):
+def _declare(name, column, rows):
     """(declaration or None, reason) for one column of the sample."""
     kind = column.type
     if pa.types.is_dictionary(kind):
@@ -100,11 +102,12 @@ def _declare(column, rows):
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         if distinct <= MAX_INTEGER_CATEGORIES and distinct <= 0.05 * n:
             return "integer_categorical", f"integers, {share}: few values, one-hot categories"
-        if distinct > 0.5 * n:
+        why = _identifier_reason(name, values, distinct, n)
+        if why:
             bins = _hash_bins(distinct)
             return (
                 {"type": "integer_hashed", "num_bins": bins},
-                f"integers, {share}: nearly all distinct, identifiers; hashed into {bins} bins",
+                f"integers, {share}: identifiers ({why}); hashed into {bins} bins",
             )
         return "float_normalized", f"integers, {share}: a quantity, normalised"
     if not (pa.types.is_string(kind) or pa.types.is_binary(kind)):
@@ -126,6 +129,20 @@ def _declare(column, rows):
         {"type": "string_hashed", "num_bins": bins},
         f"strings, {share}: too many for a vocabulary, hashed into {bins} bins",
     )
+
+
+# id, user_id, user-id, userId, USER_ID, key, uuid: the last word of the name.
+_IDENTIFIER_NAME = re.compile(r"(?:^|[_\-\s.])(?i:id|key|uuid)$|(?<=[a-z])(?:Id|ID|Key|KEY|Uuid|UUID)$")
+
+
+def _identifier_reason(name, values, distinct, n):
+    """Why integer values look like identifiers rather than a quantity, or None."""
+    if _IDENTIFIER_NAME.search(name):
+        return "named like one"
+    low, high = pc.min_max(values).values()
+    if distinct == n and high.as_py() - low.as_py() < 2 * n:
+        return "all distinct and dense, as row numbers"
+    return None
 
 
 def _hash_bins(distinct):

@@ -21,6 +21,8 @@ def table(rows=3000, seed=0):
             "rating": rng.integers(1, 6, rows),
             "count": rng.integers(0, 300, rows),
             "user_id": rng.permutation(rows) + 10**12,
+            "amount_cents": rng.integers(0, 10**9, rows),  # nearly all distinct, not an ID
+            "row": np.arange(rows) + 7,  # all distinct and dense: row numbers
             "country": rng.choice(["FR", "DE", "NA", "BR"], rows),  # "NA" is Namibia here
             "session": [f"s-{v}" for v in rng.permutation(rows)],
             "comment": [" ".join(rng.choice(words, rng.integers(3, 9))) + f" #{i}" for i in range(rows)],
@@ -35,6 +37,8 @@ EXPECTED = {
     "rating": "integer_categorical",
     "count": "float_normalized",
     "user_id": "integer_hashed",
+    "amount_cents": "float_normalized",
+    "row": "integer_hashed",
     "country": "string_categorical",
     "session": "string_hashed",
     "comment": "text",
@@ -51,7 +55,9 @@ def test_infer_chooses_by_type_cardinality_tokens_and_parsing(tmp_path, fmt):
     kinds = {n: d if isinstance(d, str) else d["type"] for n, d in proposed["features"].items()}
     assert kinds == EXPECTED
     assert "nothing" not in proposed["features"] and "no value" in proposed["notes"]["nothing"]
-    assert "identifiers" in proposed["notes"]["user_id"] and "date" in proposed["notes"]["when"]
+    assert "identifiers (named like one)" in proposed["notes"]["user_id"]
+    assert "row numbers" in proposed["notes"]["row"] and "quantity" in proposed["notes"]["amount_cents"]
+    assert "date" in proposed["notes"]["when"]
     assert set(proposed["notes"]) == set(table().column_names)
     # Ready to use as written: analyse with it and build the model.
     run_analysis(str(out), pattern, str(tmp_path / "bundle"))
