@@ -1,6 +1,7 @@
 """--on-bad-record=skip: bad records are left out, counted per reason and kept; the
 statistics equal those of the good records alone."""
 
+import codecs
 import glob
 import json
 import math
@@ -146,6 +147,32 @@ def test_jsonl_skip(tmp_path):
     assert bundle.features["x"]["mean"] == pytest.approx((1.5 + 2.5 + 4.5) / 3)
     assert sorted(r["line"] for r in dead_letters(bundle)) == [2, 3, 4, 7]
     with pytest.raises(InputDataError, match=r"d\.jsonl: line 2: not valid JSON"):
+        run_analysis(SPEC, str(path), str(tmp_path / "c"))
+
+
+def test_jsonl_lines_pyarrow_alone_would_misread(tmp_path):
+    """Each of these once crashed the reader (a leading null crashes pyarrow 25), or was
+    read differently by pyarrow and by the line-by-line reading."""
+    path = tmp_path / "d.jsonl"
+    lines = [
+        (b"null", "not_json"),  # pyarrow: a segfault at the start of a block, later a row of nulls
+        (b'{"x": 1.5}{"x": 2.5}', "not_json"),  # pyarrow: two rows
+        (b'{"x":\n 3.5}', "not_json"),  # pyarrow: one row over two lines (two bad lines here)
+        (b'{"name": "\xff"}', "bad_utf8"),  # pyarrow: invalid UTF-8 in a string column
+        (b'{"name": "\\ud800"}', "bad_utf8"),  # a lone surrogate
+        (b'{"x": 1, "x": 2}', "not_json"),  # which x?
+        (b'{"n": 99999999999999999999}', "wrong_type"),  # not an int64
+        (b'{"x": 99999999999999999999, "n": 3}', None),  # a float, not an int64 overflow
+        (b'{"x": Infinity, "name": "b"}', None),  # inf, counted as non-finite
+    ]
+    path.write_bytes(codecs.BOM_UTF8 + b"\n".join(line for line, _ in lines) + b"\n")  # a BOM is not data
+    run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
+    bundle = load_bundle(str(tmp_path / "b"))
+    assert bundle.row_count == 2
+    assert bundle.bad_records["by_reason"] == {"not_json": 5, "bad_utf8": 2, "wrong_type": 1}
+    x = bundle.features["x"]
+    assert (x["value_count"], x["inf_count"], x["mean"], x["max"]) == (1, 1, 1e20, 1e20)
+    with pytest.raises(InputDataError, match=r"d\.jsonl: line 1: not a JSON object"):
         run_analysis(SPEC, str(path), str(tmp_path / "c"))
 
 

@@ -1,6 +1,7 @@
 """Fuzzing: random and mutated input ends in a result or a clear kdp_beam error, never a
 crash, a hang or wrong statistics."""
 
+import codecs
 import copy
 import csv
 import hashlib
@@ -12,6 +13,7 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pytest
+from apache_beam.io.filesystems import FileSystems
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +22,7 @@ from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange
+from kdp_beam.io.jsonl import _ReadJsonFile
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec(
@@ -172,34 +175,48 @@ def to_number(value, kind):
     return kind(value)
 
 
+def edit_lists(pieces):
+    """Up to 4 insertions of a piece, or deletions of 2 bytes, at any position."""
+    edit = st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete"]), st.sampled_from(pieces))
+    return st.lists(edit, max_size=4)
+
+
+def mutated_file(tmp_path_factory, valid, edits, name):
+    """(path, bytes) of `valid` with the edits applied, written to a new file."""
+    data = valid.encode()
+    for position, kind, piece in edits:
+        at = position % (len(data) + 1)
+        data = data[:at] + piece + data[at:] if kind == "insert" else data[:at] + data[at + 2 :]
+    path = str(tmp_path_factory.mktemp("fuzz") / name)
+    open(path, "wb").write(data)
+    return path, data
+
+
+def read_or_clear_error(dofn, element, skip):
+    """(batches, bad records) a reader's DoFn yields, or None when it raised InputDataError;
+    any other exception fails the test."""
+    try:
+        elements = list(dofn.process(element))
+    except InputDataError:
+        event("clear error")
+        return None
+    bad = [e for e in elements if isinstance(e, BadRecord)]
+    assert skip or not bad
+    return [e for e in elements if not isinstance(e, BadRecord)], bad
+
+
 @FUZZ
-@given(
-    edits=st.lists(
-        st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete"]), st.sampled_from(PIECES)),
-        max_size=4,
-    ),
-    skip=st.booleans(),
-)
+@given(edits=edit_lists(PIECES), skip=st.booleans())
 # Found by fuzzing: a header the strict csv module refuses (a stray quote) crashed the
 # record-by-record path.
 @example(edits=[(0, "insert", b'"'), (0, "insert", b'"'), (0, "insert", b",")], skip=False)
 @example(edits=[(0, "insert", b'"'), (0, "insert", b'"'), (32, "insert", b'"')], skip=True)
 def test_mutated_csv_reads_right_or_fails_clearly(tmp_path_factory, edits, skip):
-    data = VALID.encode()
-    for position, kind, piece in edits:
-        at = position % (len(data) + 1)
-        data = data[:at] + piece + data[at:] if kind == "insert" else data[:at] + data[at + 2 :]
-    path = str(tmp_path_factory.mktemp("csv") / "f.csv")
-    open(path, "wb").write(data)
-    reader = _ReadCsvRange(CSV_SPEC, 64, "skip" if skip else "fail")
-    try:
-        elements = list(reader.process((path, 0, None)))
-    except InputDataError:
-        event("clear error")
+    path, data = mutated_file(tmp_path_factory, VALID, edits, "f.csv")
+    outcome = read_or_clear_error(_ReadCsvRange(CSV_SPEC, 64, "skip" if skip else "fail"), (path, 0, None), skip)
+    if outcome is None:
         return  # a clear error, naming the file
-    batches = [e for e in elements if not isinstance(e, BadRecord)]
-    bad = [e for e in elements if isinstance(e, BadRecord)]
-    assert skip or not bad
+    batches, bad = outcome
     rows = python_rows(data)
     if rows is None or (bad and any(b.reason == "bad_utf8" for b in bad)):
         return  # the independent reader cannot decode it: nothing to compare
@@ -217,3 +234,60 @@ def test_mutated_csv_reads_right_or_fails_clearly(tmp_path_factory, edits, skip)
     assert table.column("x").to_pylist() == pytest.approx([to_number(r[0], float) for r in rows], nan_ok=True)
     assert table.column("n").to_pylist() == [to_number(r[1], int) for r in rows]
     assert table.column("s").to_pylist() == [r[2] for r in rows]
+
+
+# --- the JSON Lines reader ----------------------------------------------------------------
+
+JSONL_VALID = '{"x": 1.5, "n": 1, "s": "a"}\n{"x": null, "n": 2, "s": "b,c"}\n{"n": 3, "s": "q\\"uote", "z": [1]}\n{"x": -3e2}\n'
+JSONL_PIECES = [b'"', b",", b":", b"{", b"}", b"[", b"\n", b"\r\n", b"\xff", b"1", b".", b"e", b"-", b"null",
+                b"NaN", b"Infinity", b'"x": 2, ', b"true", b"99999999999999999999", b" ", b"\\", b"\\ud800", b"\x00", b"\xef\xbb\xbf"]
+
+
+def unique_keys(pairs):
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("a key given twice")
+    return dict(pairs)
+
+
+def python_objects(data):
+    """An independent reading: json.loads per non-blank line; None for a line that is not
+    an object with values of the declared types."""
+    objects = []
+    for line in data.removeprefix(codecs.BOM_UTF8).split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
+        except (UnicodeDecodeError, ValueError):
+            value = None
+        ok = isinstance(value, dict) and all(
+            value.get(k) is None or (isinstance(value[k], kinds) and not isinstance(value[k], bool) and fits(value[k]))
+            for k, kinds, fits in (
+                ("x", (int, float), lambda v: abs(v) <= 1.8e308 or v != v),  # a float64
+                ("n", int, lambda v: -(2**63) <= v < 2**63),  # an int64
+                ("s", str, lambda v: not any(0xD800 <= ord(c) < 0xE000 for c in v)),  # no lone surrogate
+            )
+        )
+        objects.append(value if ok else None)
+    return objects
+
+
+@FUZZ
+@given(edits=edit_lists(JSONL_PIECES), skip=st.booleans())
+def test_mutated_json_lines_read_right_or_fail_clearly(tmp_path_factory, edits, skip):
+    path, data = mutated_file(tmp_path_factory, JSONL_VALID, edits, "f.jsonl")
+    file = FileSystems.match([path])[0].metadata_list[0]
+    outcome = read_or_clear_error(_ReadJsonFile(CSV_SPEC, 64, "skip" if skip else "fail"), file, skip)
+    if outcome is None:
+        return
+    batches, bad = outcome
+    expected = python_objects(data)
+    good = [o for o in expected if o is not None]
+    assert len(bad) == len(expected) - len(good)  # every bad line kept, none invented
+    rows = pa.Table.from_batches(batches).to_pylist() if batches else []
+    assert len(rows) == len(good)
+    event("values compared")
+    for row, obj in zip(rows, good):
+        assert row["n"] == obj.get("n") and row["s"] == obj.get("s")
+        x = obj.get("x")
+        assert row["x"] == pytest.approx(x, nan_ok=True) if x is not None else row["x"] is None

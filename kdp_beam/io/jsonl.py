@@ -1,7 +1,11 @@
 """ReadJsonLines: JSON Lines files (one object per line) as typed RecordBatches."""
 
+import codecs
+import io
+import itertools
 import json
-import math
+import re
+import sys
 
 import apache_beam as beam
 import pyarrow as pa
@@ -22,10 +26,10 @@ class ReadJsonLines(beam.PTransform):
 
     Typed by the declarations through an explicit schema (float64, int64, string): a key
     absent from an object, or null, is missing; undeclared keys are ignored. Read as a
-    stream of about ``block_size`` bytes per batch. A line that is not a JSON object, or a
-    value of the wrong type, raises InputDataError naming the file, line and key; under
-    ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on (the file is
-    re-read line by line after the rows already emitted).
+    block of about ``block_size`` bytes of whole lines at a time. One object per line: a
+    line that is not a JSON object (an object spread over lines, or two on one line,
+    included), or a value of the wrong type, raises InputDataError naming the file, line
+    and key; under ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on.
     """
 
     def __init__(self, file_pattern, spec, block_size=DEFAULT_BLOCK_SIZE, on_bad_record="fail"):
@@ -48,107 +52,190 @@ class ReadJsonLines(beam.PTransform):
 class _ReadJsonFile(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
         self._types = column_types(spec)
+        self._schema = pa.schema(list(self._types.items()))
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
     def process(self, metadata):
-        with FileSystems.open(metadata.path) as stream:
-            empty = not stream.read(1)  # an empty file adds no rows
-        if not empty:
-            yield from self._read(metadata.path)
-        READ_METRICS.files.inc()
-
-    def _read(self, path):
+        path = metadata.path
         progress = ProgressLog(path)
-        schema = pa.schema(list(self._types.items()))
-        rows_done = 0
         with FileSystems.open(path) as stream:
-            try:
-                reader = pa_json.open_json(
-                    stream,
-                    read_options=pa_json.ReadOptions(block_size=self._block_size),
-                    parse_options=pa_json.ParseOptions(
-                        explicit_schema=schema, unexpected_field_behavior="ignore"
-                    ),
-                )
-                for batch in reader:
-                    batch = batch.select(list(self._types))
-                    progress.add(batch)
-                    rows_done += batch.num_rows
-                    yield batch
-            except pa.ArrowInvalid as e:
-                if not self._skip:
-                    raise InputDataError(locate_bad_line(path, self._types, e)) from None
-                for element in _lines_skipping_bad(path, self._types, rows_done, schema):
+            for block in _line_blocks(stream, self._block_size):
+                for element in self._read_block(path, block):
                     if not isinstance(element, BadRecord):
                         progress.add(element)
                     yield element
         progress.done()
+        READ_METRICS.files.inc()
+
+    def _read_block(self, path, block):
+        """pyarrow's reading of a block of whole lines when it is one object per line, else
+        the line-by-line reading (which names the bad lines)."""
+        table = None
+        # pyarrow must not see a line that does not start an object: a leading "null"
+        # crashes it (pyarrow 25), a later one becomes a row of nulls.
+        if block.only_objects:
+            try:
+                block.data.decode("utf-8")  # pyarrow's JSON parser lets invalid UTF-8 through
+                table = self._arrow_table(block.data)
+            except (UnicodeDecodeError, pa.ArrowInvalid):
+                pass
+        # pyarrow reads any stream of JSON objects: one spread over two lines, or two on
+        # one line, are only caught by counting. Both readings agree when the counts do.
+        if table is not None and table.num_rows == block.objects:
+            yield from table.to_batches()
+            return
+        for element in _lines_skipping_bad(path, block, self._types, self._schema):
+            if isinstance(element, BadRecord) and not self._skip:
+                raise InputDataError(_describe(element))
+            yield element
+
+    def _arrow_table(self, data):
+        """The block as one table of the declared columns (pyarrow's reading)."""
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            # pyarrow parses its own blocks in parallel: a few per block of lines.
+            read_options=pa_json.ReadOptions(block_size=max(len(data) // 4, 1 << 20)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=self._schema, unexpected_field_behavior="ignore"
+            ),
+        ).select(list(self._types)).combine_chunks()
+        table.validate(full=True)  # e.g. "\\ud800" (a lone surrogate) is not UTF-8 either
+        return table
 
 
-def _lines_skipping_bad(path, types, skip_rows, schema, batch_rows=65536, stop_at_bad=False):
-    """The file's objects after the first `skip_rows`, read line by line: RecordBatches of
-    the good ones, a BadRecord for each line that is not a JSON object of the declared
-    types, in file order; only the first BadRecord with `stop_at_bad` (to name it in an
-    error)."""
-    good, row, offset = [], 0, 0
-    with FileSystems.open(path) as stream:
-        for line_number, raw in enumerate(stream, start=1):
-            line_offset, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
-            row += 1
-            if row <= skip_rows:
-                continue
-            record, problem = _parse_line(raw, types)
-            if problem is not None:
-                reason, detail, column = problem
-                text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                place = dict(byte_offset=line_offset, row=row, line=line_number)
-                yield BadRecord(path, reason, detail, text, column=column, **place)
-                if stop_at_bad:
-                    return
-                continue
-            if stop_at_bad:
-                continue  # only looking for the first bad line
-            good.append({name: record.get(name) for name in types})
-            if len(good) >= batch_rows:
-                yield pa.RecordBatch.from_pylist(good, schema=schema)
-                good = []
+class _Block:
+    """Whole lines of a file: their bytes; the byte offset, line number and row number
+    (lines not blank) before the first; how many lines are not blank, and whether each of
+    them starts with "{"."""
+
+    __slots__ = ("data", "offset", "line", "row", "objects", "only_objects")
+
+    def __init__(self, data, offset, line, row):
+        self.data, self.offset, self.line, self.row = data, offset, line, row
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        if data.count(b"\n{") + data.startswith(b"{") == lines:
+            self.objects, self.only_objects = lines, True  # the usual case, at C speed
+        else:
+            self.objects = sum(1 for _ in _FILLED_LINE.finditer(data))
+            self.only_objects = not _OTHER_LINE.search(data)
+
+
+def _line_blocks(stream, block_size):
+    """The file as _Blocks of whole lines, about `block_size` bytes each (a longer line is
+    a block of its own), without a byte order mark at its start."""
+    pending, offset, line, row = [], 0, 1, 0
+    first = stream.read(max(block_size, len(codecs.BOM_UTF8)))
+    if first.startswith(codecs.BOM_UTF8):
+        first, offset = first[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+    rest = iter(lambda: stream.read(block_size), b"")
+    for chunk in itertools.chain([first] if first else [], rest, [b""]):  # b"": the end
+        cut = chunk.rfind(b"\n") + 1
+        if chunk and not cut:
+            pending.append(chunk)  # no line ends in this chunk
+            continue
+        data = b"".join(pending + [chunk[:cut]])
+        pending = [chunk[cut:]]
+        if data:
+            block = _Block(data, offset, line, row)
+            yield block
+            offset, line, row = offset + len(data), line + data.count(b"\n"), row + block.objects
+
+
+# A line with something other than white space on it; one that starts with no "{".
+_FILLED_LINE = re.compile(rb"^[ \t\r]*[^ \t\r\n]", re.MULTILINE)
+_OTHER_LINE = re.compile(rb"^[ \t\r]*[^{ \t\r\n]", re.MULTILINE)
+
+
+def _lines_skipping_bad(path, block, types, schema, batch_rows=65536):
+    """The block's objects read line by line: RecordBatches of the good ones and a
+    BadRecord for each line that is not a JSON object of the declared types, in file
+    order."""
+    good, offset, row = [], block.offset, block.row
+    for line_number, raw in enumerate(block.data.split(b"\n"), start=block.line):
+        line_offset, offset = offset, offset + len(raw) + 1
+        if not raw.strip(b" \t\r"):  # JSON's white space
+            continue
+        row += 1
+        record, problem = _parse_line(raw, types)
+        if problem is not None:
+            reason, detail, column = problem
+            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+            place = dict(byte_offset=line_offset, row=row, line=line_number)
+            yield BadRecord(path, reason, detail, text, column=column, **place)
+            continue
+        good.append(record)
+        if len(good) >= batch_rows:
+            yield pa.RecordBatch.from_pylist(good, schema=schema)
+            good = []
     if good:
         yield pa.RecordBatch.from_pylist(good, schema=schema)
 
 
 def _parse_line(raw, types):
-    """(the object, None) for a usable line, else (None, (reason, detail, key))."""
+    """(the declared values, None) for a usable line, else (None, (reason, detail, key))."""
     try:
-        record = json.loads(raw.decode("utf-8"), parse_constant=lambda c: math.nan)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, (bad_records.BAD_UTF8, "not valid UTF-8", None)
+    try:
+        record = json.loads(text, object_pairs_hook=_object)  # NaN, Infinity: floats
+    except json.JSONDecodeError as e:
         return None, (bad_records.NOT_JSON, f"not valid JSON ({e})", None)
+    except _DuplicateKey as e:
+        return None, (bad_records.NOT_JSON, f"key {e.args[0]!r} appears twice", e.args[0])
     if not isinstance(record, dict):
         return None, (bad_records.NOT_JSON, "not a JSON object", None)
+    values = {}
     for name, arrow_type in types.items():
         value = record.get(name)
+        if isinstance(value, str) and not _is_unicode(value):
+            return None, (bad_records.BAD_UTF8, f"key {name!r}: a lone surrogate escape", name)
         if value is not None and not _ACCEPTS[arrow_type](value):
             detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[arrow_type]}"
             return None, (bad_records.WRONG_TYPE, detail, name)
-    return record, None
+        # An integer in a float column: pyarrow converts it through int64, which may overflow.
+        values[name] = float(value) if arrow_type == pa.float64() and value is not None else value
+    return values, None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _object(pairs):
+    """A JSON object; a key given twice is ambiguous (pyarrow refuses it too)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return record
+
+
+def _describe(bad):
+    """The error for the first bad line in fail mode."""
+    if bad.reason == bad_records.WRONG_TYPE:
+        return f"{bad.file}: line {bad.line}, {bad.detail}. Fix the value or the declaration."
+    return f"{bad.file}: line {bad.line}: {bad.detail}"
+
+
+def _is_unicode(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_float64(value):
+    if isinstance(value, float):
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= sys.float_info.max
 
 
 _ACCEPTS = {
-    pa.float64(): lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    pa.int64(): lambda v: isinstance(v, int) and not isinstance(v, bool),
+    pa.float64(): _is_float64,
+    pa.int64(): lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
     pa.string(): lambda v: isinstance(v, str),
 }
 _TYPE_NAMES = {pa.float64(): "a number", pa.int64(): "an integer", pa.string(): "a string"}
-
-
-def locate_bad_line(path, types, arrow_error):
-    """The file, line and key of the first line pyarrow could not read (its errors count
-    rows per block), found by re-reading line by line as the skip mode does."""
-    schema = pa.schema(list(types.items()))
-    for bad in _lines_skipping_bad(path, types, 0, schema, stop_at_bad=True):
-        if bad.reason == bad_records.WRONG_TYPE:
-            return f"{path}: line {bad.line}, {bad.detail}. Fix the value or the declaration."
-        return f"{path}: line {bad.line}: {bad.detail}"
-    return f"{path}: cannot be read as JSON Lines: {arrow_error}"
