@@ -184,10 +184,12 @@ def test_tfrecord_skip(tmp_path):
 
     floats = lambda *v: tf.train.Feature(float_list=tf.train.FloatList(value=v))  # noqa: E731
     ints = lambda *v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))  # noqa: E731
+    text = lambda *v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v))  # noqa: E731
     records = [
-        example(x=floats(1.0), n=ints(3)),
+        example(x=floats(1.0), n=ints(3), name=text("é".encode())),
         example(x=floats(1.0, 2.0), n=ints(3)),  # a list, not a scalar
         example(x=ints(7), n=ints(3)),  # an int64_list where floats are declared
+        example(x=floats(5.0), name=text(b"\xff\xfe")),  # not text
         example(x=floats(3.0)),
     ]
     with tf.io.TFRecordWriter(str(path)) as writer:
@@ -196,9 +198,19 @@ def test_tfrecord_skip(tmp_path):
     run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
     bundle = load_bundle(str(tmp_path / "b"))
     assert bundle.row_count == 2 and bundle.features["x"]["mean"] == 2.0
-    assert bundle.bad_records["by_reason"] == {"multiple_values": 1, "wrong_type": 1}
+    assert bundle.bad_records["by_reason"] == {"multiple_values": 1, "wrong_type": 1, "bad_utf8": 1}
+    assert bundle.features["name"]["vocabulary"] == ["é"]
     kept = {bytes.fromhex(r["record"]) for r in dead_letters(bundle)}
-    assert kept == {records[1], records[2]}
+    assert kept == {records[1], records[2], records[3]}
+    for record, error in [
+        (records[1], r"e\.tfrecord: a record has 2 values for feature 'x'; .* aggregate it"),
+        (records[2], r"e\.tfrecord.*expected float_list, found int64_list for feature \"x\""),
+        (records[3], r"e\.tfrecord: a record's bytes for feature 'name' are not UTF-8; Declare"),
+    ]:
+        with tf.io.TFRecordWriter(str(tmp_path / "e.tfrecord")) as writer:
+            writer.write(record)
+        with pytest.raises(InputDataError, match=error):
+            run_analysis(SPEC, str(tmp_path / "e.tfrecord"), str(tmp_path / "c"))
 
 
 def test_cli_skip_reports_what_it_left_out(tmp_path):

@@ -31,7 +31,8 @@ class ReadTFRecord(beam.PTransform):
     bytes_list (must be UTF-8). A feature absent from a record, or with an empty list, is
     missing. Each feature holds at most one value per record: kdp_beam features are
     scalars, and a record with more raises InputDataError naming the file and feature, as
-    does a record that does not decode with the declared types. Under
+    do a record that does not decode with the declared types and bytes that are not UTF-8
+    in a string feature. Under
     ``on_bad_record="skip"`` such records become BadRecords (the serialized record kept as
     hex) and the rest of the batch is read.
     """
@@ -91,23 +92,24 @@ class _DecodeExamples(beam.DoFn):
             files = [name for name, _ in named_records]
             records = [record for _, record in named_records]
             yield from bad
-        lengths = {name: _value_counts(decoded.column(name)) for name in self._types}
-        too_many = np.zeros(decoded.num_rows, dtype=bool)
-        for name, counts in lengths.items():
-            if counts.size and counts.max() > 1:
-                row = int(np.argmax(counts > 1))
+        dropped = np.zeros(decoded.num_rows, dtype=bool)
+        for name, arrow_type in self._types.items():
+            counts = _value_counts(decoded.column(name))
+            for reason, rows in (
+                (bad_records.MULTIPLE_VALUES, counts > 1),
+                (bad_records.BAD_UTF8, _not_utf8(decoded.column(name), arrow_type)),
+            ):
+                if not rows.any():
+                    continue
                 if not self._skip:
-                    raise InputDataError(
-                        f"{files[row]}: a record has {counts[row]} values for feature "
-                        f"{name!r}; kdp_beam features hold one value per record. Split the "
-                        "list into features or aggregate it before analysis."
-                    )
-                for row in np.flatnonzero((counts > 1) & ~too_many):
-                    detail = f"feature {name!r} has {counts[row]} values, not one"
-                    yield _bad(files[row], records[row], bad_records.MULTIPLE_VALUES, detail, name)
-                too_many |= counts > 1
-        if too_many.any():
-            decoded = decoded.filter(pa.array(~too_many))
+                    row = int(np.argmax(rows))
+                    raise InputDataError("{}: {}; {}".format(files[row], *_describe(reason, name, counts[row])))
+                for row in np.flatnonzero(rows & ~dropped):
+                    detail, _ = _describe(reason, name, counts[row])
+                    yield _bad(files[row], records[row], reason, detail, name)
+                dropped |= rows
+        if dropped.any():
+            decoded = decoded.filter(pa.array(~dropped))
         columns = [
             _scalar_column(decoded.column(name), arrow_type, name, files[0] if files else "")
             for name, arrow_type in self._types.items()
@@ -130,6 +132,39 @@ class _DecodeExamples(beam.DoFn):
         # A decoder that raised keeps partial state: decode with a fresh one.
         self._decoder = ExamplesToRecordBatchDecoder(self._schema)
         return self._decoder.DecodeBatch([record for _, record in good]), good, bad
+
+
+def _describe(reason, name, count):
+    """(what is wrong with a record's feature, what to do about it)."""
+    if reason == bad_records.MULTIPLE_VALUES:
+        return (
+            f"a record has {count} values for feature {name!r}",
+            "kdp_beam features hold one value per record: split the list into features or "
+            "aggregate it before analysis.",
+        )
+    return (
+        f"a record's bytes for feature {name!r} are not UTF-8",
+        "Declare a string feature only on text, or fix the bytes.",
+    )
+
+
+def _not_utf8(lists, arrow_type):
+    """Per record: whether a bytes value declared as a string is not UTF-8."""
+    flags = np.zeros(len(lists), dtype=bool)
+    if arrow_type != pa.string():
+        return flags
+    try:
+        pc.list_flatten(lists).cast(pa.string())  # validates UTF-8 in C++
+        return flags
+    except pa.ArrowInvalid:
+        pass
+    for row, values in enumerate(lists.to_pylist()):  # only for a batch with bad bytes
+        for value in values or ():
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                flags[row] = True
+    return flags
 
 
 def _bad(file, record, reason, detail, column):
