@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
@@ -32,6 +31,7 @@ from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES
 from kdp_beam.io.files import as_patterns
+from kdp_beam.io.parquet import open_parquet
 
 DEFAULT_SAMPLE_ROWS = 100_000
 MAX_CATEGORIES = 1000
@@ -74,7 +74,7 @@ def _read(path, input_format):
             options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
             yield from pa_csv.open_csv(stream, convert_options=options)
         elif input_format == "parquet":
-            yield from pq.ParquetFile(stream).iter_batches()
+            yield from open_parquet(stream, path).iter_batches()
         elif input_format == "jsonl":
             yield from pa_json.open_json(stream)
         else:

@@ -144,3 +144,27 @@ def test_schema_problems_fail_before_the_job_starts(tmp_path):
     pq.write_table(pa.table({"x": [1.5], "name": ["a"]}), str(tmp_path / "p.parquet"))
     with pytest.raises(InputDataError, match=r"p\.parquet: column 'x' is double, which cannot be read as the declared int64.*before"):
         run_analysis(FeatureSpec({"x": "integer_categorical"}), str(tmp_path / "p.parquet"), str(tmp_path / "o"))
+
+
+def test_damaged_parquet_files_fail_naming_the_file(tmp_path):
+    import pyarrow.parquet as pq
+    import pytest
+
+    from kdp_beam.errors import InputDataError
+    from kdp_beam.job import run_analysis
+
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"x": np.arange(100, dtype=float)}), str(good), compression="none")
+    data = good.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],  # footer lost: caught before the job starts
+        "empty": b"",
+        "not_parquet": b"x,y\n1,2\n",
+        "page_header": data[:4] + bytes(16) + data[20:],  # footer fine: caught by the worker
+    }
+    spec = FeatureSpec({"x": "float_normalized"})
+    for name, content in damaged.items():
+        (tmp_path / f"{name}.parquet").write_bytes(content)
+        for policy in ("fail", "skip"):
+            with pytest.raises(InputDataError, match=rf"{name}\.parquet.*: not readable as Parquet .*Re-write the file"):
+                run_analysis(spec, str(tmp_path / f"{name}.parquet"), str(tmp_path / "o"), on_bad_record=policy)

@@ -1,5 +1,7 @@
 """ReadParquet: Parquet files as a stream of RecordBatches, split by row group."""
 
+import contextlib
+
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,7 +48,7 @@ class _ListRowGroups(beam.DoFn):
 
     def process(self, metadata):
         with FileSystems.open(metadata.path) as stream:
-            parquet = pq.ParquetFile(stream)
+            parquet = open_parquet(stream, metadata.path)
             missing = [n for n in self._names if n not in parquet.schema_arrow.names]
             if missing:
                 raise InputDataError(
@@ -67,10 +69,14 @@ class _ReadRowGroup(beam.DoFn):
         path, row_group = path_and_row_group
         progress = ProgressLog(f"{path} (row group {row_group})")
         with FileSystems.open(path) as stream:
-            parquet = pq.ParquetFile(stream)
-            for batch in parquet.iter_batches(
+            batches = open_parquet(stream, path).iter_batches(
                 batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._types)
-            ):
+            )
+            while True:
+                with _damage_reported(f"{path} (row group {row_group})"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
                 columns = [
                     cast_column(batch.column(name), arrow_type, name, path)
                     for name, arrow_type in self._types.items()
@@ -79,3 +85,21 @@ class _ReadRowGroup(beam.DoFn):
                 progress.add(batch)
                 yield batch
         progress.done()
+
+
+def open_parquet(stream, path):
+    """pq.ParquetFile, or InputDataError naming the file when it is not readable Parquet."""
+    with _damage_reported(path):
+        return pq.ParquetFile(stream)
+
+
+@contextlib.contextmanager
+def _damage_reported(where):
+    # A damaged file fails in both bad-record modes: the rows it holds cannot be kept.
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputDataError(
+            f"{where}: not readable as Parquet ({' '.join(str(e).split())}). Re-write the "
+            "file, or leave it out of the input pattern."
+        ) from None

@@ -4,13 +4,13 @@ in seconds instead of after workers have started (the readers check again on the
 for files beyond the first MAX_FILES)."""
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import read_header
 from kdp_beam.io.files import as_patterns
+from kdp_beam.io.parquet import open_parquet
 
 MAX_FILES = 100  # files checked on the launcher (each costs one small read)
 
@@ -26,7 +26,7 @@ def check_schemas(file_pattern, spec, input_format):
             names, problems = (header or list(types)), []
         else:
             with FileSystems.open(path) as stream:
-                schema = pq.ParquetFile(stream).schema_arrow
+                schema = open_parquet(stream, path).schema_arrow
             names = schema.names
             problems = [
                 f"column {name!r} is {schema.field(name).type}, which cannot be read as the "
