@@ -168,3 +168,33 @@ def test_damaged_parquet_files_fail_naming_the_file(tmp_path):
         for policy in ("fail", "skip"):
             with pytest.raises(InputDataError, match=rf"{name}\.parquet.*: not readable as Parquet .*Re-write the file"):
                 run_analysis(spec, str(tmp_path / f"{name}.parquet"), str(tmp_path / "o"), on_bad_record=policy)
+
+
+def test_damaged_tfrecord_files_fail_naming_the_file_and_record(tmp_path):
+    import gzip
+
+    import pytest
+    import tensorflow as tf
+
+    from kdp_beam.errors import InputDataError
+    from kdp_beam.job import run_analysis
+
+    good = tmp_path / "good.tfrecord"
+    with tf.io.TFRecordWriter(str(good)) as writer:
+        for i in range(5):
+            x = tf.train.Feature(float_list=tf.train.FloatList(value=[i]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature={"x": x})).SerializeToString())
+    data = good.read_bytes()
+    damaged = {
+        "truncated.tfrecord": (data[:-7], 5),
+        "not_tfrecord.tfrecord": (b"x,y\n1,2\n3,4\n5,6\n", 1),
+        "flipped.tfrecord": (data[:20] + bytes([data[20] ^ 1]) + data[21:], 1),  # a CRC mismatch
+        "truncated.tfrecord.gz": (gzip.compress(data)[:-30], 3),
+    }
+    spec = FeatureSpec({"x": "float_normalized"})
+    for name, (content, record) in damaged.items():
+        (tmp_path / name).write_bytes(content)
+        for policy in ("fail", "skip"):
+            error = rf"{name}: record {record} is not a valid TFRecord .*Re-write it"
+            with pytest.raises(InputDataError, match=error):
+                run_analysis(spec, str(tmp_path / name), str(tmp_path / "o"), on_bad_record=policy)

@@ -1,10 +1,13 @@
 """ReadTFRecord: files of serialized tf.Example as typed pyarrow RecordBatches."""
 
+import zlib
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.tfrecordio import ReadAllFromTFRecord
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil  # the record framing and its CRCs
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
@@ -25,14 +28,14 @@ _SCHEMA_TYPES = {
 class ReadTFRecord(beam.PTransform):
     """Reads TFRecord files of tf.Example into RecordBatches of the declared features.
 
-    Records are read with Beam's TFRecord source (splittable, .gz by extension) and
-    decoded in batches by tfx_bsl's C++ tf.Example decoder, typed by a schema built from
-    the declarations: float_list (float32, widened exactly to float64), int64_list,
-    bytes_list (must be UTF-8). A feature absent from a record, or with an empty list, is
-    missing. Each feature holds at most one value per record: kdp_beam features are
-    scalars, and a record with more raises InputDataError naming the file and feature, as
-    do a record that does not decode with the declared types and bytes that are not UTF-8
-    in a string feature. Under
+    Records are read file by file (.gz by extension; a damaged file raises InputDataError
+    naming it, in both bad-record modes) and decoded in batches by tfx_bsl's C++
+    tf.Example decoder, typed by a schema built from the declarations: float_list
+    (float32, widened exactly to float64), int64_list, bytes_list (must be UTF-8). A
+    feature absent from a record, or with an empty list, is missing. Each feature holds at
+    most one value per record: kdp_beam features are scalars, and a record with more
+    raises InputDataError naming the file and feature, as do a record that does not decode
+    with the declared types and bytes that are not UTF-8 in a string feature. Under
     ``on_bad_record="skip"`` such records become BadRecords (the serialized record kept as
     hex) and the rest of the batch is read.
     """
@@ -49,8 +52,7 @@ class ReadTFRecord(beam.PTransform):
         return (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
-            | "CountFiles" >> beam.Map(_count_file)
-            | "ReadRecords" >> ReadAllFromTFRecord(with_filename=True)
+            | "ReadRecords" >> beam.ParDo(_ReadRecords())
             | "Batch"
             >> beam.BatchElements(
                 min_batch_size=self.batch_records, max_batch_size=self.batch_records
@@ -59,9 +61,29 @@ class ReadTFRecord(beam.PTransform):
         )
 
 
-def _count_file(metadata):
-    READ_METRICS.files.inc()
-    return metadata.path
+class _ReadRecords(beam.DoFn):
+    """(file, serialized record) for each record of a TFRecord file (.gz by extension).
+
+    TFRecord files cannot be split (Beam's own source reads them whole too); reading them
+    here rather than with ReadAllFromTFRecord lets a damaged file's error name it."""
+
+    def process(self, metadata):
+        path, number = metadata.path, 0
+        with FileSystems.open(path) as stream:  # decompresses by extension
+            while True:
+                try:
+                    record = _TFRecordUtil.read_record(stream)
+                except (ValueError, EOFError, zlib.error) as e:
+                    raise InputDataError(
+                        f"{path}: record {number + 1} is not a valid TFRecord ({str(e)[:120]}): "
+                        "the file is damaged or not TFRecord. Re-write it, or leave it out of "
+                        "the input pattern."
+                    ) from None
+                if record is None:
+                    break
+                number += 1
+                yield path, record
+        READ_METRICS.files.inc()
 
 
 class _DecodeExamples(beam.DoFn):

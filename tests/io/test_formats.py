@@ -1,5 +1,6 @@
 """The same rows as CSV, Parquet, TFRecord and JSON Lines give the same bundle."""
 
+import gzip
 import json
 import os
 
@@ -53,11 +54,12 @@ def table(rows=1500, seed=3):
     )
 
 
-def write_tfrecords(data, directory, shards):
+def write_tfrecords(data, directory, shards, compress=False):
     os.makedirs(directory, exist_ok=True)
     rows = data.to_pylist()
+    suffix, options = (".tfrecord.gz", "GZIP") if compress else (".tfrecord", None)
     for shard, part in enumerate(np.array_split(np.arange(len(rows)), shards)):
-        with tf.io.TFRecordWriter(os.path.join(directory, f"part-{shard}.tfrecord")) as writer:
+        with tf.io.TFRecordWriter(os.path.join(directory, f"part-{shard}{suffix}"), options) as writer:
             for i in part:
                 features = {}
                 for name, value in rows[i].items():
@@ -71,17 +73,18 @@ def write_tfrecords(data, directory, shards):
                         features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
                 example = tf.train.Example(features=tf.train.Features(feature=features))
                 writer.write(example.SerializeToString())
-    return os.path.join(directory, "*.tfrecord")
+    return os.path.join(directory, f"*{suffix}")
 
 
-def write_jsonl(data, directory, shards):
+def write_jsonl(data, directory, shards, compress=False):
     os.makedirs(directory, exist_ok=True)
     rows = data.to_pylist()
+    suffix, opener = (".jsonl.gz", gzip.open) if compress else (".jsonl", open)
     for shard, part in enumerate(np.array_split(np.arange(len(rows)), shards)):
-        with open(os.path.join(directory, f"part-{shard}.jsonl"), "w", encoding="utf-8") as f:
+        with opener(os.path.join(directory, f"part-{shard}{suffix}"), "wt", encoding="utf-8") as f:
             for i in part:
                 f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
-    return os.path.join(directory, "*.jsonl")
+    return os.path.join(directory, f"*{suffix}")
 
 
 def comparable(bundle):
@@ -107,6 +110,8 @@ def test_csv_parquet_tfrecord_and_jsonl_give_identical_statistics(tmp_path):
         "parquet": write_shards(data, tmp_path / "parquet", 2, fmt="parquet", row_group_size=200),
         "tfrecord": write_tfrecords(data, tmp_path / "tfrecord", 3),
         "jsonl": write_jsonl(data, tmp_path / "jsonl", 2),
+        "tfrecord.gz": write_tfrecords(data, tmp_path / "tfrecord-gz", 2, compress=True),
+        "jsonl.gz": write_jsonl(data, tmp_path / "jsonl-gz", 2, compress=True),
     }
     bundles = {}
     for fmt, pattern in patterns.items():
@@ -114,10 +119,10 @@ def test_csv_parquet_tfrecord_and_jsonl_give_identical_statistics(tmp_path):
         assert summary["rows_read"] == data.num_rows, fmt
         bundles[fmt] = load_bundle(str(tmp_path / f"bundle-{fmt}"))
     reference = comparable(bundles["csv"])
-    for fmt in ("parquet", "tfrecord", "jsonl"):
+    for fmt in patterns:
         assert comparable(bundles[fmt]) == reference, fmt
     # Quantile sketches see the same values in a different order: within their error.
-    for fmt in ("parquet", "tfrecord", "jsonl"):
+    for fmt in patterns:
         np.testing.assert_allclose(
             bundles[fmt].features["age"]["bin_boundaries"],
             bundles["csv"].features["age"]["bin_boundaries"],
