@@ -30,7 +30,7 @@ from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES
-from kdp_beam.io.files import as_patterns
+from kdp_beam.io.files import as_patterns, require_matches
 from kdp_beam.io.parquet import open_parquet
 
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -40,6 +40,7 @@ MAX_INTEGER_CATEGORIES = 100
 
 def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
     """{"features": {name: declaration}, "notes": {name: reason}} from a sample."""
+    require_matches(file_pattern)
     input_format = input_format or infer_format(file_pattern)
     sample = _sample(file_pattern, input_format, sample_rows)
     features, notes = {}, {}

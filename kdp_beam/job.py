@@ -1,6 +1,7 @@
 """The analysis job: read -> AnalyzeFeatures -> WriteArtifacts, on any Beam runner."""
 
 import logging
+import os
 import re
 import time
 
@@ -13,7 +14,7 @@ from kdp_beam import errors
 from kdp_beam.analyze import AnalyzeFeatures
 from kdp_beam.artifacts import DEAD_LETTERS, WriteArtifacts
 from kdp_beam.bad_records import check_policy, is_bad_record
-from kdp_beam.errors import KdpBeamError
+from kdp_beam.errors import BundleError, KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.io.files import require_matches
 from kdp_beam.io.preflight import check_schemas
@@ -28,8 +29,12 @@ _LOG = logging.getLogger(__name__)
 
 def read_spec(path):
     """A FeatureSpec from a JSON file at a local or remote (gs://, s3://) path."""
-    with FileSystems.open(path) as f:
-        return FeatureSpec.from_json_text(f.read().decode("utf-8"), source=path)
+    try:
+        with FileSystems.open(path) as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:  # Beam's BeamIOError is an OSError
+        raise SpecError(f"cannot read the features file {path}: {e}") from None
+    return FeatureSpec.from_json_text(text, source=path)
 
 
 def pipeline_options(pipeline_args):
@@ -128,6 +133,8 @@ def run_analysis(
     """
     if not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
+    if os.path.isfile(output_dir):
+        raise BundleError(f"{output_dir} is a file; the output is the bundle's directory")
     require_matches(input_pattern)
     check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))
     start = time.monotonic()

@@ -194,6 +194,27 @@ def test_cli_writes_a_bundle_and_reports_errors_cleanly(tmp_path, mixed):
     assert "kdp-beam: error:" in failed.stderr and "not in the CSV header" in failed.stderr
 
 
+def test_misused_paths_are_one_line_errors_saying_what_to_do(tmp_path, capsys):
+    from kdp_beam.cli import main
+
+    pattern = write_shards(pa.table({"x": [1.0, 2.0]}), tmp_path / "csv", 1)
+    features = write_text(tmp_path / "f.json", json.dumps({"features": {"x": "float"}}))
+    a_file = write_text(tmp_path / "a_file", "")
+    cases = [
+        (["--features", str(tmp_path / "nope.json"), "--input", pattern, "--output", str(tmp_path / "o")],
+         "cannot read the features file"),
+        (["--features", features, "--input", str(tmp_path / "csv"), "--output", str(tmp_path / "o")],
+         "is a directory; pass a file pattern such as"),
+        (["--features", features, "--input", pattern, "--output", a_file],
+         "is a file; the output is the bundle's directory"),
+    ]
+    for args, message in cases:
+        assert main(["analyze"] + args) == 2
+        assert message in capsys.readouterr().err
+    assert main(["infer", "--input", str(tmp_path / "csv"), "--output", str(tmp_path / "i.json")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
 def test_errors_from_worker_processes_keep_their_kdp_beam_type(tmp_path):
     path = write_text(tmp_path / "bad.csv", "x,name\n1.5,a\noops,b\n")
     spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})

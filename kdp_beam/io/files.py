@@ -1,6 +1,7 @@
 """What every reader shares: matching files, read metrics and progress logs."""
 
 import logging
+import os
 import time
 
 import apache_beam as beam
@@ -47,6 +48,9 @@ def as_patterns(file_pattern):
 def require_matches(file_pattern):
     """Raises InputDataError before a job starts if a pattern matches no file."""
     for pattern in as_patterns(file_pattern):
+        if os.path.isdir(pattern):
+            example = os.path.join(pattern, "*.csv")
+            raise InputDataError(f"{pattern!r} is a directory; pass a file pattern such as {example!r}")
         if not FileSystems.match([pattern])[0].metadata_list:
             raise InputDataError(f"no file matches the input pattern {pattern!r}; check the path")
 
