@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pytest
+import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange
 from kdp_beam.io.jsonl import _ReadJsonFile
+from kdp_beam.io.tfrecord import _DecodeExamples
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec(
@@ -291,3 +293,75 @@ def test_mutated_json_lines_read_right_or_fail_clearly(tmp_path_factory, edits, 
         assert row["n"] == obj.get("n") and row["s"] == obj.get("s")
         x = obj.get("x")
         assert row["x"] == pytest.approx(x, nan_ok=True) if x is not None else row["x"] is None
+
+
+# --- the tf.Example decoder ---------------------------------------------------------------
+
+
+def example_bytes(x, n, s):
+    feature = {}
+    if x is not None:
+        feature["x"] = tf.train.Feature(float_list=tf.train.FloatList(value=x))
+    if n is not None:
+        feature["n"] = tf.train.Feature(int64_list=tf.train.Int64List(value=n))
+    if s is not None:
+        feature["s"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=s))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+EXAMPLES = st.builds(
+    example_bytes,
+    st.none() | st.lists(st.floats(width=32), max_size=2),
+    st.none() | st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),
+    st.none() | st.lists(st.binary(max_size=4) | st.sampled_from([b"a", "é".encode()]), max_size=2),
+)
+BYTE_EDITS = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255), st.booleans()), max_size=3)
+
+
+def tensorflow_row(record):
+    """An independent reading with TensorFlow's own proto parser: the row, or None when
+    the record is not a tf.Example of one value (or none) of the declared kind each."""
+    try:
+        example = tf.train.Example.FromString(record)
+    except Exception:  # protobuf's DecodeError
+        return None
+    row = {}
+    for name, kind in (("x", "float_list"), ("n", "int64_list"), ("s", "bytes_list")):
+        feature = example.features.feature.get(name)
+        which = feature.WhichOneof("kind") if feature is not None else None
+        values = list(getattr(feature, kind).value) if which == kind else []
+        if (which not in (None, kind)) or len(values) > 1:
+            return None
+        row[name] = values[0] if values else None
+        if name == "s" and values:
+            try:
+                row[name] = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return row
+
+
+@FUZZ
+@given(records=st.lists(st.tuples(EXAMPLES, BYTE_EDITS), min_size=1, max_size=6), skip=st.booleans())
+def test_mutated_tf_examples_decode_right_or_fail_clearly(records, skip):
+    serialized = []
+    for record, edits in records:
+        for position, byte, insert in edits:
+            at = position % (len(record) + 1)
+            record = record[:at] + bytes([byte]) + record[at:] if insert else record[:at] + record[at + 1 :]
+        serialized.append(record)
+    decoder = _DecodeExamples(CSV_SPEC, "skip" if skip else "fail")
+    decoder.setup()
+    outcome = read_or_clear_error(decoder, [("f.tfrecord", r) for r in serialized], skip)
+    if outcome is None:
+        return
+    batches, bad = outcome
+    expected = [tensorflow_row(r) for r in serialized]
+    good = [row for row in expected if row is not None]
+    assert len(bad) == len(expected) - len(good)
+    rows = [row for batch in batches for row in batch.to_pylist()]
+    assert len(rows) == len(good)
+    event("values compared")
+    for row, want in zip(rows, good):
+        assert (row["n"], row["s"]) == (want["n"], want["s"])
+        assert row["x"] == pytest.approx(want["x"], nan_ok=True) if want["x"] is not None else row["x"] is None
