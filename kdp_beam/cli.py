@@ -52,11 +52,13 @@ def _parser():
         "it with its reason to OUTPUT/bad_records/",
     )
     analyze.add_argument(
+        "--split-size",
         "--csv-split-size",
+        dest="split_size",
         type=int,
         default=None,
-        help="bytes per unit of work of a large uncompressed CSV file (0: read files whole; "
-        "default 64 MiB)",
+        help="bytes per unit of work of a large uncompressed CSV or JSON Lines file (0: read "
+        "files whole; default 64 MiB)",
     )
     infer = commands.add_parser(
         "infer",
@@ -108,7 +110,7 @@ def main(argv=None):
             args.format,
             pipeline_args,
             args.fanout,
-            args.csv_split_size,
+            args.split_size,
             args.on_bad_record,
         )
         bundle = load_bundle(args.output)

@@ -52,7 +52,7 @@ def add_analysis(
     output_dir,
     input_format=None,
     fanout=None,
-    csv_split_size=None,
+    split_size=None,
     on_bad_record="fail",
 ):
     """Adds the whole job to a pipeline; returns the PCollection of the written manifest.
@@ -64,8 +64,8 @@ def add_analysis(
     input_format = input_format or infer_format(input_pattern)
     description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
     options = {"on_bad_record": on_bad_record}
-    if csv_split_size is not None and input_format == "csv":
-        options["split_size"] = csv_split_size
+    if split_size is not None and input_format in ("csv", "jsonl"):
+        options["split_size"] = split_size
     read = pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
     dead_letters = (
         read
@@ -110,7 +110,7 @@ def run_analysis(
     input_format=None,
     pipeline_args=(),
     fanout=None,
-    csv_split_size=None,
+    split_size=None,
     on_bad_record="fail",
 ):
     """Runs the job to completion and returns what it read and where it wrote.
@@ -123,8 +123,8 @@ def run_analysis(
             extension.
         pipeline_args: Beam options, e.g. ["--runner=DataflowRunner", "--project=P"].
         fanout: intermediate keys of the global combine (None: Beam decides).
-        csv_split_size: bytes per unit of work of a large uncompressed CSV file (0: read
-            files whole; None: kdp_beam.io.csv.DEFAULT_SPLIT_SIZE).
+        split_size: bytes per unit of work of a large uncompressed CSV or JSON Lines file
+            (0: read files whole; None: kdp_beam.io.ranges.DEFAULT_SPLIT_SIZE).
         on_bad_record: "fail" (stop at the first bad record, naming it) or "skip" (leave
             it out, count it per reason in the bundle, write it to <output>/bad_records/).
     Returns:
@@ -140,7 +140,7 @@ def run_analysis(
     start = time.monotonic()
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
     add_analysis(
-        pipeline, spec, input_pattern, output_dir, input_format, fanout, csv_split_size, on_bad_record
+        pipeline, spec, input_pattern, output_dir, input_format, fanout, split_size, on_bad_record
     )
     try:
         result = pipeline.run()

@@ -90,7 +90,7 @@ def test_csv_skip_keeps_counts_and_writes_every_bad_record(tmp_path, split_size)
     path = tmp_path / "dirty.csv"
     good_rows = write_dirty_csv(path)
     summary = run_analysis(
-        SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip", csv_split_size=split_size
+        SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip", split_size=split_size
     )
     bundle = load_bundle(str(tmp_path / "b"))
     assert summary["rows_read"] == bundle.row_count == len(good_rows)

@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tensorflow as tf
-from apache_beam.io.filesystems import FileSystems
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +22,7 @@ from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange
-from kdp_beam.io.jsonl import _ReadJsonFile
+from kdp_beam.io.jsonl import _ReadJsonRange
 from kdp_beam.io.tfrecord import _DecodeExamples
 from kdp_beam.spec import FeatureSpec
 
@@ -241,9 +240,12 @@ def test_mutated_csv_reads_right_or_fails_clearly(tmp_path_factory, edits, skip)
 SPLIT_VALID = VALID + '5,5,"multi\nline"\n6,6,f\n7,7,"a\r\nb"\n8,8,h\n'
 
 
-def read_ranges(path, ranges, skip):
+def byte_ranges_of(path, size, split_size):
+    return [(path, start, min(start + split_size, size)) for start in range(0, size, split_size)]
+
+
+def read_ranges(dofn, ranges, skip):
     """Rows and bad-record reasons of reading the ranges in order, or None for a clear error."""
-    dofn = _ReadCsvRange(CSV_SPEC, 64, "skip" if skip else "fail")
     rows, bad = [], []
     for element in ranges:
         outcome = read_or_clear_error(dofn, element, skip)
@@ -268,9 +270,9 @@ def nan_as_text(outcome):
 @example(edits=[(72, "insert", b","), (6, "insert", b","), (2144, "insert", b","), (3649, "insert", b"\r")], split_size=29, skip=True)
 def test_split_csv_reads_equal_the_whole_read_or_fail_clearly(tmp_path_factory, edits, split_size, skip):
     path, data = mutated_file(tmp_path_factory, SPLIT_VALID, edits, "f.csv")
-    whole = read_ranges(path, [(path, 0, None)], skip)
-    ranges = [(path, start, min(start + split_size, len(data))) for start in range(0, len(data), split_size)]
-    split = read_ranges(path, ranges or [(path, 0, None)], skip)
+    reader = _ReadCsvRange(CSV_SPEC, 64, "skip" if skip else "fail")
+    whole = read_ranges(reader, [(path, 0, None)], skip)
+    split = read_ranges(reader, byte_ranges_of(path, len(data), split_size) or [(path, 0, None)], skip)
     if python_rows(data) is None:
         return  # malformed quoting: pyarrow's lenient reading of `"ab"c` is not compared
     if split is None:
@@ -318,11 +320,17 @@ def python_objects(data):
 
 
 @FUZZ
-@given(edits=edit_lists(JSONL_PIECES), skip=st.booleans())
-def test_mutated_json_lines_read_right_or_fail_clearly(tmp_path_factory, edits, skip):
+@given(edits=edit_lists(JSONL_PIECES), split_size=st.integers(1, 60), skip=st.booleans())
+def test_mutated_json_lines_read_right_or_fail_clearly(tmp_path_factory, edits, split_size, skip):
     path, data = mutated_file(tmp_path_factory, JSONL_VALID, edits, "f.jsonl")
-    file = FileSystems.match([path])[0].metadata_list[0]
-    outcome = read_or_clear_error(_ReadJsonFile(CSV_SPEC, 64, "skip" if skip else "fail"), file, skip)
+    reader = _ReadJsonRange(CSV_SPEC, 64, "skip" if skip else "fail")
+    # Read in byte ranges, the same as whole: the same rows, the same bad lines.
+    whole = read_ranges(reader, [(path, 0, None)], skip)
+    split = read_ranges(reader, byte_ranges_of(path, len(data), split_size) or [(path, 0, None)], skip)
+    assert (split is None) == (whole is None)
+    if whole is not None:
+        assert nan_as_text(split) == nan_as_text(whole)
+    outcome = read_or_clear_error(reader, (path, 0, None), skip)
     if outcome is None:
         return
     batches, bad = outcome

@@ -9,7 +9,6 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam import bad_records
@@ -17,12 +16,12 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
+from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, RecordRange, byte_ranges
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
 # float column reads them as NaN, which the statistics count apart from nulls.
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV text per RecordBatch
-DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
 
 _TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
@@ -82,16 +81,6 @@ class ReadCsv(beam.PTransform):
         )
 
 
-def byte_ranges(metadata, split_size):
-    """(path, start, end) units of work: the whole file (end None) when it is compressed,
-    small, or splitting is off; else consecutive ranges of split_size bytes."""
-    path, size = metadata.path, metadata.size_in_bytes
-    compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
-    if compressed or split_size <= 0 or size <= split_size:
-        return [(path, 0, None)]
-    return [(path, start, min(start + split_size, size)) for start in range(0, size, split_size)]
-
-
 class _ReadCsvRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
         self._types = column_types(spec)
@@ -118,7 +107,7 @@ class _ReadCsvRange(beam.DoFn):
     def _read_range(self, path, header, start, end):
         progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
         with FileSystems.open(path) as raw:
-            stream = _RecordRange(raw, start, end)
+            stream = RecordRange(raw, start, end)
             if stream.owns_nothing:
                 return  # every record of these bytes started in an earlier range
             rows_done = 0
@@ -151,74 +140,6 @@ class _ReadCsvRange(beam.DoFn):
             if problem is not None:
                 raise InputDataError(problem)
         progress.done()
-
-
-class _RecordRange:
-    """A read-only stream of the records that start in [start, end) of a file (end None:
-    to the end of the file), counting the double quotes passing through it.
-
-    A record starts at byte 0 or just after a newline. Whether that newline was inside a
-    quoted value cannot be known here; the quote count lets the reader check afterwards.
-    Attributes ``first`` and ``next``: where this range's records start, and where the
-    next range's do (None until the end is reached).
-    """
-
-    def __init__(self, raw, start, end):
-        self._raw = raw
-        self._end = end
-        self._buffer = b""
-        self._done = False
-        self.closed = False
-        self.quotes = 0
-        self.first = 0
-        self.next = None
-        if start > 0:
-            raw.seek(start - 1)
-            self.first = start - 1 + self._skip_through_newline()
-            if end is not None and self.first >= end:
-                self._done = True  # a record longer than the range: the previous range's
-        self.owns_nothing = self._done
-        self.position = self.first
-
-    def _skip_through_newline(self):
-        skipped = 0
-        while chunk := self._raw.read(1 << 16):
-            newline = chunk.find(b"\n")
-            if newline >= 0:
-                self._buffer = chunk[newline + 1 :]
-                return skipped + newline + 1
-            skipped += len(chunk)
-        self._done = True
-        return skipped
-
-    def read(self, size=-1):
-        if self._done:
-            return b""
-        size = 1 << 20 if size is None or size < 0 else size
-        if self._buffer:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        else:
-            data = self._raw.read(size)
-        if not data:
-            self._done = True
-            return b""
-        if self._end is not None and self.position + len(data) >= self._end:
-            # Stop after the first newline at or after end - 1: the next record is the
-            # next range's.
-            newline = data.find(b"\n", max(self._end - 1 - self.position, 0))
-            if newline >= 0:
-                data = data[: newline + 1]
-                self._done = True
-                self.next = self.position + len(data)
-        self.position += len(data)
-        self.quotes += data.count(b'"')
-        return data
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return False
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -273,7 +194,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
     numeric = {name: (header.index(name), t) for name, t in types.items() if t != pa.string()}
     indices = [header.index(name) for name in types]
     with FileSystems.open(path) as raw:
-        stream = _RecordRange(raw, start, end)
+        stream = RecordRange(raw, start, end)
         lines = _PositionedLines(stream, stream.first)
         reader = csv.reader(lines, strict=True)
         if start == 0:
@@ -359,7 +280,7 @@ def _split_problem(path, offset):
     return (
         f"{path}: byte {offset} is inside a quoted value that contains a newline, so the "
         "file cannot be split there. Read such files unsplit (kdp-beam analyze "
-        "--csv-split-size 0, ReadCsv(split_size=0)), or write them without newlines "
+        "--split-size 0, ReadCsv(split_size=0)), or write them without newlines "
         "inside values."
     )
 

@@ -17,6 +17,7 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
+from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, RecordRange, byte_ranges
 
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of JSON text per RecordBatch
 
@@ -26,47 +27,61 @@ class ReadJsonLines(beam.PTransform):
 
     Typed by the declarations through an explicit schema (float64, int64, string): a key
     absent from an object, or null, is missing; undeclared keys are ignored. Read as a
-    block of about ``block_size`` bytes of whole lines at a time. One object per line: a
+    block of about ``block_size`` bytes of whole lines at a time; an uncompressed file
+    larger than ``split_size`` bytes is read in parallel as byte ranges, each owning the
+    lines that start in it (0 disables splitting). One object per line: a
     line that is not a JSON object (an object spread over lines, or two on one line,
     included), or a value of the wrong type, raises InputDataError naming the file, line
     and key; under ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on.
     """
 
-    def __init__(self, file_pattern, spec, block_size=DEFAULT_BLOCK_SIZE, on_bad_record="fail"):
+    def __init__(
+        self,
+        file_pattern,
+        spec,
+        block_size=DEFAULT_BLOCK_SIZE,
+        split_size=DEFAULT_SPLIT_SIZE,
+        on_bad_record="fail",
+    ):
         super().__init__()
         bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
         self.block_size = block_size
+        self.split_size = split_size
         self.on_bad_record = on_bad_record
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "MatchFiles" >> MatchInputFiles(self.file_pattern)
-            | "ReadJsonFile"
-            >> beam.ParDo(_ReadJsonFile(self.spec, self.block_size, self.on_bad_record))
+            | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
+            | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadJsonRange"
+            >> beam.ParDo(_ReadJsonRange(self.spec, self.block_size, self.on_bad_record))
         )
 
 
-class _ReadJsonFile(beam.DoFn):
+class _ReadJsonRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
         self._types = column_types(spec)
         self._schema = pa.schema(list(self._types.items()))
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
-    def process(self, metadata):
-        path = metadata.path
-        progress = ProgressLog(path)
-        with FileSystems.open(path) as stream:
-            for block in _line_blocks(stream, self._block_size):
+    def process(self, path_range):
+        path, start, end = path_range
+        progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
+        with FileSystems.open(path) as raw:  # decompresses by extension
+            stream = RecordRange(raw, start, end)
+            for block in _line_blocks(stream, self._block_size, stream.first):
                 for element in self._read_block(path, block):
                     if not isinstance(element, BadRecord):
                         progress.add(element)
                     yield element
         progress.done()
-        READ_METRICS.files.inc()
+        if start == 0:
+            READ_METRICS.files.inc()
 
     def _read_block(self, path, block):
         """pyarrow's reading of a block of whole lines when it is one object per line, else
@@ -106,13 +121,15 @@ class _ReadJsonFile(beam.DoFn):
 
 class _Block:
     """Whole lines of a file: their bytes; the byte offset, line number and row number
-    (lines not blank) before the first; how many lines are not blank, and whether each of
-    them starts with "{"."""
+    (lines not blank) before the first (relative to the range's start: file numbers only
+    when it starts the file); how many lines are not blank, and whether each of them
+    starts with "{"."""
 
-    __slots__ = ("data", "offset", "line", "row", "objects", "only_objects")
+    __slots__ = ("data", "offset", "line", "row", "numbered", "objects", "only_objects")
 
-    def __init__(self, data, offset, line, row):
+    def __init__(self, data, offset, line, row, numbered):
         self.data, self.offset, self.line, self.row = data, offset, line, row
+        self.numbered = numbered
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
         if data.count(b"\n{") + data.startswith(b"{") == lines:
             self.objects, self.only_objects = lines, True  # the usual case, at C speed
@@ -121,12 +138,13 @@ class _Block:
             self.only_objects = not _OTHER_LINE.search(data)
 
 
-def _line_blocks(stream, block_size):
-    """The file as _Blocks of whole lines, about `block_size` bytes each (a longer line is
-    a block of its own), without a byte order mark at its start."""
-    pending, offset, line, row = [], 0, 1, 0
+def _line_blocks(stream, block_size, offset):
+    """A stream of whole lines starting at byte `offset` of its file as _Blocks, about
+    `block_size` bytes each (a longer line is a block of its own), without a byte order
+    mark at the start of the file."""
+    pending, line, row, numbered = [], 1, 0, offset == 0
     first = stream.read(max(block_size, len(codecs.BOM_UTF8)))
-    if first.startswith(codecs.BOM_UTF8):
+    if offset == 0 and first.startswith(codecs.BOM_UTF8):
         first, offset = first[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
     rest = iter(lambda: stream.read(block_size), b"")
     for chunk in itertools.chain([first] if first else [], rest, [b""]):  # b"": the end
@@ -137,7 +155,7 @@ def _line_blocks(stream, block_size):
         data = b"".join(pending + [chunk[:cut]])
         pending = [chunk[cut:]]
         if data:
-            block = _Block(data, offset, line, row)
+            block = _Block(data, offset, line, row, numbered)
             yield block
             offset, line, row = offset + len(data), line + data.count(b"\n"), row + block.objects
 
@@ -161,7 +179,8 @@ def _lines_skipping_bad(path, block, types, schema, batch_rows=65536):
         if problem is not None:
             reason, detail, column = problem
             text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-            place = dict(byte_offset=line_offset, row=row, line=line_number)
+            numbers = dict(row=row, line=line_number) if block.numbered else {}
+            place = dict(byte_offset=line_offset, **numbers)
             yield BadRecord(path, reason, detail, text, column=column, **place)
             continue
         good.append(record)
@@ -214,9 +233,10 @@ def _object(pairs):
 
 def _describe(bad):
     """The error for the first bad line in fail mode."""
+    where = f"{bad.file}: line {bad.line}" if bad.line else f"{bad.file}: byte {bad.byte_offset}"
     if bad.reason == bad_records.WRONG_TYPE:
-        return f"{bad.file}: line {bad.line}, {bad.detail}. Fix the value or the declaration."
-    return f"{bad.file}: line {bad.line}: {bad.detail}"
+        return f"{where}, {bad.detail}. Fix the value or the declaration."
+    return f"{where}: {bad.detail}"
 
 
 def _is_unicode(text):

@@ -1,4 +1,7 @@
-"""Large CSV files read as byte ranges give the statistics of the unsplit read."""
+"""Large CSV and JSON Lines files read as byte ranges give the statistics of the unsplit
+read."""
+
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -34,21 +37,24 @@ def table(rows, cities, seed=0):
     )
 
 
-def analyse(tmp_path, data, split_size, name):
-    path = tmp_path / f"{name}.csv"
-    if not path.exists():
+def analyse(tmp_path, data, split_size, name, fmt="csv"):
+    path = tmp_path / f"{name}.{fmt}"
+    if not path.exists() and fmt == "csv":
         pa_csv.write_csv(data, str(path))
+    elif not path.exists():
+        path.write_text("".join(json.dumps(row) + "\n" for row in data.to_pylist()), encoding="utf-8")
     out = tmp_path / f"bundle-{name}-{split_size}"
-    summary = run_analysis(FEATURES, str(path), str(out), csv_split_size=split_size)
+    summary = run_analysis(FEATURES, str(path), str(out), split_size=split_size)
     return summary, load_bundle(str(out))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize("split_size", [61, 1000, 4096])
-def test_tiny_splits_give_the_unsplit_statistics(tmp_path, split_size):
+def test_tiny_splits_give_the_unsplit_statistics(tmp_path, split_size, fmt):
     # Quotes, commas, escaped quotes and a 5" stray quote: no newline inside values.
     data = table(600, ["Paris", "a,b", 'the "Big" one', "x" * 150, "Zürich", '5" screen'])
-    whole, expected = analyse(tmp_path, data, 0, "data")
-    split, got = analyse(tmp_path, data, split_size, "data")
+    whole, expected = analyse(tmp_path, data, 0, "data", fmt)
+    split, got = analyse(tmp_path, data, split_size, "data", fmt)
     assert split["rows_read"] == whole["rows_read"] == 600
     assert split["files_read"] == 1
     assert split["batches_read"] > whole["batches_read"]  # it was really read in pieces
@@ -64,9 +70,9 @@ def test_tiny_splits_give_the_unsplit_statistics(tmp_path, split_size):
 
 def test_a_split_inside_a_multiline_quoted_value_is_an_error_not_a_wrong_row(tmp_path):
     data = table(300, ["Paris", "two\nlines", "three\nmore\nlines"])
-    run_analysis(FEATURES, _write(tmp_path, data), str(tmp_path / "whole"), csv_split_size=0)
-    with pytest.raises(InputDataError, match="inside a quoted value that contains a newline.*--csv-split-size 0"):
-        run_analysis(FEATURES, str(tmp_path / "data.csv"), str(tmp_path / "split"), csv_split_size=200)
+    run_analysis(FEATURES, _write(tmp_path, data), str(tmp_path / "whole"), split_size=0)
+    with pytest.raises(InputDataError, match="inside a quoted value that contains a newline.*--split-size 0"):
+        run_analysis(FEATURES, str(tmp_path / "data.csv"), str(tmp_path / "split"), split_size=200)
 
 
 def _write(tmp_path, data):

@@ -1,0 +1,85 @@
+"""Byte ranges of large files as units of work, for the line-based formats (CSV, JSON
+Lines): each range owns the records that start in it."""
+
+from apache_beam.io.filesystem import CompressionTypes
+
+DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
+
+
+def byte_ranges(metadata, split_size):
+    """(path, start, end) units of work: the whole file (end None) when it is compressed,
+    small, or splitting is off; else consecutive ranges of split_size bytes."""
+    path, size = metadata.path, metadata.size_in_bytes
+    compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+    if compressed or split_size <= 0 or size <= split_size:
+        return [(path, 0, None)]
+    return [(path, start, min(start + split_size, size)) for start in range(0, size, split_size)]
+
+
+class RecordRange:
+    """A read-only stream of the records that start in [start, end) of a file (end None:
+    to the end of the file), counting the double quotes passing through it.
+
+    A record starts at byte 0 or just after a newline. Whether that newline was inside a
+    quoted CSV value cannot be known here; the quote count lets the CSV reader check
+    afterwards. (A JSON Lines record cannot hold a raw newline.)
+    Attributes ``first`` and ``next``: where this range's records start, and where the
+    next range's do (None until the end is reached).
+    """
+
+    def __init__(self, raw, start, end):
+        self._raw = raw
+        self._end = end
+        self._buffer = b""
+        self._done = False
+        self.closed = False
+        self.quotes = 0
+        self.first = 0
+        self.next = None
+        if start > 0:
+            raw.seek(start - 1)
+            self.first = start - 1 + self._skip_through_newline()
+            if end is not None and self.first >= end:
+                self._done = True  # a record longer than the range: the previous range's
+        self.owns_nothing = self._done
+        self.position = self.first
+
+    def _skip_through_newline(self):
+        skipped = 0
+        while chunk := self._raw.read(1 << 16):
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                self._buffer = chunk[newline + 1 :]
+                return skipped + newline + 1
+            skipped += len(chunk)
+        self._done = True
+        return skipped
+
+    def read(self, size=-1):
+        if self._done:
+            return b""
+        size = 1 << 20 if size is None or size < 0 else size
+        if self._buffer:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        else:
+            data = self._raw.read(size)
+        if not data:
+            self._done = True
+            return b""
+        if self._end is not None and self.position + len(data) >= self._end:
+            # Stop after the first newline at or after end - 1: the next record is the
+            # next range's.
+            newline = data.find(b"\n", max(self._end - 1 - self.position, 0))
+            if newline >= 0:
+                data = data[: newline + 1]
+                self._done = True
+                self.next = self.position + len(data)
+        self.position += len(data)
+        self.quotes += data.count(b'"')
+        return data
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
