@@ -15,8 +15,8 @@ from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
-from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, RecordRange, byte_ranges
+from kdp_beam.io.files import READ_METRICS, ProgressLog
+from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, ReadByteRanges, RecordRange
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
 # float column reads them as NaN, which the statistics count apart from nulls.
@@ -71,14 +71,8 @@ class ReadCsv(beam.PTransform):
         self.on_bad_record = on_bad_record
 
     def expand(self, pbegin):
-        return (
-            pbegin
-            | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
-            | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadCsvRange"
-            >> beam.ParDo(_ReadCsvRange(self.spec, self.block_size, self.on_bad_record))
-        )
+        read_range = _ReadCsvRange(self.spec, self.block_size, self.on_bad_record)
+        return pbegin | ReadByteRanges(self.file_pattern, self.split_size, read_range)
 
 
 class _ReadCsvRange(beam.DoFn):

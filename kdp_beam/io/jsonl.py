@@ -16,8 +16,8 @@ from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
-from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, RecordRange, byte_ranges
+from kdp_beam.io.files import READ_METRICS, ProgressLog
+from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, ReadByteRanges, RecordRange
 
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of JSON text per RecordBatch
 
@@ -52,14 +52,8 @@ class ReadJsonLines(beam.PTransform):
         self.on_bad_record = on_bad_record
 
     def expand(self, pbegin):
-        return (
-            pbegin
-            | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
-            | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadJsonRange"
-            >> beam.ParDo(_ReadJsonRange(self.spec, self.block_size, self.on_bad_record))
-        )
+        read_range = _ReadJsonRange(self.spec, self.block_size, self.on_bad_record)
+        return pbegin | ReadByteRanges(self.file_pattern, self.split_size, read_range)
 
 
 class _ReadJsonRange(beam.DoFn):

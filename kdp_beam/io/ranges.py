@@ -1,9 +1,32 @@
 """Byte ranges of large files as units of work, for the line-based formats (CSV, JSON
 Lines): each range owns the records that start in it."""
 
+import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 
+from kdp_beam.io.files import MatchInputFiles
+
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
+
+
+class ReadByteRanges(beam.PTransform):
+    """Matches the files, cuts each into byte ranges (byte_ranges), spreads the ranges over
+    workers and reads each with `read_range`, a DoFn of (path, start, end)."""
+
+    def __init__(self, file_pattern, split_size, read_range):
+        super().__init__()
+        self.file_pattern = file_pattern
+        self.split_size = split_size
+        self.read_range = read_range
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
+            | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadRange" >> beam.ParDo(self.read_range)
+        )
 
 
 def byte_ranges(metadata, split_size):
