@@ -250,3 +250,15 @@ def test_empty_and_header_only_files_add_no_rows(tmp_path):
 def test_a_pattern_matching_nothing_is_an_error(tmp_path):
     with pytest.raises(InputDataError, match="no file matches"):
         run_analysis(FeatureSpec({"x": "float"}), str(tmp_path / "none-*.csv"), str(tmp_path / "o"))
+
+
+def test_empty_json_lines_files_add_no_rows_and_say_so(tmp_path, caplog):
+    write_text(tmp_path / "d" / "a.jsonl", '{"x": 1.5}\n\n{"x": 2.5}\n')
+    write_text(tmp_path / "d" / "b.jsonl", "")
+    write_text(tmp_path / "d" / "c.jsonl", "\n \n")
+    with caplog.at_level("WARNING", logger="kdp_beam.io.jsonl"):
+        summary = run_analysis(FeatureSpec({"x": "float_normalized"}), str(tmp_path / "d" / "*.jsonl"), str(tmp_path / "o"))
+    assert summary["files_read"] == 3 and summary["rows_read"] == 2
+    assert load_bundle(str(tmp_path / "o")).features["x"]["mean"] == 2.0
+    warned = sorted(r.getMessage().split("/")[-1] for r in caplog.records if "adds no rows" in r.getMessage())
+    assert warned == ["b.jsonl has no good JSON object; it adds no rows", "c.jsonl has no good JSON object; it adds no rows"]

@@ -4,6 +4,7 @@ import codecs
 import io
 import itertools
 import json
+import logging
 import re
 import sys
 
@@ -20,6 +21,7 @@ from kdp_beam.io.files import READ_METRICS, ProgressLog
 from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, ReadByteRanges, RecordRange
 
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of JSON text per RecordBatch
+_LOG = logging.getLogger(__name__)
 
 
 class ReadJsonLines(beam.PTransform):
@@ -76,6 +78,8 @@ class _ReadJsonRange(beam.DoFn):
         progress.done()
         if start == 0:
             READ_METRICS.files.inc()
+        if end is None and progress.rows == 0:
+            _LOG.warning("kdp_beam: %s has no good JSON object; it adds no rows", path)
 
     def _read_block(self, path, block):
         """pyarrow's reading of a block of whole lines when it is one object per line, else
