@@ -21,7 +21,8 @@ from kdp_beam.analyzers import analyze_batches
 from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import BundleError, InputDataError
-from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange
+from kdp_beam.columns import column_types
+from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange, _records_skipping_bad, read_header
 from kdp_beam.io.jsonl import _ReadJsonRange
 from kdp_beam.io.tfrecord import _DecodeExamples
 from kdp_beam.spec import FeatureSpec
@@ -274,13 +275,41 @@ def test_split_csv_reads_equal_the_whole_read_or_fail_clearly(tmp_path_factory, 
     whole = read_ranges(reader, [(path, 0, None)], skip)
     split = read_ranges(reader, byte_ranges_of(path, len(data), split_size) or [(path, 0, None)], skip)
     if python_rows(data) is None:
-        return  # malformed quoting: pyarrow's lenient reading of `"ab"c` is not compared
+        return  # malformed quoting, which splitting may cut differently (docs/scaling.md)
     if split is None:
         event("split: clear error")  # e.g. a boundary inside a quoted newline
         return
     assert whole is not None
     assert nan_as_text(split) == nan_as_text(whole)
     event("split equals whole")
+
+
+def quoted_field(text, tail):
+    """A field as CSV: plain, quoted, or quoted then followed by more text (`"ab"c`)."""
+    if tail is None:
+        return text if not any(c in text for c in ',"\n\r') else '"' + text.replace('"', '""') + '"'
+    return '"' + text.replace('"', '""') + '"' + tail
+
+
+FIELD_TEXT = st.text(alphabet=list('ab1.,"\n '), max_size=4)
+FIELD_TAIL = st.none() | st.text(alphabet=list("ab1. "), min_size=1, max_size=3)
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(*[st.tuples(FIELD_TEXT, FIELD_TAIL)] * 3), min_size=1, max_size=6))
+def test_skip_mode_reads_malformed_quoting_as_pyarrow_does(tmp_path_factory, rows):
+    """A quoted value followed by more text (`"ab"c`), which Python's strict csv refuses:
+    the record-by-record path of skip mode reads it as pyarrow's fast path does."""
+    text = "x,n,s\n" + "".join(",".join(quoted_field(t, tail) for t, tail in row) + "\n" for row in rows)
+    path = str(tmp_path_factory.mktemp("fuzz") / "f.csv")
+    open(path, "w", encoding="utf-8", newline="").write(text)
+    spec = FeatureSpec({"x": "string_categorical", "n": "string_categorical", "s": "string_categorical"})
+    fast = read_ranges(_ReadCsvRange(spec, 64, "fail"), [(path, 0, None)], False)
+    assume(fast is not None)
+    event("malformed" if python_rows(text.encode()) is None else "well formed")
+    slow = list(_records_skipping_bad(path, read_header(path), 0, None, 0, column_types(spec)))
+    assert not [e for e in slow if isinstance(e, BadRecord)]
+    assert [r for b in slow for r in b.to_pylist()] == fast[0]
 
 
 # --- the JSON Lines reader ----------------------------------------------------------------

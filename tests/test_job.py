@@ -262,3 +262,14 @@ def test_empty_json_lines_files_add_no_rows_and_say_so(tmp_path, caplog):
     assert load_bundle(str(tmp_path / "o")).features["x"]["mean"] == 2.0
     warned = sorted(r.getMessage().split("/")[-1] for r in caplog.records if "adds no rows" in r.getMessage())
     assert warned == ["b.jsonl has no good JSON object; it adds no rows", "c.jsonl has no good JSON object; it adds no rows"]
+
+
+def test_lenient_quoting_does_not_hide_the_bad_record_behind_it(tmp_path):
+    # `"a"b` reads as `ab`, as pyarrow reads it; the error names the bad number after it.
+    path = write_text(tmp_path / "q.csv", 'x,name\n1,"a"b\n2,c\noops,d\n')
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    with pytest.raises(InputDataError, match=r"q\.csv: row 3 \(line 4\), column 'x'"):
+        run_analysis(spec, path, str(tmp_path / "fail"))
+    run_analysis(spec, path, str(tmp_path / "skip"), on_bad_record="skip")
+    bundle = load_bundle(str(tmp_path / "skip"))
+    assert bundle.features["name"]["vocabulary"] == ["c", "ab"] and bundle.bad_records["count"] == 1

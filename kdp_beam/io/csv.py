@@ -124,16 +124,22 @@ class _ReadCsvRange(beam.DoFn):
                     yield element
                 progress.done()
                 return
-        if stream.quotes % 2:
-            # pyarrow silently takes an unterminated quote as running to the end of the
-            # data. An odd quote count is its only trace, or a range boundary inside a
-            # quoted value, or a stray quote inside a field (which is fine): find which.
-            problem = locate_bad_record(path, header, self._types, None)
-            if problem is None and end is not None:
-                problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
-            if problem is not None:
-                raise InputDataError(problem)
+        _check_quotes(path, header, self._types, stream, end)
         progress.done()
+
+
+def _check_quotes(path, header, types, stream, end):
+    """pyarrow, like the record path's lenient reading, takes an unterminated quote as
+    running to the end of the data. An odd quote count in the range is its only trace, or
+    a range boundary inside a quoted value, or a stray quote inside a field (which is
+    fine): find which, and raise for the first two."""
+    if stream.quotes % 2 == 0:
+        return
+    problem = locate_bad_record(path, header, types, None)
+    if problem is None and end is not None:
+        problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
+    if problem is not None:
+        raise InputDataError(problem)
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -180,17 +186,21 @@ class _PositionedLines:
                 yield line.decode("utf-8", errors="backslashreplace")
 
 
-def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False):
+def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False, strict=False):
     """The range's records after the first `skip_rows` data rows, parsed one by one with
-    Python's strict csv module: RecordBatches of the good ones, a BadRecord for each bad
-    one (wrong field count, unparseable number, bad UTF-8), in file order; only the first
-    BadRecord with `stop_at_bad` (to name it in an error)."""
+    Python's csv module: RecordBatches of the good ones, a BadRecord for each bad one
+    (wrong field count, unparseable number, bad UTF-8), in file order.
+
+    Quoting is as lenient as pyarrow's (`"ab"c` is `abc`), and an unterminated quote is
+    caught by the range's quote count, as on the fast path; `strict` refuses malformed
+    quoting instead (to find what an odd quote count means). `stop_at_bad`: only the first
+    BadRecord (to name it in an error)."""
     numeric = {name: (header.index(name), t) for name, t in types.items() if t != pa.string()}
     indices = [header.index(name) for name in types]
     with FileSystems.open(path) as raw:
         stream = RecordRange(raw, start, end)
         lines = _PositionedLines(stream, stream.first)
-        reader = csv.reader(lines, strict=True)
+        reader = csv.reader(lines, strict=strict)
         if start == 0:
             _next_record(reader, path, 0)  # the header
         row, good = 0, []
@@ -222,6 +232,8 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
             if len(good) >= SKIP_BATCH_ROWS:
                 yield _typed_batch(good, types)
                 good = []
+        if not strict:
+            _check_quotes(path, header, types, stream, end)
         if good:
             yield _typed_batch(good, types)
 
@@ -352,11 +364,13 @@ def locate_bad_record(path, header, types, arrow_error):
     """A message naming the file, row, line and column of the first bad record.
 
     Runs only after pyarrow has failed (its errors lack row numbers) or a quote count
-    looked wrong: re-reads the file record by record with Python's strict csv module, as
-    the skip mode does, until it finds the first record it could not take. Returns None
-    when `arrow_error` is None and the file has no bad record.
+    looked wrong (`arrow_error` None): re-reads the file record by record with Python's
+    csv module until it finds the first record it could not take; strictly for a quote
+    count, to find malformed quoting. Returns None when `arrow_error` is None and the file
+    has no bad record.
     """
-    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True):
+    strict = arrow_error is None
+    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True, strict=strict):
         if isinstance(element, BadRecord):
             where = f"{path}: row {element.row} (line {element.line})"
             if element.reason == bad_records.BAD_UTF8:
