@@ -1,5 +1,5 @@
-"""Scale-out benchmark: rows to 10M, a 5M-distinct categorical, one 2 GB file; 1 and 2
-local workers. Records wall time, CPU time and peak RSS of the process tree, as run.py.
+"""Scale-out benchmark: rows to 10M, a 5M-distinct categorical, one 2 GB file, 1M rows
+as Parquet / JSON Lines / TFRecord; 1 and 2 local workers. Records wall time, CPU time and peak RSS of the process tree, as run.py.
 
     python -m benchmarks.scale                 # all points (about 15 minutes here)
     python -m benchmarks.scale --points rows-1000000
@@ -69,6 +69,57 @@ def write_single_file(directory, source_pattern, source_features):
     return path, source_features
 
 
+def write_format(directory, fmt, source_pattern, source_features):
+    """The shards of a CSV dataset rewritten as Parquet, JSON Lines or TFRecord (tf.Example
+    encoded by tfx_bsl), with the same declarations."""
+    pattern = os.path.join(directory, f"part-*.{fmt}")
+    if not os.path.exists(os.path.join(directory, "_SUCCESS")):
+        import glob
+
+        import pyarrow.parquet as pq
+
+        from kdp_beam.columns import column_types
+        from kdp_beam.job import read_spec
+
+        os.makedirs(directory, exist_ok=True)
+        types = column_types(read_spec(source_features))
+        for i, shard in enumerate(sorted(glob.glob(source_pattern))):
+            table = pa_csv.read_csv(shard, convert_options=pa_csv.ConvertOptions(column_types=types))
+            path = os.path.join(directory, f"part-{i:05d}.{fmt}")
+            if fmt == "parquet":
+                pq.write_table(table, path)
+            elif fmt == "jsonl":
+                with open(path, "w", encoding="utf-8") as f:
+                    for batch in table.to_batches(100_000):
+                        f.writelines(json.dumps(row) + "\n" for row in batch.to_pylist())
+            else:
+                _write_tfrecord(table, path)
+        open(os.path.join(directory, "_SUCCESS"), "w").close()
+    return pattern, source_features
+
+
+_EXAMPLE_TYPES = {pa.float64(): pa.float32(), pa.string(): pa.binary()}
+
+
+def _write_tfrecord(table, path):
+    import tensorflow as tf
+    from tfx_bsl.coders.example_coder import RecordBatchToExamples
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in table.to_batches(100_000):
+            # tf.Example features are lists (one value, or none for a null) of float32,
+            # int64 or bytes.
+            lists = [
+                pa.ListArray.from_arrays(
+                    pa.array(np.append(0, np.cumsum(column.is_valid().to_numpy(zero_copy_only=False))), pa.int32()),
+                    column.drop_null().cast(_EXAMPLE_TYPES.get(column.type, column.type)),
+                )
+                for column in batch.columns
+            ]
+            for example in RecordBatchToExamples(pa.RecordBatch.from_arrays(lists, batch.schema.names)):
+                writer.write(example)
+
+
 def points():
     found = {}
     for rows in (1_000_000, 3_000_000, 10_000_000):
@@ -78,6 +129,10 @@ def points():
     for distinct in (100, DISTINCT):
         found[f"distinct-{distinct}"] = lambda distinct=distinct: write_cardinality_dataset(
             os.path.join(DATA, f"card_r10000000_d{distinct}"), 10_000_000, distinct
+        )
+    for fmt in ("parquet", "jsonl", "tfrecord"):
+        found[f"format-{fmt}-1000000"] = lambda fmt=fmt: write_format(
+            os.path.join(DATA, f"{fmt}_r1000000_f20"), fmt, *write_dataset(os.path.join(DATA, "r1000000_f20"), 1_000_000, 20)
         )
     found["one-file-10000000"] = lambda: write_single_file(
         os.path.join(DATA, "single_r10000000_f20"), *write_dataset(os.path.join(DATA, "r10000000_f20"), 10_000_000, 20)

@@ -52,23 +52,24 @@ class ReadTFRecord(beam.PTransform):
         return (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
-            | "ReadRecords" >> beam.ParDo(_ReadRecords())
-            | "Batch"
-            >> beam.BatchElements(
-                min_batch_size=self.batch_records, max_batch_size=self.batch_records
-            )
+            | "ReadRecords" >> beam.ParDo(_ReadRecords(self.batch_records))
             | "Decode" >> beam.ParDo(_DecodeExamples(self.spec, self.on_bad_record))
         )
 
 
 class _ReadRecords(beam.DoFn):
-    """(file, serialized record) for each record of a TFRecord file (.gz by extension).
+    """Lists of up to `batch_records` (file, serialized record) pairs of a TFRecord file
+    (.gz by extension).
 
-    TFRecord files cannot be split (Beam's own source reads them whole too); reading them
-    here rather than with ReadAllFromTFRecord lets a damaged file's error name it."""
+    TFRecord files cannot be split (Beam's own source reads them whole too). Reading them
+    here rather than with ReadAllFromTFRecord lets a damaged file's error name it, and
+    batching here spares Beam a million one-record elements per million records."""
+
+    def __init__(self, batch_records):
+        self._batch_records = batch_records
 
     def process(self, metadata):
-        path, number = metadata.path, 0
+        path, number, batch = metadata.path, 0, []
         with FileSystems.open(path) as stream:  # decompresses by extension
             while True:
                 try:
@@ -82,7 +83,12 @@ class _ReadRecords(beam.DoFn):
                 if record is None:
                     break
                 number += 1
-                yield path, record
+                batch.append((path, record))
+                if len(batch) == self._batch_records:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
         READ_METRICS.files.inc()
 
 
