@@ -22,7 +22,6 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
@@ -55,31 +54,69 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
 
 
 def _sample(file_pattern, input_format, sample_rows):
-    batches, rows = [], 0
+    """Up to `sample_rows` rows from the files in order, each file typed by pyarrow's own
+    inference and the files' types unified (int64 and double become double)."""
+    tables, rows = [], 0
     for pattern in as_patterns(file_pattern):
         for metadata in FileSystems.match([pattern])[0].metadata_list:
-            for batch in _read(metadata.path, input_format):
-                batches.append(batch)
-                rows += batch.num_rows
-                if rows >= sample_rows:
-                    return pa.Table.from_batches(batches).slice(0, sample_rows)
-    if not batches:
+            table = _read(metadata.path, input_format, sample_rows - rows)
+            tables.append(table)
+            rows += table.num_rows
+            if rows >= sample_rows:
+                break
+        if rows >= sample_rows:
+            break
+    if not rows:
         raise InputDataError(f"no rows in {file_pattern!r} to infer from")
-    return pa.Table.from_batches(batches)
+    try:
+        return pa.concat_tables(tables, promote_options="permissive").slice(0, sample_rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InputDataError(
+            f"the files of {file_pattern!r} disagree on a column's type ({e}); infer from one "
+            "file, or declare that column by hand"
+        ) from None
 
 
-def _read(path, input_format):
-    """Batches of a file with types as the format or pyarrow's inference gives them."""
+def _read(path, input_format, limit):
+    """About `limit` rows (or more) of a file, typed as the format or pyarrow's inference
+    gives them."""
+    batches, rows = [], 0
     with FileSystems.open(path) as stream:
+        if input_format == "jsonl":
+            return _json_objects(stream, path, limit)
         if input_format == "csv":
             options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
-            yield from pa_csv.open_csv(stream, convert_options=options)
+            reader = pa_csv.open_csv(stream, convert_options=options)
         elif input_format == "parquet":
-            yield from open_parquet(stream, path).iter_batches()
-        elif input_format == "jsonl":
-            yield from pa_json.open_json(stream)
+            reader = open_parquet(stream, path).iter_batches()
         else:
             raise InputDataError(f"infer reads csv, parquet or jsonl, not {input_format}")
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= limit:
+                break
+    return pa.Table.from_batches(batches) if batches else pa.table({})
+
+
+def _json_objects(stream, path, limit):
+    """The first `limit` JSON objects of a JSON Lines file, parsed by Python (pyarrow's
+    parser crashes on some lines: docs/reliability.md); lines that are not objects are
+    left out of the sample."""
+    objects = []
+    for line in stream:
+        try:
+            value = json.loads(line.decode("utf-8")) if line.strip() else None
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(value, dict):
+            objects.append(value)
+            if len(objects) >= limit:
+                break
+    try:
+        return pa.Table.from_pylist(objects)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InputDataError(f"{path}: a key holds values of different types ({e}); declare it by hand") from None
 
 
 def _declare(name, column, rows):

@@ -46,9 +46,24 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def write_json_lines(data, directory):
+    """Two JSON Lines files; the first starts with lines that are not objects (`null`
+    crashes pyarrow's JSON parser), which the sample leaves out."""
+    directory.mkdir()
+    rows = data.to_pylist()
+    half = len(rows) // 2
+    for i, part in enumerate([rows[:half], rows[half:]]):
+        lines = (["null", "[1, 2]", "{not json"] if i == 0 else []) + [json.dumps(r) for r in part]
+        (directory / f"part-{i}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(directory / "*.jsonl")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_infer_chooses_by_type_cardinality_tokens_and_parsing(tmp_path, fmt):
-    pattern = write_shards(table(), tmp_path / fmt, 2, fmt=fmt)
+    if fmt == "jsonl":
+        pattern = write_json_lines(table(), tmp_path / fmt)
+    else:
+        pattern = write_shards(table(), tmp_path / fmt, 2, fmt=fmt)
     out = tmp_path / "features.json"
     assert main(["infer", "--input", pattern, "--output", str(out), "--sample-rows", "2500"]) == 0
     proposed = json.loads(out.read_text())
@@ -60,6 +75,19 @@ def test_infer_chooses_by_type_cardinality_tokens_and_parsing(tmp_path, fmt):
     assert "date" in proposed["notes"]["when"]
     assert set(proposed["notes"]) == set(table().column_names)
     # Ready to use as written: analyse with it and build the model.
-    run_analysis(str(out), pattern, str(tmp_path / "bundle"))
+    run_analysis(str(out), pattern, str(tmp_path / "bundle"), on_bad_record="skip")  # jsonl: 3 bad lines
     fs = kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "bundle"))
     assert fs.get_encoded_features().shape[-1] > 0
+
+
+def test_files_typed_differently_are_unified_or_named(tmp_path, capsys):
+    (tmp_path / "a.csv").write_text("amount,code\n1,7\n2,8\n")
+    (tmp_path / "b.csv").write_text("amount,code\n2.5,x\n3.5,y\n")
+    out = tmp_path / "f.json"
+    assert main(["infer", "--input", str(tmp_path / "a.csv"), "--output", str(out)]) == 0
+    (tmp_path / "c.csv").write_text("amount\n1\n2\n")
+    (tmp_path / "d.csv").write_text("amount\n2.5\n3.5\n")
+    assert main(["infer", "--input", str(tmp_path / "[cd].csv"), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["features"] == {"amount": "float_normalized"}  # int64 + double
+    assert main(["infer", "--input", str(tmp_path / "[ab].csv"), "--output", str(out)]) == 2
+    assert "disagree on a column's type" in capsys.readouterr().err
