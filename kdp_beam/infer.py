@@ -29,7 +29,7 @@ from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES
-from kdp_beam.io.files import as_patterns, require_matches
+from kdp_beam.io.files import matched_paths, require_matches
 from kdp_beam.io.parquet import open_parquet
 
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -57,13 +57,10 @@ def _sample(file_pattern, input_format, sample_rows):
     """Up to `sample_rows` rows from the files in order, each file typed by pyarrow's own
     inference and the files' types unified (int64 and double become double)."""
     tables, rows = [], 0
-    for pattern in as_patterns(file_pattern):
-        for metadata in FileSystems.match([pattern])[0].metadata_list:
-            table = _read(metadata.path, input_format, sample_rows - rows)
-            tables.append(table)
-            rows += table.num_rows
-            if rows >= sample_rows:
-                break
+    for path in matched_paths(file_pattern):
+        table = _read(path, input_format, sample_rows - rows)
+        tables.append(table)
+        rows += table.num_rows
         if rows >= sample_rows:
             break
     if not rows:
@@ -80,10 +77,10 @@ def _sample(file_pattern, input_format, sample_rows):
 def _read(path, input_format, limit):
     """About `limit` rows (or more) of a file, typed as the format or pyarrow's inference
     gives them."""
-    batches, rows = [], 0
     with FileSystems.open(path) as stream:
         if input_format == "jsonl":
             return _json_objects(stream, path, limit)
+        batches, rows = [], 0
         if input_format == "csv":
             options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
             reader = pa_csv.open_csv(stream, convert_options=options)

@@ -16,19 +16,18 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog
-from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, ReadByteRanges, RecordRange
+from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
 # float column reads them as NaN, which the statistics count apart from nulls.
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
-DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV text per RecordBatch
 SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
 
 _TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
 _LOG = logging.getLogger(__name__)
 
 
-class ReadCsv(beam.PTransform):
+class ReadCsv(ReadByteRanges):
     """Reads CSV files with a header row into RecordBatches of the declared columns.
 
     Columns are typed from the declarations (float64, int64 or string), never guessed;
@@ -54,25 +53,8 @@ class ReadCsv(beam.PTransform):
     both modes: no record boundary after it can be trusted / the file has no such column.
     """
 
-    def __init__(
-        self,
-        file_pattern,
-        spec,
-        block_size=DEFAULT_BLOCK_SIZE,
-        split_size=DEFAULT_SPLIT_SIZE,
-        on_bad_record="fail",
-    ):
-        super().__init__()
-        bad_records.check_policy(on_bad_record)
-        self.file_pattern = file_pattern
-        self.spec = spec
-        self.block_size = block_size
-        self.split_size = split_size
-        self.on_bad_record = on_bad_record
-
-    def expand(self, pbegin):
-        read_range = _ReadCsvRange(self.spec, self.block_size, self.on_bad_record)
-        return pbegin | ReadByteRanges(self.file_pattern, self.split_size, read_range)
+    def _range_reader(self):
+        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record)
 
 
 class _ReadCsvRange(beam.DoFn):

@@ -45,6 +45,13 @@ def as_patterns(file_pattern):
     return [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
 
 
+def matched_paths(file_pattern):
+    """The paths of the files each pattern matches, pattern by pattern, as they are found."""
+    for pattern in as_patterns(file_pattern):
+        for metadata in FileSystems.match([pattern])[0].metadata_list:
+            yield metadata.path
+
+
 def require_matches(file_pattern):
     """Raises InputDataError before a job starts if a pattern matches no file."""
     for pattern in as_patterns(file_pattern):

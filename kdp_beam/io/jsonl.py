@@ -18,13 +18,12 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog
-from kdp_beam.io.ranges import DEFAULT_SPLIT_SIZE, ReadByteRanges, RecordRange
+from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
-DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of JSON text per RecordBatch
 _LOG = logging.getLogger(__name__)
 
 
-class ReadJsonLines(beam.PTransform):
+class ReadJsonLines(ReadByteRanges):
     """Reads JSON Lines files into RecordBatches of the declared columns.
 
     Typed by the declarations through an explicit schema (float64, int64, string): a key
@@ -37,25 +36,8 @@ class ReadJsonLines(beam.PTransform):
     and key; under ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on.
     """
 
-    def __init__(
-        self,
-        file_pattern,
-        spec,
-        block_size=DEFAULT_BLOCK_SIZE,
-        split_size=DEFAULT_SPLIT_SIZE,
-        on_bad_record="fail",
-    ):
-        super().__init__()
-        bad_records.check_policy(on_bad_record)
-        self.file_pattern = file_pattern
-        self.spec = spec
-        self.block_size = block_size
-        self.split_size = split_size
-        self.on_bad_record = on_bad_record
-
-    def expand(self, pbegin):
-        read_range = _ReadJsonRange(self.spec, self.block_size, self.on_bad_record)
-        return pbegin | ReadByteRanges(self.file_pattern, self.split_size, read_range)
+    def _range_reader(self):
+        return _ReadJsonRange(self.spec, self.block_size, self.on_bad_record)
 
 
 class _ReadJsonRange(beam.DoFn):

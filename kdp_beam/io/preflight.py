@@ -3,13 +3,15 @@ CSV header or a Parquet schema, or a Parquet type that cannot hold the declared 
 in seconds instead of after workers have started (the readers check again on the workers,
 for files beyond the first MAX_FILES)."""
 
+import itertools
+
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import read_header
-from kdp_beam.io.files import as_patterns
+from kdp_beam.io.files import matched_paths
 from kdp_beam.io.parquet import open_parquet
 
 MAX_FILES = 100  # files checked on the launcher (each costs one small read)
@@ -20,7 +22,7 @@ def check_schemas(file_pattern, spec, input_format):
     if input_format not in ("csv", "parquet"):
         return  # JSON Lines and tf.Example have no schema to read ahead
     types = column_types(spec)
-    for path in _first_files(file_pattern):
+    for path in itertools.islice(matched_paths(file_pattern), MAX_FILES):
         if input_format == "csv":
             header = read_header(path)
             names, problems = (header or list(types)), []
@@ -43,16 +45,6 @@ def check_schemas(file_pattern, spec, input_format):
                 f"{path}: {problems[0]}. Fix the data or the declarations "
                 "(checked before the job started)."
             )
-
-
-def _first_files(file_pattern):
-    found = []
-    for pattern in as_patterns(file_pattern):
-        for metadata in FileSystems.match([pattern])[0].metadata_list:
-            found.append(metadata.path)
-            if len(found) >= MAX_FILES:
-                return found
-    return found
 
 
 def _readable_as(source, declared):

@@ -4,20 +4,36 @@ Lines): each range owns the records that start in it."""
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 
+from kdp_beam import bad_records
 from kdp_beam.io.files import MatchInputFiles
 
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
+DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of text per RecordBatch
 
 
 class ReadByteRanges(beam.PTransform):
-    """Matches the files, cuts each into byte ranges (byte_ranges), spreads the ranges over
-    workers and reads each with `read_range`, a DoFn of (path, start, end)."""
+    """The readers of line-based files (ReadCsv, ReadJsonLines): match the files, cut each
+    into byte ranges (byte_ranges), spread the ranges over workers and read each with the
+    subclass's DoFn of (path, start, end), from `_range_reader()`."""
 
-    def __init__(self, file_pattern, split_size, read_range):
+    def __init__(
+        self,
+        file_pattern,
+        spec,
+        block_size=DEFAULT_BLOCK_SIZE,
+        split_size=DEFAULT_SPLIT_SIZE,
+        on_bad_record="fail",
+    ):
         super().__init__()
+        bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
+        self.spec = spec
+        self.block_size = block_size
         self.split_size = split_size
-        self.read_range = read_range
+        self.on_bad_record = on_bad_record
+
+    def _range_reader(self):
+        raise NotImplementedError
 
     def expand(self, pbegin):
         return (
@@ -25,7 +41,7 @@ class ReadByteRanges(beam.PTransform):
             | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
             | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRange" >> beam.ParDo(self.read_range)
+            | "ReadRange" >> beam.ParDo(self._range_reader())
         )
 
 
