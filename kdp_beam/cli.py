@@ -16,6 +16,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 import traceback
 
@@ -237,17 +238,18 @@ def _analyze(args, pipeline_args):
     if args.profile:
         spec.profile = True
     watching = functools.partial(progress.watching, terminal=_on_terminal())
-    summary = run_analysis(
-        spec,
-        args.input,
-        args.output,
-        args.format,
-        pipeline_args,
-        args.fanout,
-        args.split_size,
-        args.on_bad_record,
-        progress=watching,
-    )
+    with _worker_output_hidden(args.verbose):
+        summary = run_analysis(
+            spec,
+            args.input,
+            args.output,
+            args.format,
+            pipeline_args,
+            args.fanout,
+            args.split_size,
+            args.on_bad_record,
+            progress=watching,
+        )
     bundle = load_bundle(args.output)
     files = summary["files_read"]
     _say(
@@ -261,6 +263,29 @@ def _analyze(args, pipeline_args):
         _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
     _say(f"wrote the bundle {args.output}")
     return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
+
+
+@contextlib.contextmanager
+def _worker_output_hidden(verbose):
+    """Beam's local worker processes (--direct_running_mode=multi_processing) print a
+    failing bundle's traceback to the stderr they inherit (an unconditional print in
+    apache_beam/runners/worker/sdk_worker.py), before the error reaches us: unless verbose,
+    they inherit /dev/null while this process keeps writing to the real stderr."""
+    if verbose or sys.stderr is not sys.__stderr__ or sys.stderr is None:
+        yield  # not the process's own stderr (e.g. captured by a caller): leave it be
+        return
+    sys.stderr.flush()
+    ours = os.dup(2)
+    with open(os.devnull, "wb") as discarded:
+        os.dup2(discarded.fileno(), 2)
+    sys.stderr = open(ours, "w", encoding=sys.__stderr__.encoding, errors="backslashreplace", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(ours, 2)
+        sys.stderr.close()
+        sys.stderr = sys.__stderr__
 
 
 def _infer(args, pipeline_args):

@@ -113,13 +113,14 @@ def matched_sizes(file_pattern):
 
 
 def runs_here(options):
-    """Whether Beam runs the readers in this process (the in-memory local runner), so that
-    their counts reach a sink here. Only the display's wording depends on it."""
-    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+    """Whether Beam surely runs the readers in this process (the in-memory FnApiRunner), so
+    that their counts reach a sink here. Only the display's wording depends on it: the
+    DirectRunner may hand the job to the out-of-process Prism runner, so it says "counts at
+    the end" until (if ever) a reader reports."""
+    from apache_beam.options.pipeline_options import DirectOptions
 
-    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     mode = options.view_as(DirectOptions).direct_running_mode
-    return runner in ("FnApiRunner", "DirectRunner", "SwitchingDirectRunner") and mode == "in_memory"
+    return runner_name(options).rsplit(".", 1)[-1] == "FnApiRunner" and mode == "in_memory"
 
 
 def runner_name(options):
