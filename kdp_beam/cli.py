@@ -84,7 +84,7 @@ def _parser():
         "--format", choices=sorted(READERS), help="input format (default: from the extension)"
     )
     analyze.add_argument(
-        "--fanout", type=int, default=None, help="intermediate keys of the global combine"
+        "--fanout", type=_positive, default=None, help="intermediate keys of the global combine"
     )
     analyze.add_argument(
         "--profile",
@@ -103,7 +103,7 @@ def _parser():
         "--split-size",
         "--csv-split-size",
         dest="split_size",
-        type=int,
+        type=functools.partial(_whole_number, least=0),
         default=None,
         help="bytes per unit of work of a large uncompressed CSV or JSON Lines file (0: read "
         "files whole; default 64 MiB)",
@@ -132,14 +132,17 @@ def _parser():
     return parser
 
 
-def _positive(text):
+def _whole_number(text, least):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
     return value
+
+
+_positive = functools.partial(_whole_number, least=1)
 
 
 def main(argv=None):

@@ -176,8 +176,8 @@ def _read_json_lines(path, limit):
     parser crashes on some lines: docs/reliability.md); lines that are not objects are
     left out of the sample."""
     objects = []
-    with FileSystems.open(path) as stream:
-        for line in stream:
+    with FileSystems.open(path) as stream:  # decompresses by extension
+        for line in iter(stream.readline, b""):  # Beam's CompressedFile cannot be iterated
             try:
                 value = json.loads(line.decode("utf-8")) if line.strip() else None
             except (UnicodeDecodeError, ValueError):

@@ -94,7 +94,9 @@ ANALYZE_CASES = [
     case("input matches nothing", None, [], "NOTHING", r"no file matches the input pattern"),
     case("input is a directory", None, [], "DIR", r"is a directory; pass a file pattern"),
     case("format unknown", None, ["--format", "xls"], None, r"argument --format: invalid choice: 'xls'"),
-    case("split size not a number", None, ["--split-size", "big"], None, r"--split-size.*invalid int"),
+    case("split size not a number", None, ["--split-size", "big"], None, r"--split-size.*not a whole number: 'big'"),
+    case("split size negative", None, ["--split-size", "-5"], None, r"--split-size.*must be at least 0, not -5"),
+    case("fanout zero", None, ["--fanout", "0"], None, r"--fanout.*must be at least 1, not 0"),
     case("runner unknown", None, ["--runner", "NoSuchRunner"], None, r"Unexpected pipeline runner: NoSuchRunner"),
     case("beam option refused", None, ["--direct_num_workers=two"], None, r"Beam refuses an option.*direct_num_workers"),
     case("plugin missing", None, ["--plugin", "no_such_module.stats"], None, r"cannot import the plug-in module 'no_such_module.stats'"),
@@ -283,6 +285,14 @@ def test_infer_reads_compressed_csv(tmp_path, capsys, suffix, compress):
         assert_one_error_line(status, err, r"CompressedFile", expected_status=status)
     assert status == 0, err
     assert json.loads((tmp_path / "f.json").read_text())["features"]["name"] == "string_categorical"
+
+
+def test_infer_reads_compressed_json_lines(tmp_path, capsys):
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"x": 1.5, "name": "a"}\n{"x": 2.5, "name": "b"}\n'))
+    status, _, err = run(capsys, "infer", "--input", path, "--output", tmp_path / "f.json")
+    assert status == 0, err
+    assert json.loads((tmp_path / "f.json").read_text())["features"] == FEATURES["features"]
 
 
 def test_infer_output_paths(files, tmp_path, capsys):
