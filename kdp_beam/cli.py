@@ -1,29 +1,77 @@
-"""The `kdp-beam` command line."""
+"""The `kdp-beam` command line.
+
+What a person sees goes to stderr: the progress of the read (a live bar on a terminal, a
+plain line every 30 s otherwise), the summary, kdp_beam's own warnings, and on failure one
+line `kdp-beam: error: ...`. stdout carries only what `--json` asks for, one JSON object
+(on failure `{"error": ..., "exit_status": ...}`), so `kdp-beam ... --json | jq` works.
+Beam's log lines and tracebacks appear only with `--verbose`.
+
+Exit status: 0 done; 2 the input, the arguments or the environment is wrong (the error line
+says what to change); 1 an internal error, a bug in kdp_beam or in a plug-in (report it
+with the `--verbose` traceback); 130 interrupted.
+"""
 
 import argparse
+import contextlib
+import functools
 import json
 import logging
+import os
 import sys
+import traceback
 
 from kdp_beam.errors import KdpBeamError
+
+EXIT_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
+_MAX_MESSAGE = 2000  # characters of an error line
+
+
+class UsageError(KdpBeamError):
+    """The command line itself is wrong (argparse's complaint)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 2, not argparse's usage block
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _common_options(parser, defaults=True):
+    """--verbose, --json and --plugin, before or after the subcommand."""
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False),
+        help="show Beam's log lines and the traceback of an error",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False),
+        help="print the result as one JSON object on stdout (the human output stays on stderr)",
+    )
+    parser.add_argument(
+        "--plugin", action="append", dest="plugin" if defaults else "more_plugins",
+        default=default([]),
+        help="a module registering custom statistics (kdp_beam.plugins); repeatable",
+    )
 
 
 def _parser():
     from kdp_beam.io import READERS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kdp-beam",
         description="One-pass feature statistics for Keras preprocessing, on Apache Beam.",
+        epilog="Exit status: 0 done, 2 bad input, arguments or paths (one 'kdp-beam: error:' "
+        "line says what to change), 1 internal error (a bug: run with --verbose and report "
+        "the traceback).",
     )
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        help="a module registering custom statistics (kdp_beam.plugins); repeatable",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    _common_options(parser)
+    common = _Parser(add_help=False)
+    _common_options(common, defaults=False)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     analyze = commands.add_parser(
         "analyze",
+        parents=[common],
         help="analyse data once and write an artifact bundle",
         description="Every option not listed here is passed to Beam's PipelineOptions "
         "unchanged (--runner, --project, --direct_num_workers, ...). The default runner "
@@ -36,7 +84,7 @@ def _parser():
         "--format", choices=sorted(READERS), help="input format (default: from the extension)"
     )
     analyze.add_argument(
-        "--fanout", type=int, default=None, help="intermediate keys of the global combine"
+        "--fanout", type=_positive, default=None, help="intermediate keys of the global combine"
     )
     analyze.add_argument(
         "--profile",
@@ -55,26 +103,28 @@ def _parser():
         "--split-size",
         "--csv-split-size",
         dest="split_size",
-        type=int,
+        type=functools.partial(_whole_number, least=0),
         default=None,
         help="bytes per unit of work of a large uncompressed CSV or JSON Lines file (0: read "
         "files whole; default 64 MiB)",
     )
     infer = commands.add_parser(
         "infer",
+        parents=[common],
         help="propose a features JSON from a sample of the data, with a reason per column",
     )
     infer.add_argument("--input", required=True, help="file pattern")
     infer.add_argument("--output", required=True, help="features JSON to write")
     infer.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: extension")
-    infer.add_argument("--sample-rows", type=int, default=100_000, help="rows to look at")
+    infer.add_argument("--sample-rows", type=_positive, default=100_000, help="rows to look at")
     report = commands.add_parser(
-        "report", help="write a self-contained HTML profile of a bundle's data"
+        "report", parents=[common], help="write a self-contained HTML profile of a bundle's data"
     )
     report.add_argument("bundle", help="bundle directory (local or remote)")
     report.add_argument("--output", required=True, help="HTML file to write")
     merge = commands.add_parser(
         "merge",
+        parents=[common],
         help="merge bundles of disjoint data into the bundle of their union (no data read)",
     )
     merge.add_argument("bundles", nargs="+", help="bundle directories (local or remote)")
@@ -82,27 +132,116 @@ def _parser():
     return parser
 
 
-def main(argv=None):
-    """Runs a command; returns the process exit code (2 for a kdp_beam error)."""
-    args, pipeline_args = _parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from kdp_beam.plugins import import_plugins
+def _whole_number(text, least):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+    return value
 
-    import_plugins(args.plugin)
-    if args.command == "merge":
-        return _merge(args)
-    if args.command == "infer":
-        return _infer(args)
-    if args.command == "report":
-        return _report(args)
+
+_positive = functools.partial(_whole_number, least=1)
+
+
+def main(argv=None):
+    """Runs a command; returns the process exit code (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = "-v" in argv or "--verbose" in argv  # known before parsing, for its errors
+    wants_json = "--json" in argv
+    with _logging(verbose):
+        try:
+            args, pipeline_args = _parser().parse_known_args(argv)
+            verbose, wants_json = args.verbose, args.json
+            if pipeline_args and args.command != "analyze":
+                raise UsageError(
+                    f"unrecognized arguments: {' '.join(pipeline_args)} (see kdp-beam "
+                    f"{args.command} --help)"
+                )
+            from kdp_beam.plugins import import_plugins
+
+            import_plugins(args.plugin + getattr(args, "more_plugins", []))
+            result = _COMMANDS[args.command](args, pipeline_args)
+        except KeyboardInterrupt:
+            return _fail(EXIT_INTERRUPTED, "interrupted", wants_json)
+        except Exception as e:  # every error ends as one line; the traceback on request
+            if verbose:
+                traceback.print_exc()
+            return _fail(*_error_line(e, verbose), wants_json)
+    if wants_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _error_line(error, verbose):
+    """(exit status, message) for an exception that ends a command."""
+    if isinstance(error, KdpBeamError):
+        return EXIT_ERROR, str(error)
+    if isinstance(error, OSError):  # a path, a permission, the network: the environment
+        if error.strerror and error.filename:
+            return EXIT_ERROR, f"{error.filename}: {error.strerror}"
+        return EXIT_ERROR, str(error)
+    hint = "" if verbose else " (run with --verbose for the traceback)"
+    return EXIT_INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}{hint}"
+
+
+def _fail(status, message, wants_json):
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    if len(line) > _MAX_MESSAGE:
+        line = line[: _MAX_MESSAGE - 1] + "…"
+    print(f"kdp-beam: error: {line}", file=sys.stderr, flush=True)
+    if wants_json:
+        print(json.dumps({"error": line, "exit_status": status}, ensure_ascii=False))
+    return status
+
+
+class _PersonHandler(logging.Handler):
+    """kdp_beam's own warnings, as `kdp-beam: warning: ...` lines on the current stderr
+    (which rich's live bar redirects above itself)."""
+
+    def filter(self, record):
+        return record.name.startswith("kdp_beam") and record.levelno >= logging.WARNING
+
+    def emit(self, record):
+        message = record.getMessage().removeprefix("kdp_beam: ")
+        print(f"kdp-beam: {record.levelname.lower()}: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _logging(verbose):
+    """Beam's log lines (and everything else's) with timestamps when verbose; else only
+    kdp_beam's warnings. Restores the logging it found (main also runs inside tests)."""
+    root = logging.getLogger()
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level = logging.INFO
+    else:
+        handler, level = _PersonHandler(), logging.WARNING
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(not verbose)  # Python warnings from libraries: verbose only
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+def _analyze(args, pipeline_args):
+    from kdp_beam import progress
     from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
     from kdp_beam.job import read_spec, run_analysis
     from kdp_beam.summary import summary_table
 
-    try:
-        spec = read_spec(args.features)
-        if args.profile:
-            spec.profile = True
+    spec = read_spec(args.features)
+    if args.profile:
+        spec.profile = True
+    watching = functools.partial(progress.watching, terminal=_on_terminal())
+    with _worker_output_hidden(args.verbose):
         summary = run_analysis(
             spec,
             args.input,
@@ -112,67 +251,96 @@ def main(argv=None):
             args.fanout,
             args.split_size,
             args.on_bad_record,
+            progress=watching,
         )
-        bundle = load_bundle(args.output)
-    except KdpBeamError as e:
-        print(f"kdp-beam: error: {e}", file=sys.stderr)
-        return 2
-    print(summary_table(bundle.features, bundle.row_count), file=sys.stderr)
+    bundle = load_bundle(args.output)
+    files = summary["files_read"]
+    _say(
+        f"read {summary['rows_read']:,} rows from {files:,} file{'s' * (files != 1)} in "
+        f"{summary['seconds']:.1f} s"
+    )
+    _say(summary_table(bundle.features, bundle.row_count))
     bad = bundle.bad_records
+    dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
-        print(
-            f"{bad['count']:,} bad records left out {bad['by_reason']}, written to "
-            f"{args.output}/{DEAD_LETTERS}/",
-            file=sys.stderr,
-        )
-    print(json.dumps(summary, indent=2))
-    return 0
+        _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
+    _say(f"wrote the bundle {args.output}")
+    return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
 
 
-def _report(args):
-    from kdp_beam.report import write_report
-
+@contextlib.contextmanager
+def _worker_output_hidden(verbose):
+    """Beam's local worker processes (--direct_running_mode=multi_processing) print a
+    failing bundle's traceback to the stderr they inherit (an unconditional print in
+    apache_beam/runners/worker/sdk_worker.py), before the error reaches us: unless verbose,
+    they inherit /dev/null while this process keeps writing to the real stderr."""
+    if verbose or sys.stderr is not sys.__stderr__ or sys.stderr is None:
+        yield  # not the process's own stderr (e.g. captured by a caller): leave it be
+        return
+    sys.stderr.flush()
+    ours = os.dup(2)
+    with open(os.devnull, "wb") as discarded:
+        os.dup2(discarded.fileno(), 2)
+    sys.stderr = open(ours, "w", encoding=sys.__stderr__.encoding, errors="backslashreplace", buffering=1)
     try:
-        write_report(args.bundle, args.output)
-    except KdpBeamError as e:
-        print(f"kdp-beam: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(ours, 2)
+        sys.stderr.close()
+        sys.stderr = sys.__stderr__
 
 
-def _infer(args):
+def _infer(args, pipeline_args):
     from kdp_beam.infer import infer_features, write_features
+    from kdp_beam.output_files import check_output_file
 
-    try:
-        features = infer_features(args.input, args.format, args.sample_rows)
-    except KdpBeamError as e:
-        print(f"kdp-beam: error: {e}", file=sys.stderr)
-        return 2
+    check_output_file(args.output, "features JSON")
+    features = infer_features(args.input, args.format, args.sample_rows)
     write_features(features, args.output)
     width = max(len(name) for name in features["notes"])
     for name, note in features["notes"].items():
         declared = features["features"].get(name, "-")
         kind = declared if isinstance(declared, str) else declared["type"]
-        print(f"{name.ljust(width)}  {kind:<20} {note}", file=sys.stderr)
-    print(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}", file=sys.stderr)
-    return 0
+        _say(f"{name.ljust(width)}  {kind:<20} {note}")
+    _say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")
+    return {"output": args.output, **features}
 
 
-def _merge(args):
+def _report(args, pipeline_args):
+    from kdp_beam.report import write_report
+
+    write_report(args.bundle, args.output)
+    _say(f"wrote {args.output}")
+    return {"output": args.output, "bundle": args.bundle}
+
+
+def _merge(args, pipeline_args):
     from kdp_beam.artifacts import load_bundle
     from kdp_beam.merge import merge_bundles
     from kdp_beam.summary import summary_table
 
-    try:
-        merge_bundles(args.bundles, args.output)
-        bundle = load_bundle(args.output)
-    except KdpBeamError as e:
-        print(f"kdp-beam: error: {e}", file=sys.stderr)
-        return 2
-    print(summary_table(bundle.features, bundle.row_count), file=sys.stderr)
-    print(json.dumps({"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}, indent=2))
-    return 0
+    merge_bundles(args.bundles, args.output)
+    bundle = load_bundle(args.output)
+    _say(summary_table(bundle.features, bundle.row_count))
+    _say(f"wrote the bundle {args.output}")
+    return {"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}
+
+
+_COMMANDS = {"analyze": _analyze, "infer": _infer, "report": _report, "merge": _merge}
+
+
+def _on_terminal():
+    """Whether stderr is a terminal that can draw a live bar (rich's judgement: a TTY, not
+    TERM=dumb; FORCE_COLOR / TTY_COMPATIBLE force it)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console.is_terminal and not console.is_dumb_terminal
+
+
+def _say(text):
+    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

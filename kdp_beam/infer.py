@@ -6,15 +6,24 @@ analysis ignores), ready to edit and pass to `kdp-beam analyze`. The rules, in o
 - no value in the sample: left out (declare it by hand);
 - timestamps and dates (typed, or strings >= 95% parsing as ISO): date;
 - floating point: float_normalized;
+- true/false: string_categorical (analyze reads booleans as the text "true"/"false");
 - integers: integer_categorical when few distinct values (<= 100, and <= 5% of the
   values); integer_hashed when they look like identifiers (the column is named like one:
   id, user_id, userId, key, uuid; or every value is distinct and they run densely, as row
   numbers do); float_normalized otherwise (a count, an amount, a Unix time);
 - strings: date when >= 95% parse as ISO dates; text when they average >= 3 words and are
   mostly distinct; string_categorical when <= 1,000 distinct; string_hashed otherwise
-  (num_bins: twice the distinct count, to a power of two, at most 2^16).
+  (num_bins: twice the distinct count, to a power of two, at most 2^16);
+- nested values (structs, lists): left out with a note (a feature holds one value per row).
+
+The sample is the first rows of the files in order. A CSV sample is typed by pyarrow's
+inference over all of its rows (not its first block only), so a column that changes type
+within the sample gets the type that holds all of it. An empty file adds no rows; a
+record that cannot be read (bad UTF-8, a wrong field count) is an error naming its file
+and line, as analyze would report it.
 """
 
+import io
 import json
 import math
 import re
@@ -28,9 +37,11 @@ from kdp_beam.analyzers.dates import parse_dates
 from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
-from kdp_beam.io.csv import NULL_VALUES
+from kdp_beam.io.csv import NULL_VALUES, locate_bad_record, read_header
 from kdp_beam.io.files import matched_paths, require_matches
 from kdp_beam.io.parquet import open_parquet
+from kdp_beam.io.ranges import RecordRange
+from kdp_beam.output_files import write_output_file
 
 DEFAULT_SAMPLE_ROWS = 100_000
 MAX_CATEGORIES = 1000
@@ -41,7 +52,9 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
     """{"features": {name: declaration}, "notes": {name: reason}} from a sample."""
     require_matches(file_pattern)
     input_format = input_format or infer_format(file_pattern)
-    sample = _sample(file_pattern, input_format, sample_rows)
+    if input_format not in _READERS:
+        raise InputDataError(f"infer reads {', '.join(_READERS)} files, not {input_format}")
+    sample = _sample(file_pattern, _READERS[input_format], sample_rows)
     features, notes = {}, {}
     for name in sample.column_names:
         declaration, note = _declare(name, sample.column(name).combine_chunks(), sample.num_rows)
@@ -53,67 +66,141 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
     return {"features": features, "notes": notes, "output_mode": "concat"}
 
 
-def _sample(file_pattern, input_format, sample_rows):
-    """Up to `sample_rows` rows from the files in order, each file typed by pyarrow's own
-    inference and the files' types unified (int64 and double become double)."""
+def _sample(file_pattern, read, sample_rows):
+    """Up to `sample_rows` rows from the files in order, the files' types unified (int64
+    and double become double)."""
     tables, rows = [], 0
     for path in matched_paths(file_pattern):
-        table = _read(path, input_format, sample_rows - rows)
-        tables.append(table)
+        table = read(path, sample_rows - rows)
+        if table is None:
+            continue  # an empty file: no columns, no rows
+        _refuse_duplicates(path, table.column_names)
+        tables.append((path, table))
         rows += table.num_rows
         if rows >= sample_rows:
             break
     if not rows:
-        raise InputDataError(f"no rows in {file_pattern!r} to infer from")
+        raise InputDataError(f"no rows in {file_pattern!r} to infer from (empty or header-only files)")
+    return _unified(tables).slice(0, sample_rows)
+
+
+def _refuse_duplicates(path, names):
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise InputDataError(
+                f"{path}: the column name {name!r} appears twice in the file; kdp_beam reads "
+                "columns by name: rename one"
+            )
+        seen.add(name)
+
+
+def _unified(tables):
+    """One table of the files' samples; InputDataError naming the column and two files
+    whose types cannot be unified."""
     try:
-        return pa.concat_tables(tables, promote_options="permissive").slice(0, sample_rows)
+        return pa.concat_tables([table for _, table in tables], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise InputDataError(
-            f"the files of {file_pattern!r} disagree on a column's type ({e}); infer from one "
-            "file, or declare that column by hand"
-        ) from None
+        refused = e
+    first = {}
+    for path, table in tables:
+        for field in table.schema:
+            first_path, first_type = first.setdefault(field.name, (path, field.type))
+            try:
+                pa.unify_schemas(
+                    [pa.schema([(field.name, first_type)]), pa.schema([field])], promote_options="permissive"
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise InputDataError(
+                    f"column {field.name!r} is {first_type} in {first_path} but {field.type} in "
+                    f"{path}; infer from files that agree, or declare that column by hand"
+                ) from None
+    raise InputDataError(f"the sampled files cannot be read as one table ({refused}); infer from one file")
 
 
-def _read(path, input_format, limit):
-    """About `limit` rows (or more) of a file, typed as the format or pyarrow's inference
-    gives them."""
+def _read_csv(path, limit):
+    """About `limit` rows (or more) of a CSV file, typed by pyarrow's inference over all of
+    them; None for an empty file."""
+    header = read_header(path)
+    if header is None:
+        return None
+    _refuse_duplicates(path, header)
+    # Read as text first: pyarrow's streaming reader types columns from its first block and
+    # fails on a later one that does not fit; the whole sample is typed below.
+    convert = pa_csv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        null_values=NULL_VALUES,
+        strings_can_be_null=True,
+    )
+    batches, rows = [], 0
+    with FileSystems.open(path) as raw:  # decompresses .gz / .bz2 by extension
+        try:
+            reader = pa_csv.open_csv(
+                RecordRange(raw, 0, None),  # a plain stream pyarrow takes, compressed or not
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=convert,
+            )
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= limit:
+                    break
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            problem = locate_bad_record(path, header, {}, e)
+            raise InputDataError(f"{problem}. infer stops at a record it cannot read: fix it") from None
+    text = pa.Table.from_batches(batches, reader.schema).slice(0, limit)
+    typed = io.BytesIO()
+    pa_csv.write_csv(text, typed)  # strings quoted, nulls empty: read back, typed as one block
+    return pa_csv.read_csv(
+        pa.py_buffer(typed.getvalue()),
+        convert_options=pa_csv.ConvertOptions(null_values=[""], strings_can_be_null=True),
+    )
+
+
+def _read_parquet(path, limit):
+    """About `limit` rows (or more) of a Parquet file, typed as stored."""
     with FileSystems.open(path) as stream:
-        if input_format == "jsonl":
-            return _json_objects(stream, path, limit)
+        parquet = open_parquet(stream, path)
+        _refuse_duplicates(path, parquet.schema_arrow.names)
         batches, rows = [], 0
-        if input_format == "csv":
-            options = pa_csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
-            reader = pa_csv.open_csv(stream, convert_options=options)
-        elif input_format == "parquet":
-            reader = open_parquet(stream, path).iter_batches()
-        else:
-            raise InputDataError(f"infer reads csv, parquet or jsonl, not {input_format}")
-        for batch in reader:
+        for batch in parquet.iter_batches():
             batches.append(batch)
             rows += batch.num_rows
             if rows >= limit:
                 break
-    return pa.Table.from_batches(batches) if batches else pa.table({})
+    return pa.Table.from_batches(batches) if batches else parquet.schema_arrow.empty_table()
 
 
-def _json_objects(stream, path, limit):
+def _read_json_lines(path, limit):
     """The first `limit` JSON objects of a JSON Lines file, parsed by Python (pyarrow's
     parser crashes on some lines: docs/reliability.md); lines that are not objects are
     left out of the sample."""
     objects = []
-    for line in stream:
-        try:
-            value = json.loads(line.decode("utf-8")) if line.strip() else None
-        except (UnicodeDecodeError, ValueError):
-            continue
-        if isinstance(value, dict):
-            objects.append(value)
-            if len(objects) >= limit:
-                break
+    with FileSystems.open(path) as stream:  # decompresses by extension
+        for line in iter(stream.readline, b""):  # Beam's CompressedFile cannot be iterated
+            try:
+                value = json.loads(line.decode("utf-8")) if line.strip() else None
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if isinstance(value, dict):
+                objects.append(value)
+                if len(objects) >= limit:
+                    break
     try:
         return pa.Table.from_pylist(objects)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise InputDataError(f"{path}: a key holds values of different types ({e}); declare it by hand") from None
+        refused = e
+    for key in dict.fromkeys(key for value in objects for key in value):
+        try:
+            pa.array([value.get(key) for value in objects])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InputDataError(
+                f"{path}: key {key!r} holds values of different types ({e}); declare it by hand"
+            ) from None
+    raise InputDataError(f"{path}: the sampled objects cannot be read as one table ({refused})")
+
+
+_READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_json_lines}
 
 
 def _declare(name, column, rows):
@@ -123,6 +210,11 @@ def _declare(name, column, rows):
         column, kind = column.dictionary_decode(), kind.value_type
     if pa.types.is_large_string(kind):
         column, kind = column.cast(pa.string()), pa.string()
+    if pa.types.is_nested(kind):
+        return None, (
+            f"nested values ({kind}) are not supported: a feature holds one value per row; "
+            "left out: flatten it into columns to use it"
+        )
     column = blank_as_null(column)
     values = column.drop_null()
     n = len(values)
@@ -134,7 +226,9 @@ def _declare(name, column, rows):
         return "date", f"{kind} values ({share}): a date, read as ISO text"
     if pa.types.is_floating(kind):
         return "float_normalized", f"floating point ({share}): normalised with the mean and variance"
-    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+    if pa.types.is_boolean(kind):
+        return "string_categorical", f"true/false, {share}: categories, read as text"
+    if pa.types.is_integer(kind):
         if distinct <= MAX_INTEGER_CATEGORIES and distinct <= 0.05 * n:
             return "integer_categorical", f"integers, {share}: few values, one-hot categories"
         why = _identifier_reason(name, values, distinct, n)
@@ -147,7 +241,10 @@ def _declare(name, column, rows):
         return "float_normalized", f"integers, {share}: a quantity, normalised"
     if not (pa.types.is_string(kind) or pa.types.is_binary(kind)):
         return None, f"type {kind} is not supported by inference: declare it by hand"
-    values = values.cast(pa.string())
+    try:
+        values = values.cast(pa.string())
+    except pa.ArrowInvalid:
+        return None, f"bytes that are not UTF-8 text ({share}): left out (kdp_beam reads strings as UTF-8)"
     _, parsed = parse_dates(values)
     if parsed.mean() >= 0.95:
         return "date", f"{parsed.mean():.0%} of {n:,} values parse as ISO dates"
@@ -185,8 +282,10 @@ def _hash_bins(distinct):
 
 
 def write_features(features, path):
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(features, indent=2, ensure_ascii=False) + "\n").encode())
+    """Writes the proposal as a features JSON file (local or remote); KdpBeamError when the
+    path cannot be written."""
+    text = json.dumps(features, indent=2, ensure_ascii=False) + "\n"
+    write_output_file(path, text.encode("utf-8"), "features JSON")
 
 
 __all__ = ["infer_features", "write_features"]

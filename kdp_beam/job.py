@@ -1,5 +1,8 @@
 """The analysis job: read -> AnalyzeFeatures -> WriteArtifacts, on any Beam runner."""
 
+import builtins
+import contextlib
+import io
 import logging
 import os
 import re
@@ -18,6 +21,7 @@ from kdp_beam.errors import BundleError, KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.io.files import require_matches
 from kdp_beam.io.preflight import check_schemas
+from kdp_beam.progress import matched_sizes
 from kdp_beam.spec import FeatureSpec
 
 # Beam's default DirectRunner first tries to download the Prism runner; the FnApiRunner is
@@ -38,11 +42,44 @@ def read_spec(path):
 
 
 def pipeline_options(pipeline_args):
-    """Beam options from the arguments kdp_beam does not know, with a local default runner."""
+    """Beam options from the arguments kdp_beam does not know, with a local default runner.
+
+    Parsed at once: a value Beam refuses is a KdpBeamError here, not argparse's exit from
+    inside Beam; options Beam does not know either are passed on to the runner (as Beam
+    does: Flink and Spark take options of their own) with a warning naming them.
+    """
     args = list(pipeline_args)
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args.append(f"--runner={DEFAULT_LOCAL_RUNNER}")
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    refused = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(refused):  # argparse's usage text, inside Beam
+            known = options.get_all_options()
+            given = options.get_all_options(retain_unknown_options=True)
+    except SystemExit:
+        problem = refused.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise KdpBeamError(f"Beam refuses an option: {problem}") from None
+    unknown_names = set(given) - set(known)
+    unknown = [
+        a.split("=", 1)[0]
+        for a in args
+        if a.startswith("--") and a[2:].split("=", 1)[0].replace("-", "_") in unknown_names
+    ]
+    if unknown:
+        _LOG.warning(
+            "kdp_beam: neither kdp-beam nor Beam knows %s: passed to the runner as is; check "
+            "the spelling",
+            ", ".join(unknown),
+        )
+    return options
+
+
+def _pipeline(options):
+    try:
+        return beam.Pipeline(options=options)
+    except (ValueError, ImportError) as e:  # an unknown --runner, a runner not installed
+        raise KdpBeamError(f"cannot start Beam: {e}") from None
 
 
 def add_analysis(
@@ -85,17 +122,40 @@ def add_analysis(
     )
 
 
-_REMOTE_ERROR = re.compile(r"kdp_beam\.errors\.(\w+): (.+?)(?: \[while running [^\]]*\])?$", re.M)
+_IN_STEP = r"(?: \[while running [^\]]*\])?$"  # Beam's suffix naming the step that failed
+_REMOTE_ERROR = re.compile(r"kdp_beam\.errors\.(\w+): (.+?)" + _IN_STEP, re.M)
+_ERROR_NAME = r"((?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception))"  # e.g. apache_beam.io.filesystem.BeamIOError
+_RAISED = re.compile(r"^" + _ERROR_NAME + r": (.+?)" + _IN_STEP, re.M)
+_NESTED = re.compile(_ERROR_NAME + r": (.+)", re.S)  # "OSError: ..." inside a RuntimeError's message
+_OS_ERRORS = {"BeamIOError"} | {
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, OSError)
+}
 
 
 def _original_error(error):
-    """The kdp_beam error a worker raised, from the text a remote or multi-process runner
-    wraps it in; the runner's own error when there is none."""
+    """The error a worker raised, from the text a runner wraps it in (a remote or
+    multi-process runner wraps it whole, traceback and all; the in-process runner appends
+    "[while running 'Read/ReadRange']", a step name that means nothing to the person who
+    reads the error): a kdp_beam error as its own class, an OSError (a path, a permission,
+    a full disk) as an OSError, anything else as a RuntimeError "Class: message" of the
+    last error in the worker's traceback. None when the runner's error is the original one."""
+    if isinstance(error, KdpBeamError):
+        message = re.sub(_IN_STEP, "", str(error))
+        return None if message == str(error) else type(error)(message)
     found = _REMOTE_ERROR.findall(str(error))
-    if not found:
-        return error
+    if found:
+        class_name, message = found[-1]
+        return getattr(errors, class_name, KdpBeamError)(message)
+    found = _RAISED.findall(str(error))
+    if not found or isinstance(error, OSError):
+        return None
     class_name, message = found[-1]
-    return getattr(errors, class_name, KdpBeamError)(message)
+    while nested := _NESTED.fullmatch(message):
+        class_name, message = nested.groups()
+    class_name = class_name.rsplit(".", 1)[-1]
+    if class_name in _OS_ERRORS:
+        return OSError(message)
+    return RuntimeError(f"{class_name}: {message}") if "\n" in str(error) else None
 
 
 def _counter(result, name):
@@ -112,6 +172,7 @@ def run_analysis(
     fanout=None,
     split_size=None,
     on_bad_record="fail",
+    progress=None,
 ):
     """Runs the job to completion and returns what it read and where it wrote.
 
@@ -127,6 +188,9 @@ def run_analysis(
             (0: read files whole; None: kdp_beam.io.ranges.DEFAULT_SPLIT_SIZE).
         on_bad_record: "fail" (stop at the first bad record, naming it) or "skip" (leave
             it out, count it per reason in the bundle, write it to <output>/bad_records/).
+        progress: None, or a callable (the matched files as {path: bytes}, the
+            PipelineOptions) -> a context manager held while the job runs: the CLI's
+            display (kdp_beam.progress.watching).
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,
          "seconds": wall time}
@@ -138,17 +202,21 @@ def run_analysis(
     require_matches(input_pattern)
     check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))
     start = time.monotonic()
-    pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
+    options = pipeline_options(pipeline_args)
+    pipeline = _pipeline(options)
     add_analysis(
         pipeline, spec, input_pattern, output_dir, input_format, fanout, split_size, on_bad_record
     )
+    watch = progress(matched_sizes(input_pattern), options) if progress else contextlib.nullcontext()
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
-    except KdpBeamError:
-        raise
+        with watch:
+            result = pipeline.run()
+            result.wait_until_finish()
     except Exception as e:
-        raise _original_error(e) from e
+        original = _original_error(e)
+        if original is None:
+            raise  # raising e "from e" would make it its own cause
+        raise original from e
     summary = {
         "output": output_dir,
         "rows_read": _counter(result, "rows_read"),

@@ -9,6 +9,7 @@ import html
 import math
 
 from kdp_beam.artifacts import load_bundle
+from kdp_beam.output_files import check_output_file, write_output_file
 from kdp_beam.summary import missing_breakdown
 
 _CSS = """
@@ -189,10 +190,12 @@ def render_report(bundle):
 
 
 def write_report(bundle_path, output):
-    """Loads a bundle and writes its report to `output` (local or remote)."""
-    from apache_beam.io.filesystems import FileSystems
+    """Loads a bundle and writes its report to `output` (local or remote).
 
+    Raises KdpBeamError before loading anything when `output` cannot be a file (a
+    directory, under a file, not writable), BundleError for a bundle that does not load.
+    """
+    check_output_file(output, "report")
     page = render_report(load_bundle(bundle_path))
-    with FileSystems.create(output) as f:
-        f.write(page.encode("utf-8"))
+    write_output_file(output, page.encode("utf-8"), "report")
     return output

@@ -1,6 +1,7 @@
 """kdp-beam infer proposes declarations with reasons, usable by analyze as written."""
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -90,4 +91,30 @@ def test_files_typed_differently_are_unified_or_named(tmp_path, capsys):
     assert main(["infer", "--input", str(tmp_path / "[cd].csv"), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["features"] == {"amount": "float_normalized"}  # int64 + double
     assert main(["infer", "--input", str(tmp_path / "[ab].csv"), "--output", str(out)]) == 2
-    assert "disagree on a column's type" in capsys.readouterr().err
+    assert re.search(r"column 'code' is int64 in \S*a\.csv but string in \S*b\.csv", capsys.readouterr().err)
+
+
+def write_table(data, directory, fmt):
+    if fmt == "jsonl":
+        directory.mkdir()
+        lines = [json.dumps(row, default=str) for row in data.to_pylist()]
+        (directory / "d.jsonl").write_text("\n".join(lines) + "\n")
+        return str(directory / "d.jsonl")
+    return write_shards(data, directory, 1, fmt=fmt)
+
+
+TYPED = pytest.mark.xfail(reason="fixed in slice typed: booleans read as text", strict=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", pytest.param("parquet", marks=TYPED), pytest.param("jsonl", marks=TYPED)])
+def test_a_true_false_column_is_proposed_as_categories_analyze_accepts(tmp_path, fmt):
+    flags = [True, False, True, None] * 25
+    pattern = write_table(pa.table({"flag": flags, "x": np.arange(100) * 0.5}), tmp_path / fmt, fmt)
+    out = tmp_path / "features.json"
+    assert main(["infer", "--input", pattern, "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["features"]["flag"] == "string_categorical"
+    run_analysis(str(out), pattern, str(tmp_path / "bundle"))
+    stats = kdp_beam.load_bundle(str(tmp_path / "bundle")).features["flag"]
+    # Oracle: the Python list's own counts, as the text "true"/"false".
+    assert dict(zip(stats["vocabulary"], stats["vocabulary_counts"])) == {"true": flags.count(True), "false": flags.count(False)}
+    assert stats["null_count"] == flags.count(None)

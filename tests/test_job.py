@@ -179,12 +179,12 @@ def test_cli_writes_a_bundle_and_reports_errors_cleanly(tmp_path, mixed):
     features = write_text(tmp_path / "features.json", json.dumps({"features": MIXED_FEATURES}))
     cli = [sys.executable, "-m", "kdp_beam", "analyze", "--features", features]
     done = subprocess.run(
-        cli + ["--input", pattern, "--output", str(tmp_path / "b"), "--runner=FnApiRunner"],
+        cli + ["--input", pattern, "--output", str(tmp_path / "b"), "--runner=FnApiRunner", "--json"],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["rows_read"] == mixed.num_rows
+    assert json.loads(done.stdout)["rows_read"] == mixed.num_rows  # stdout: --json only
     assert load_bundle(str(tmp_path / "b")).row_count == mixed.num_rows
     bad = write_text(tmp_path / "bad" / "x.csv", "big,city\n1,a\n")
     failed = subprocess.run(

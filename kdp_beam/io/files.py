@@ -9,6 +9,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from kdp_beam import progress
 from kdp_beam.errors import InputDataError
 
 _LOG = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def require_matches(file_pattern):
 
 
 class ProgressLog:
-    """Counts what one file yields and logs it every PROGRESS_INTERVAL_SECONDS."""
+    """Counts what one unit of work (a file, a byte range, a row group) yields, logs it every
+    PROGRESS_INTERVAL_SECONDS and tells this process's progress sink (kdp_beam.progress:
+    the CLI's display, when the readers run in its process)."""
 
     def __init__(self, path):
         self.path = path
@@ -74,10 +77,12 @@ class ProgressLog:
         self.rows += batch.num_rows
         READ_METRICS.batches.inc()
         READ_METRICS.rows.inc(batch.num_rows)
+        progress.add_rows(batch.num_rows)
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_SECONDS:
             self._last = now
             _LOG.info("kdp_beam: %s: %s rows read so far", self.path, f"{self.rows:,}")
 
     def done(self):
+        progress.unit_done(self.path, self.rows)
         _LOG.info("kdp_beam: %s: done, %s rows", self.path, f"{self.rows:,}")

@@ -78,6 +78,16 @@ def create_statistic(name, options):
 
 
 def import_plugins(modules):
-    """Imports plug-in modules (the CLI's --plugin), which register their statistics."""
+    """Imports plug-in modules (the CLI's --plugin), which register their statistics.
+
+    Raises SpecError naming the module when it cannot be found; other errors of the
+    module's own code propagate as they are.
+    """
     for module in modules or ():
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            raise SpecError(
+                f"cannot import the plug-in module {module!r} ({e}); check its name and that "
+                "it is installed or on PYTHONPATH"
+            ) from None

@@ -1,0 +1,522 @@
+"""The command line as a person sees it: one `kdp-beam: error:` line (exit 2) for every bad
+argument, path or record, no Beam log line unless --verbose, --json alone on stdout, a live
+bar on a terminal and plain lines otherwise."""
+
+import bz2
+import contextlib
+import csv
+import gzip
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kdp_beam import progress
+from kdp_beam.cli import main
+from kdp_beam.job import pipeline_options, run_analysis
+
+FEATURES = {"features": {"x": "float_normalized", "name": "string_categorical"}}
+ROWS = [("1.5", "a"), ("2.5", "b"), ("4", "a")]
+# What Beam's own logging and Python's traceback look like on stderr.
+BEAM_NOISE = re.compile(
+    r"Traceback|^\d{4}-\d\d-\d\d |^(INFO|WARNING|ERROR|DEBUG)\b|apache_beam|WriteImpl|state cache|"
+    r"No shards",
+    re.M,
+)
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    return str(path)
+
+
+def csv_text(rows=ROWS, header=("x", "name")):
+    return "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A data file, a features file, a bundle of them, a plain file and a directory."""
+    root = tmp_path_factory.mktemp("cli")
+    paths = {
+        "data": write(root / "data" / "d.csv", csv_text()),
+        "features": write(root / "features.json", json.dumps(FEATURES)),
+        "a_file": write(root / "a_file.txt", "not a directory"),
+        "a_dir": str(root / "data"),
+        "root": root,
+    }
+    paths["bundle"] = str(root / "bundle")
+    run_analysis(paths["features"], paths["data"], paths["bundle"])
+    return paths
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_error_line(status, err, match, expected_status=2):
+    """The contract: the status, exactly one error line (the last), no traceback or Beam
+    line; any other line is kdp-beam's own (a progress line)."""
+    lines = err.splitlines()
+    errors = [line for line in lines if line.startswith("kdp-beam: error: ")]
+    assert status == expected_status, err
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert all(line.startswith("kdp-beam: ") for line in lines), err
+    assert not BEAM_NOISE.search(err), err
+    assert re.search(match, errors[0]), errors[0]
+    if expected_status == 2:
+        assert "[while running" not in err  # Beam's step name means nothing to a person
+
+
+def case(name, features, extra, data, message, fixed_in=None):
+    """An analyze case: features JSON text (None: the good one; "MISSING"), extra args,
+    input (None: the good file; "NOTHING", "DIR" or a CSV file's content), the message.
+    `fixed_in`: the slice whose library change makes it pass (xfail until merged)."""
+    marks = [pytest.mark.xfail(reason=f"fixed in slice {fixed_in}", strict=False)] if fixed_in else []
+    return pytest.param(name, features, extra, data, message, id=name, marks=marks)
+
+
+ANALYZE_CASES = [
+    case("features file missing", "MISSING", [], None, r"cannot read the features file"),
+    case("features not JSON", "{oops", [], None, r"not valid JSON"),
+    case("features a list", "[1, 2]", [], None, r"JSON object"),
+    case("input matches nothing", None, [], "NOTHING", r"no file matches the input pattern"),
+    case("input is a directory", None, [], "DIR", r"is a directory; pass a file pattern"),
+    case("format unknown", None, ["--format", "xls"], None, r"argument --format: invalid choice: 'xls'"),
+    case("split size not a number", None, ["--split-size", "big"], None, r"--split-size.*not a whole number: 'big'"),
+    case("split size negative", None, ["--split-size", "-5"], None, r"--split-size.*must be at least 0, not -5"),
+    case("fanout zero", None, ["--fanout", "0"], None, r"--fanout.*must be at least 1, not 0"),
+    case("runner unknown", None, ["--runner", "NoSuchRunner"], None, r"Unexpected pipeline runner: NoSuchRunner"),
+    case("beam option refused", None, ["--direct_num_workers=two"], None, r"Beam refuses an option.*direct_num_workers"),
+    case("plugin missing", None, ["--plugin", "no_such_module.stats"], None, r"cannot import the plug-in module 'no_such_module.stats'"),
+    case("output is a file", None, [], None, r"is a file"),
+    case("column missing from the header", None, [], "x,other\n1,a\n", r"declared column\(s\) \['name'\] are not in the CSV header"),
+    case("unparseable number", None, [], "x,name\n1.5,a\noops,b\n", r"row 2 \(line 3\), column 'x': cannot read 'oops'"),
+    case("wrong field count", None, [], "x,name\n1.5,a\n2,b,c\n", r"row 2 \(line 3\).*expected 2 fields"),
+    case("bad UTF-8", None, [], b"x,name\n1.5,a\n2.5,b\xff\n", r"line 3: not valid UTF-8"),
+    case("list where an object belongs", '{"features": ["x"]}', [], None, r"features", fixed_in="spec"),
+    case("scalar crosses", json.dumps({**FEATURES, "crosses": 5}), [], None, r"crosses", fixed_in="spec"),
+    case(
+        "unknown cross key",
+        json.dumps({**FEATURES, "crosses": [{"feature_names": ["x", "name"], "crossing_dim": 4, "bogus": 1}]}),
+        [], None, r"bogus", fixed_in="spec",
+    ),
+    case("unhashable type", '{"features": {"x": {"type": ["a"]}}}', [], None, r"type", fixed_in="spec"),
+    case(
+        "absurd num_bins", '{"features": {"name": {"type": "string_hashed", "num_bins": 1000000000000}}}',
+        [], None, r"num_bins", fixed_in="spec",
+    ),
+    case(
+        "fill_value NaN", '{"features": {"x": {"type": "float_normalized", "fill_value": NaN}}}',
+        [], None, r"fill_value", fixed_in="spec",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, features, extra, data, message", ANALYZE_CASES)
+def test_analyze_bad_arguments_are_one_line(files, tmp_path, capsys, name, features, extra, data, message):
+    features_path = files["features"]
+    if features == "MISSING":
+        features_path = str(tmp_path / "no-such.json")
+    elif features is not None:
+        features_path = write(tmp_path / "f.json", features)
+    pattern = {None: files["data"], "NOTHING": str(tmp_path / "none-*.csv"), "DIR": files["a_dir"]}.get(data)
+    if pattern is None:
+        pattern = write(tmp_path / "in" / "d.csv", data)
+    output = files["a_file"] if name == "output is a file" else tmp_path / "out"
+    status, out, err = run(capsys, "analyze", "--features", features_path, "--input", pattern, "--output", output, *extra)
+    assert_one_error_line(status, err, message)
+    assert out == ""  # no --json: nothing on stdout
+
+
+@pytest.mark.xfail(reason="fixed in slice csv: compressed CSV (read_header)", strict=False)
+def test_compressed_csv_is_analysed(tmp_path, capsys):
+    path = tmp_path / "d.csv.gz"
+    path.write_bytes(gzip.compress(csv_text().encode()))
+    features = write(tmp_path / "f.json", json.dumps(FEATURES))
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", path, "--output", tmp_path / "b")
+    if status:  # until then a raw AttributeError from read_header, as one line
+        assert_one_error_line(status, err, r"CompressedFile", expected_status=status)
+    assert status == 0, err
+
+
+def test_output_under_a_file_is_one_line(files, tmp_path, capsys):
+    # The bundle slice refuses it before the job; whatever arrives is one line, exit 2.
+    status, _, err = run(
+        capsys, "analyze", "--features", files["features"], "--input", files["data"],
+        "--output", os.path.join(files["a_file"], "bundle"),
+    )
+    assert_one_error_line(status, err, r"a_file\.txt")
+
+
+def test_a_runner_error_is_not_its_own_cause(files, tmp_path, monkeypatch):
+    """An error the runner raises that is not a worker's (here: a failing run) reaches the
+    caller as itself, without pointing at itself as its cause."""
+    import apache_beam as beam
+
+    def broken_run(self, *args, **kwargs):
+        raise RuntimeError("the runner fell over")
+
+    monkeypatch.setattr(beam.Pipeline, "run", broken_run)
+    with pytest.raises(RuntimeError, match="fell over") as raised:
+        run_analysis(files["features"], files["data"], str(tmp_path / "out"))
+    assert raised.value.__cause__ is not raised.value
+
+
+def test_an_internal_error_is_one_line_with_status_1_and_a_traceback_on_request(files, tmp_path, capsys, monkeypatch):
+    plugin = tmp_path / "plugins" / "cli_boom_plugin.py"
+    write(plugin, (
+        "from kdp_beam.plugins import Statistic, register_statistic\n"
+        "@register_statistic('cli_boom')\n"
+        "class Boom(Statistic):\n"
+        "    def create_accumulator(self): return 0\n"
+        "    def add_batch(self, acc, column): return 1 / 0\n"
+        "    def merge_accumulators(self, accs): return 0\n"
+        "    def finalize(self, acc): return {}\n"
+    ))
+    monkeypatch.syspath_prepend(str(plugin.parent))
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": {"type": "custom", "statistic": "cli_boom"}}}))
+    argv = ["--plugin", "cli_boom_plugin", "analyze", "--features", features, "--input", files["data"]]
+    status, _, err = run(capsys, *argv, "--output", tmp_path / "o1")
+    assert_one_error_line(
+        status, err, r"internal error: ZeroDivisionError: division by zero.*run with --verbose", expected_status=1
+    )
+    status, _, err = run(capsys, *argv, "--output", tmp_path / "o2", "--verbose")
+    assert status == 1 and "Traceback" in err and "cli_boom_plugin.py" in err
+    assert err.splitlines()[-1].startswith("kdp-beam: error: internal error: ZeroDivisionError")
+
+
+def test_a_good_run_is_quiet_and_json_is_alone_on_stdout(files, tmp_path, capsys):
+    status, out, err = run(
+        capsys, "analyze", "--features", files["features"], "--input", files["data"], "--output", tmp_path / "b", "--json"
+    )
+    assert status == 0, err
+    assert not BEAM_NOISE.search(err), err
+    summary = json.loads(out)
+    assert summary["rows_read"] == len(ROWS) and summary["files_read"] == 1
+    assert summary["bad_records"]["count"] == 0 and summary["output"] == str(tmp_path / "b")
+    assert f"read {len(ROWS)} rows from 1 file" in err and f"wrote the bundle {tmp_path / 'b'}" in err
+    assert re.search(r"^x\s+float_normalized\s+0\s+mean 2\.66667", err, re.M)  # the summary table
+    # --verbose is the positive control: Beam's lines are there to hide.
+    status, out, err = run(
+        capsys, "analyze", "--features", files["features"], "--input", files["data"], "--output", tmp_path / "c", "-v"
+    )
+    assert status == 0 and out == "" and BEAM_NOISE.search(err)
+
+
+def test_errors_as_json_and_logging_left_as_found(files, tmp_path, capsys):
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    status, out, err = run(
+        capsys, "analyze", "--features", files["features"], "--input", str(tmp_path / "none-*.csv"),
+        "--output", tmp_path / "o", "--json",
+    )
+    assert_one_error_line(status, err, "no file matches")
+    assert json.loads(out) == {"error": err.splitlines()[-1].removeprefix("kdp-beam: error: "), "exit_status": 2}
+    assert (list(root.handlers), root.level) == before
+
+
+def test_options_nobody_knows_are_named(files, tmp_path, capsys):
+    status, _, err = run(
+        capsys, "analyze", "--features", files["features"], "--input", files["data"], "--output", tmp_path / "b",
+        "--on-bad-records", "skip",
+    )
+    assert status == 0
+    assert "kdp-beam: warning: neither kdp-beam nor Beam knows --on-bad-records" in err
+
+
+def test_usage_errors_of_every_subcommand_are_one_line(capsys):
+    for argv, message in [
+        ([], r"required: command"),
+        (["explode"], r"invalid choice: 'explode'"),
+        (["analyze", "--features", "f.json"], r"required: --input, --output \(see kdp-beam analyze --help\)"),
+        (["infer", "--input", "x.csv"], r"required: --output"),
+        (["infer", "--input", "x.csv", "--output", "f.json", "--sample-rows", "0"], r"must be at least 1"),
+        (["infer", "--input", "x.csv", "--output", "f.json", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["report", "--output", "r.html"], r"required: bundle"),
+        (["merge", "b1"], r"required: --output"),
+    ]:
+        status, _, err = run(capsys, *argv)
+        assert_one_error_line(status, err, message)
+
+
+# ---- infer -----------------------------------------------------------------------------
+
+INFER_CASES = [
+    ("empty file", "d.csv", b"", r"no rows in .* to infer from"),
+    ("header only", "d.csv", b"x,name\n", r"no rows in .* to infer from"),
+    ("bad UTF-8", "d.csv", b"x,name\n1,a\n2,b\xff\n", r"d\.csv: line 3: not valid UTF-8"),
+    ("wrong field count", "d.csv", b"x,name\n1,a\n2,b,c\n", r"d\.csv: row 2 \(line 3\): expected 2 fields"),
+    ("duplicate column", "d.csv", b"x,name,x\n1,a,2\n", r"d\.csv: the column name 'x' appears twice in the file"),
+    ("not an inferable format", "d.tfrecord", b"", r"infer reads csv, parquet, jsonl files, not tfrecord"),
+    ("matches nothing", None, None, r"no file matches"),
+    ("key of two types", "d.jsonl", b'{"k": 1}\n{"k": "one"}\n', r"d\.jsonl: key 'k' holds values of different types"),
+]
+
+
+@pytest.mark.parametrize("case, name, content, message", INFER_CASES, ids=[c[0] for c in INFER_CASES])
+def test_infer_bad_data_is_one_line(tmp_path, capsys, case, name, content, message):
+    pattern = write(tmp_path / name, content) if name else str(tmp_path / "none-*.csv")
+    status, out, err = run(capsys, "infer", "--input", pattern, "--output", tmp_path / "f.json")
+    assert_one_error_line(status, err, message)
+    assert not (tmp_path / "f.json").exists()
+
+
+@pytest.mark.xfail(reason="fixed in slice csv: read_header on compressed files", strict=False)
+@pytest.mark.parametrize("suffix, compress", [(".gz", gzip.compress), (".bz2", bz2.compress)])
+def test_infer_reads_compressed_csv(tmp_path, capsys, suffix, compress):
+    path = tmp_path / f"d.csv{suffix}"
+    path.write_bytes(compress(csv_text().encode()))
+    status, _, err = run(capsys, "infer", "--input", path, "--output", tmp_path / "f.json")
+    if status:  # until then a raw AttributeError from read_header, as one line
+        assert_one_error_line(status, err, r"CompressedFile", expected_status=status)
+    assert status == 0, err
+    assert json.loads((tmp_path / "f.json").read_text())["features"]["name"] == "string_categorical"
+
+
+def test_infer_reads_compressed_json_lines(tmp_path, capsys):
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"x": 1.5, "name": "a"}\n{"x": 2.5, "name": "b"}\n'))
+    status, _, err = run(capsys, "infer", "--input", path, "--output", tmp_path / "f.json")
+    assert status == 0, err
+    assert json.loads((tmp_path / "f.json").read_text())["features"] == FEATURES["features"]
+
+
+def test_infer_output_paths(files, tmp_path, capsys):
+    for output, message in [
+        (files["a_dir"], r"is a directory; pass the path of the features JSON file to write"),
+        (os.path.join(files["a_file"], "f.json"), r"a_file\.txt is a file, not a directory"),
+    ]:
+        status, _, err = run(capsys, "infer", "--input", files["data"], "--output", output)
+        assert_one_error_line(status, err, message)
+    status, out, err = run(capsys, "infer", "--input", files["data"], "--output", tmp_path / "new" / "f.json", "--json")
+    assert status == 0 and json.loads(out)["features"] == json.loads((tmp_path / "new" / "f.json").read_text())["features"]
+
+
+def test_infer_types_the_whole_sample_not_its_first_block(tmp_path, capsys):
+    """pyarrow's streaming reader types a column from its first block (1 MB) and failed on a
+    later one; the sample is typed over all of its rows, as its values require."""
+    path = tmp_path / "d.csv"
+    with open(path, "w") as f:
+        f.write("code,amount\n")
+        for i in range(200_000):
+            f.write(f"{i % 50},{i}\n")
+        f.write("A7,0.5\n")  # past the first block, inside the sample
+    status, _, err = run(capsys, "infer", "--input", path, "--output", tmp_path / "f.json", "--sample-rows", "300000")
+    assert status == 0, err
+    features = json.loads((tmp_path / "f.json").read_text())["features"]
+    assert features == {"code": "string_categorical", "amount": "float_normalized"}
+
+
+def test_infer_leaves_nested_columns_out_and_proposes_text_for_booleans(tmp_path, capsys):
+    table = pa.table(
+        {
+            "point": pa.array([{"a": i} for i in range(40)]),
+            "tags": pa.array([[i, i + 1] for i in range(40)]),
+            "flag": [i % 3 == 0 for i in range(40)],
+            "x": [float(i) for i in range(40)],
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    status, _, err = run(capsys, "infer", "--input", tmp_path / "d.parquet", "--output", tmp_path / "f.json")
+    assert status == 0, err
+    proposed = json.loads((tmp_path / "f.json").read_text())
+    assert proposed["features"] == {"flag": "string_categorical", "x": "float_normalized"}
+    for name in ("point", "tags"):
+        assert "nested values" in proposed["notes"][name] and "flatten" in proposed["notes"][name]
+
+
+# ---- report and merge ------------------------------------------------------------------
+
+
+def test_report_output_paths_and_bundle_errors(files, tmp_path, capsys):
+    for bundle, output, message in [
+        (files["bundle"], files["a_dir"], r"is a directory; pass the path of the report file"),
+        (files["bundle"], os.path.join(files["a_file"], "r.html"), r"a_file\.txt is a file, not a directory"),
+        (str(tmp_path / "no-bundle"), tmp_path / "r.html", r"no-bundle"),
+    ]:
+        status, _, err = run(capsys, "report", bundle, "--output", output)
+        assert_one_error_line(status, err, message)
+    status, out, err = run(capsys, "report", files["bundle"], "--output", tmp_path / "r.html", "--json")
+    assert status == 0 and json.loads(out)["output"] == str(tmp_path / "r.html")
+    assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+
+
+@pytest.mark.xfail(reason="fixed in slice bundle: the loader validates values", strict=False)
+def test_report_on_a_bundle_with_an_impossible_value_is_one_line(files, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(files["bundle"], bundle)
+    statistics = json.loads((bundle / "statistics.json").read_text())
+    statistics["features"]["x"]["variance"] = -1.0  # edited, then re-signed consistently
+    data = json.dumps(statistics).encode()
+    (bundle / "statistics.json").write_bytes(data)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["statistics.json"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    status, _, err = run(capsys, "report", bundle, "--output", tmp_path / "r.html")
+    assert_one_error_line(status, err, r"statistics\.json.*variance")
+
+
+def test_an_unwritable_output_file_is_refused_before_the_work(files, tmp_path, capsys, monkeypatch):
+    # Permissions do not stop root (these tests may run as root): os.access says no instead.
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
+    for argv in (["report", files["bundle"]], ["infer", "--input", files["data"]]):
+        status, _, err = run(capsys, *argv, "--output", tmp_path / "out")
+        assert_one_error_line(status, err, r"cannot write the .* permission denied")
+
+
+def test_merge_output_paths_and_bundle_errors(files, tmp_path, capsys):
+    for bundles, output, message in [
+        ([files["bundle"]], files["a_file"], r"a_file\.txt"),
+        ([files["bundle"]], os.path.join(files["a_file"], "m"), r"a_file\.txt"),
+        ([str(tmp_path / "no-bundle")], tmp_path / "m", r"no-bundle"),
+    ]:
+        status, _, err = run(capsys, "merge", *bundles, "--output", output)
+        assert_one_error_line(status, err, message)
+    status, out, err = run(capsys, "merge", files["bundle"], files["bundle"], "--output", tmp_path / "m", "--json")
+    assert status == 0 and json.loads(out)["row_count"] == 2 * len(ROWS)
+
+
+# ---- progress --------------------------------------------------------------------------
+
+
+def test_read_counts_turn_units_into_bytes(tmp_path):
+    pq.write_table(pa.table({"x": list(range(100))}), tmp_path / "p.parquet", row_group_size=25)
+    parquet = str(tmp_path / "p.parquet")
+    counts = progress.ReadCounts({"/d/a.csv": 1000, "/d/b.csv": 500, parquet: 4000})
+    counts.unit_done("/d/a.csv", 10)  # a whole file
+    counts.unit_done("/d/b.csv (bytes 0-200)", 3)  # byte ranges
+    counts.unit_done("/d/b.csv (bytes 200-500)", 4)
+    counts.unit_done(f"{parquet} (row group 1)", 25)  # a quarter of the file's rows
+    counts.unit_done("something else", 9)  # unknown: no bytes invented
+    assert counts.bytes_done == 1000 + 500 + 1000 and counts.total_bytes == 5500
+
+
+def watched(captured, interval=None):
+    @contextlib.contextmanager
+    def watch(sizes, options):
+        with progress.watching(sizes, options, terminal=False, plain_interval=interval) as counts:
+            captured.append(counts)
+            yield
+
+    return watch
+
+
+def test_in_process_readers_feed_the_counts_other_processes_do_not(tmp_path):
+    """The local runner's readers report here, to the byte and the row (oracle: the file
+    size, Python's csv module); worker processes report nothing, and nothing is made up."""
+    path = tmp_path / "d.csv"
+    with open(path, "w") as f:
+        f.write("x,name\n")
+        for i in range(20_000):
+            f.write(f"{i * 0.5},n{i % 7}\n")
+    rows = sum(1 for _ in csv.reader(open(path))) - 1
+    captured = []
+    run_analysis(write(tmp_path / "f.json", json.dumps(FEATURES)), str(path), str(tmp_path / "b"),
+                 split_size=50_000, progress=watched(captured))
+    counts = captured[0]
+    assert counts.heard and counts.rows == rows and counts.bytes_done == counts.total_bytes == path.stat().st_size
+    assert progress._sink is None  # uninstalled after the job
+    workers = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert not progress.runs_here(pipeline_options(workers)) and progress.runs_here(pipeline_options([]))
+    run_analysis(str(tmp_path / "f.json"), str(path), str(tmp_path / "b2"), pipeline_args=workers,
+                 progress=watched(captured))
+    assert not captured[1].heard and captured[1].rows == 0 and captured[1].bytes_done == 0
+
+
+def test_piped_progress_is_plain_lines(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_SECONDS", 0.05)
+    status, _, err = run(capsys, "analyze", "--features", files["features"], "--input", files["data"], "--output", tmp_path / "b")
+    assert status == 0, err
+    assert "\r" not in err and "━" not in err and "\x1b[" not in err
+    size = progress.size_text(os.path.getsize(files["data"]))
+    assert f"kdp-beam: reading 1 file ({size}) on FnApiRunner\n" in err
+    assert re.search(rf"^kdp-beam: 0:00:0\d elapsed, (running on FnApiRunner|\d rows, .+ of {size} \(\d+%\))$", err, re.M)
+
+
+# ---- what a person sees: real processes -----------------------------------------------
+
+
+def kdp_beam_process(*argv, **kwargs):
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), COLUMNS="120")
+    return subprocess.run([sys.executable, "-m", "kdp_beam", *map(str, argv)], capture_output=True, text=True,
+                          env=env, timeout=120, **kwargs)
+
+
+def test_a_person_sees_one_line_on_bad_data_and_json_parses(files, tmp_path):
+    bad = write(tmp_path / "bad.csv", "x,name\n1.5,a\noops,b\n")
+    done = kdp_beam_process("analyze", "--features", files["features"], "--input", bad, "--output", tmp_path / "o")
+    assert_one_error_line(done.returncode, done.stderr, r"bad\.csv: row 2 \(line 3\), column 'x'")
+    assert done.stdout == ""
+    done = kdp_beam_process("analyze", "--features", files["features"], "--input", files["data"],
+                            "--output", tmp_path / "b", "--json")
+    assert done.returncode == 0 and not BEAM_NOISE.search(done.stderr), done.stderr
+    assert json.loads(done.stdout)["rows_read"] == len(ROWS)
+    done = kdp_beam_process("infer", "--input", write(tmp_path / "e.csv", ""), "--output", tmp_path / "f.json")
+    assert_one_error_line(done.returncode, done.stderr, r"no rows in")
+
+
+def test_worker_processes_print_no_traceback(files, tmp_path):
+    # Beam's worker processes print a failing bundle's traceback to the stderr they inherit.
+    bad = write(tmp_path / "bad.csv", "x,name\n1.5,a\noops,b\n")
+    done = kdp_beam_process("analyze", "--features", files["features"], "--input", bad, "--output", tmp_path / "o",
+                            "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert_one_error_line(done.returncode, done.stderr, r"bad\.csv: row 2 \(line 3\), column 'x'")
+    assert "(counts at the end)" in done.stderr  # no live counts from other processes, none invented
+
+
+def test_a_terminal_gets_a_live_bar(tmp_path, files):
+    path = tmp_path / "d.csv"
+    path.write_text(csv_text(rows=[(str(i), f"n{i % 5}") for i in range(50_000)]))
+    status, screen = run_on_a_terminal(
+        "analyze", "--features", files["features"], "--input", path, "--output", tmp_path / "b", "--split-size", "100000"
+    )
+    assert status == 0, screen
+    assert "\x1b[" in screen and "\r" in screen  # drawn in place, in colour
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r\n", "\n").replace("\r", "\n")
+    size = progress.size_text(path.stat().st_size)
+    assert re.search(r"^\S? ?reading ━+ ", text, re.M)  # rich's bar, while reading
+    assert re.search(rf"^ *read ━+ {re.escape(size)}/{re.escape(size)} · 50,000 rows · [\d,]+ rows/s ", text, re.M)
+    assert "\nread 50,000 rows from 1 file" in text and "wrote the bundle" in text
+    assert not BEAM_NOISE.search(text)
+
+
+def run_on_a_terminal(*argv):
+    """Runs kdp-beam with stdout and stderr on a pseudo-terminal; (status, what it drew)."""
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), COLUMNS="140")
+    process = subprocess.Popen([sys.executable, "-m", "kdp_beam", *map(str, argv)], stdin=follower,
+                               stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    screen, deadline = b"", time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # the follower side closed: the process is gone
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    return process.wait(timeout=10), screen.decode("utf-8", errors="replace")
