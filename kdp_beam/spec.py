@@ -294,8 +294,8 @@ class Feature:
             if opts["counting"] == "approximate" and high > MAX_APPROXIMATE_TOKENS:
                 high, why = MAX_APPROXIMATE_TOKENS, " (the approximate count's sketch size)"
             opts["max_tokens"] = _integer(
-                max_tokens, "max_tokens (null: every token)", oov + 1, high,
-                f"{why}; it counts the num_oov_indices ({oov}) OOV indices",
+                max_tokens, f"max_tokens (which counts the {oov} OOV indices; null: every token)",
+                oov + 1, high, why,
             )
         token = opts["missing_token"]
         if t == "string_categorical" and token is not None and not isinstance(token, str):

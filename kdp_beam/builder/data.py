@@ -70,10 +70,14 @@ def record_batches(data, spec):
             yield _batch(chunk, types, where)
         return
     if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
-        _require_columns(set(data.columns), types, "the DataFrame passed to adapt()")
+        where = "the DataFrame passed to adapt()"
+        _require_columns(set(data.columns), types, where)
         for start in range(0, len(data), BATCH_ROWS):
             chunk = data.iloc[start : start + BATCH_ROWS]
-            yield _batch({n: chunk[n].to_numpy() for n in types}, types, "the DataFrame")
+            # Arrow reads pandas' own types (nullable Int64 with NA stays integer; numpy
+            # would make it float with NaN).
+            arrays = [cast_column(pa.Array.from_pandas(chunk[n]), t, n, where) for n, t in types.items()]
+            yield pa.RecordBatch.from_arrays(arrays, names=list(types))
         return
     yield from _dataset_batches(data, types)
 

@@ -95,6 +95,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - ``FeatureSpace.from_artifacts(path)`` builds an adapted FeatureSpace from a bundle
       written by ``kdp-beam analyze``, touching no data.
     - ``FeatureSpace.passthrough(dtype)`` declares a feature fed to the model as is.
+    - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
+      by kdp_beam.builder.names.layer_name and kept unique.
+    - A call checks every value against its feature and raises an InputDataError naming
+      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs).
+    - A categorical or text feature with no value in the data maps everything to OOV.
 
     Statistics go into the standard keras layers (Normalization, Discretization,
     StringLookup, IntegerLookup, ...). To load a saved one, import this class first

@@ -4,6 +4,7 @@ do. Missing values become what the model encodes as missing (docs/missing-values
 
 import numbers
 import reprlib
+import sys
 
 import keras
 import numpy as np
@@ -113,14 +114,23 @@ def _missing_value(feature):
     return np.nan
 
 
+def _is_missing(value):
+    """None, "", NaN, and pandas' NA (when pandas is in use)."""
+    pandas = sys.modules.get("pandas")
+    return (
+        value is None
+        or (isinstance(value, str) and value == "")
+        or (isinstance(value, numbers.Real) and value != value)
+        or (pandas is not None and value is pandas.NA)
+    )
+
+
 def _from_objects(name, feature, array):
     """Python objects (lists, object or string arrays): None, "" and NaN are missing."""
     flat = array.reshape(-1)
     values = []
     for row, value in enumerate(flat.tolist()):
-        if value is None or (isinstance(value, str) and value == "") or (
-            isinstance(value, numbers.Real) and value != value  # NaN
-        ):
+        if _is_missing(value):
             values.append(_missing_value(feature))
         elif feature.dtype == "string" and isinstance(value, (str, bytes)):
             values.append(value)

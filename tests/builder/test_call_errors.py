@@ -112,3 +112,15 @@ def test_in_memory_adapt_accepts_one_column_matrices():
     space = FS({"n": FS.float_normalized()})
     space.adapt({"n": np.array([[1.0], [3.0]])})
     np.testing.assert_allclose(np.asarray(space({"n": [2.0]})), [[0.0]], atol=1e-6)
+
+
+def test_pandas_nullable_integers_adapt_and_call_as_integers():
+    """A pandas Int64 column with NA: adapt() reads it as integers with nulls (numpy would
+    make it float), and a call takes the Series, NA as missing."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"i": pd.array([3, None, 3, 1], dtype="Int64"), "s": pd.array(["a", None, "b", "a"], dtype="string")})
+    space = FS({"i": FS.integer_categorical(output_mode="int"), "s": FS.string_categorical(output_mode="int")}, output_mode="dict")
+    space.adapt(frame)
+    assert space.preprocessors["i"].get_vocabulary() == [-1, 3, 1]
+    out = {k: np.asarray(v)[:, 0].tolist() for k, v in space({"i": frame["i"], "s": frame["s"]}).items()}
+    assert out == {"i": [1, 0, 1, 2], "s": [1, 0, 2, 1]}
