@@ -2,6 +2,7 @@
 kind, or an InputDataError naming the feature, what it expects, what it got and what to
 do. Missing values become what the model encodes as missing (docs/missing-values.md)."""
 
+import math
 import numbers
 import reprlib
 import sys
@@ -11,9 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from kdp_beam.errors import InputDataError
-from kdp_beam.spec import MAX_INT64, OOV_TOKENS
+from kdp_beam.spec import FLOAT32_MAX, MAX_INT64, OOV_TOKENS
 
 _ONE_PER_ROW = "Pass one value per row: shape (n,) or (n, 1), or a scalar for one row."
+_TOO_LARGE = "Numbers must fit the feature's dtype: scale them first."
 _CONVERT = {
     "string": "Convert them to strings first, e.g. x.astype(str) or tf.strings.as_string(x).",
     "integer": "Convert them to whole numbers first, e.g. x.astype('int64') or "
@@ -82,6 +84,20 @@ def input_value(name, feature, value):
         _refuse(name, feature, f"values of dtype {array.dtype}", _CONVERT[_kind(feature.dtype)])
     if feature.dtype.startswith("int"):
         return _integers(name, feature, array)
+    return _floats(name, feature, array)
+
+
+def _largest(feature):
+    return FLOAT32_MAX if feature.dtype == "float32" else sys.float_info.max
+
+
+def _floats(name, feature, array):
+    """Numbers as the feature's float dtype; a finite value it cannot hold (beyond
+    FLOAT32_MAX in float32) is refused, not turned into infinity."""
+    too_large = np.isfinite(array) & (np.abs(array) > _largest(feature))
+    if too_large.any():
+        row = int(np.argmax(too_large.reshape(-1)))
+        _refuse(name, feature, f"{array.reshape(-1)[row].item()!r} at row {row}", _TOO_LARGE)
     return array.astype(feature.dtype)
 
 
@@ -127,15 +143,37 @@ def _is_missing(value):
 
 def _from_objects(name, feature, array):
     """Python objects (lists, object or string arrays): None, "" and NaN are missing."""
-    flat = array.reshape(-1)
-    values = []
-    for row, value in enumerate(flat.tolist()):
+    values = array.reshape(-1).tolist()
+    kinds = set(map(type, values))
+    # One type (and None) throughout, the usual case: whole-list conversions.
+    if feature.dtype == "string" and kinds <= {str, bytes, type(None)}:
+        return np.array(["" if v is None else v for v in values], dtype=object).reshape(array.shape)
+    if feature.dtype.startswith("float") and kinds <= {float, int, type(None)}:
+        try:
+            return _floats(name, feature, np.array(values, dtype=np.float64)).reshape(array.shape)
+        except OverflowError:  # an integer beyond float64: judged one by one below
+            pass
+    if feature.dtype.startswith("int") and kinds <= {int, type(None)}:
+        missing = _missing_value(feature)
+        try:
+            return np.array([missing if v is None else v for v in values], dtype=np.int64).reshape(array.shape)
+        except OverflowError:  # beyond int64: judged one by one below
+            pass
+    return _judged(name, feature, array, values)
+
+
+def _judged(name, feature, array, values):
+    """_from_objects value by value, naming the first value refused and its row."""
+    checked = []
+    for row, value in enumerate(values):
         if _is_missing(value):
-            values.append(_missing_value(feature))
+            checked.append(_missing_value(feature))
         elif feature.dtype == "string" and isinstance(value, (str, bytes)):
-            values.append(value)
+            checked.append(value)
         elif feature.dtype != "string" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-            values.append(value)
+            if feature.dtype.startswith("float") and abs(value) != math.inf and not abs(value) <= _largest(feature):
+                _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", _TOO_LARGE)
+            checked.append(value)
         elif isinstance(value, (list, tuple, np.ndarray)):
             _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", _ONE_PER_ROW)
         else:
@@ -145,11 +183,10 @@ def _from_objects(name, feature, array):
             )
             _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", fix)
     if feature.dtype == "string":
-        return np.array(values, dtype=object).reshape(array.shape)
-    numeric = np.array(values, dtype=np.float64 if feature.dtype.startswith("float") else object)
+        return np.array(checked, dtype=object).reshape(array.shape)
     if feature.dtype.startswith("int"):
-        return _integers(name, feature, numeric).reshape(array.shape)
-    return numeric.astype(feature.dtype).reshape(array.shape)
+        return _integers(name, feature, np.array(checked, dtype=object)).reshape(array.shape)
+    return _floats(name, feature, np.array(checked, dtype=np.float64)).reshape(array.shape)
 
 
 def _integers(name, feature, array):

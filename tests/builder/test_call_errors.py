@@ -124,3 +124,11 @@ def test_pandas_nullable_integers_adapt_and_call_as_integers():
     assert space.preprocessors["i"].get_vocabulary() == [-1, 3, 1]
     out = {k: np.asarray(v)[:, 0].tolist() for k, v in space({"i": frame["i"], "s": frame["s"]}).items()}
     assert out == {"i": [1, 0, 1, 2], "s": [1, 0, 2, 1]}
+
+
+@pytest.mark.parametrize("value", [[1e300, 1.0], [10**400, 1.0], np.array([1e39, 1.0])])
+def test_numbers_beyond_float32_are_refused_not_made_infinite(fs, value):
+    with pytest.raises(InputDataError, match="feature 'n'.*at row 0.*must fit"):
+        fs({**GOOD, "n": value})
+    # An infinity given as such stays one (the analysis leaves it out of the moments).
+    assert np.isposinf(np.asarray(fs({**GOOD, "n": [np.inf, 1.0]})["n"])[0, 0])
