@@ -6,6 +6,8 @@ row read as several rows)."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kdp_beam
 from kdp_beam.errors import InputDataError
@@ -132,3 +134,17 @@ def test_numbers_beyond_float32_are_refused_not_made_infinite(fs, value):
         fs({**GOOD, "n": value})
     # An infinity given as such stays one (the analysis leaves it out of the moments).
     assert np.isposinf(np.asarray(fs({**GOOD, "n": [np.inf, 1.0]})["n"])[0, 0])
+
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5), st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(name=st.sampled_from(sorted(GOOD)), value=st.lists(values, min_size=1, max_size=3) | values)
+def test_any_python_values_encode_or_raise_input_data_error(fs, name, value):
+    try:
+        fs({**GOOD, name: value})
+    except InputDataError as e:
+        assert f"feature {name!r}" in str(e) or "different numbers of rows" in str(e)
