@@ -18,6 +18,8 @@ A bare type string takes every default, as in FeatureSpace (`float_discretized` 
 import builtins
 import json
 import numbers
+import reprlib
+import struct
 
 from kdp_beam.errors import SpecError
 
@@ -104,6 +106,36 @@ OOV_TOKENS = {"string_categorical": "[UNK]", "integer_categorical": -1}
 NUMERIC_TYPES = ("float", "float_rescaled", "float_normalized", "float_discretized")
 
 
+# Sizes a declaration may ask for. An absurd size fails here, naming the feature and the
+# argument, not after the whole job ran or by exhausting memory (docs/reliability.md).
+MAX_ENCODED_WIDTH = 2**20  # columns of a dense encoding (one_hot, multi_hot, count,
+# tf_idf) and tokens of an int sequence: 4 MiB of float32 per row already.
+MAX_INDEX = 2**31 - 1  # bins or tokens behind an "int" output: int32 indices, as keras'
+# Embedding and CategoryEncoding take them.
+MAX_QUANTILE_BINS = 1000  # bins from the data: 1 / the quantile sketch's rank error
+# (analyzers.quantiles.DEFAULT_EPSILON); narrower bins would be the sketch's noise.
+MAX_APPROXIMATE_TOKENS = 2**24  # counting "approximate" keeps 10 Misra-Gries counters per
+# token (analyzers.dataset.APPROXIMATE_BUCKETS_PER_TOKEN); tfx_bsl's sketch aborts the
+# process beyond about 2**28 counters.
+MAX_NGRAM = 16  # n-gram width: each width is one more pass over every row's words.
+FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
+MAX_INT64 = 2**63 - 1
+
+# Features a cross can take: their preprocessor gives one integer or string per row.
+_CROSSABLE = ("integer_categorical", "string_categorical", "integer_hashed", "string_hashed",
+              "float_discretized")
+_CROSSABLE_PASSTHROUGH = ("int32", "int64", "string")
+
+
+# Values in error messages: short, and safe on deeply nested JSON.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 80, 80
+
+
+def _shown(value):
+    return _SHOWN.repr(value)
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -112,16 +144,65 @@ def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _integer(value, arg, low, high, why=""):
+    """`value` as an int if it is an integer in [low, high], else SpecError naming `arg`."""
+    if not _is_int(value) or not low <= value <= high:
+        raise SpecError(f"{arg} must be an integer from {low} to {high:,}{why}, got {_shown(value)}")
+    return int(value)
+
+
+def _float32(value, arg):
+    """`value` if it is a number the model's float32 holds (NaN and +-inf refused: a
+    missing value filled with NaN, or scaled by inf, is still missing)."""
+    if not _is_number(value) or not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+        raise SpecError(
+            f"{arg} must be a finite number (the model computes in float32, up to "
+            f"{FLOAT32_MAX:.4g} in magnitude), got {_shown(value)}"
+        )
+    return value
+
+
+def _is_strict_json(value):
+    """Whether the bundle's manifest can store `value` (strict JSON: no NaN or inf)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _as_float32(value):
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _one_of(value, arg, accepted):
+    if not (value is None or isinstance(value, str)) or value not in accepted:
+        raise SpecError(f"{arg} must be one of {list(accepted)}, got {_shown(value)}")
+    return value
+
+
+def _width(arg, output_mode):
+    """The bound of a size: a dense encoding's width, or an int output's index space."""
+    if output_mode == "int":
+        return MAX_INDEX, " (an int output's indices are int32)"
+    return MAX_ENCODED_WIDTH, (
+        f" (output_mode {output_mode!r} makes {arg} columns per row; use output_mode "
+        "'int' for more)"
+    )
+
+
 class Feature:
     """One feature's declaration: a type from FEATURE_TYPES and its options.
 
-    Raises SpecError naming the argument when an option is unknown or invalid.
+    Raises SpecError naming the argument when an option is unknown or invalid; sizes are
+    bounded by MAX_ENCODED_WIDTH, MAX_INDEX, MAX_QUANTILE_BINS, MAX_APPROXIMATE_TOKENS and
+    MAX_NGRAM, numbers by the model's float32.
     """
 
-    def __init__(self, type, **options):
-        if type not in FEATURE_TYPES:
+    def __init__(self, type, **options):  # noqa: A002 - FeatureSpace's word
+        if not isinstance(type, str) or type not in FEATURE_TYPES:
             raise SpecError(
-                f"unknown feature type {type!r}; expected one of {sorted(FEATURE_TYPES)}"
+                f"unknown feature type {_shown(type)}; expected one of {sorted(FEATURE_TYPES)}"
             )
         defaults = FEATURE_TYPES[type][1]
         unknown = sorted(set(options) - set(defaults))
@@ -135,118 +216,135 @@ class Feature:
             raise SpecError(f"{type}: argument(s) {missing} are required")
         self.type = type
         self.options = merged
-        self._validate()
+        try:
+            self._validate()
+        except SpecError as e:
+            raise SpecError(f"{type}: {e}") from None
 
     def _validate(self):
         opts, t = self.options, self.type
-        modes = _TEXT_OUTPUT_MODES if t == "text" else _ONE_HOT_OR_INT
-        if "output_mode" in opts and opts["output_mode"] not in modes:
-            raise SpecError(
-                f"{t}: output_mode must be one of {modes}, got {opts['output_mode']!r}"
-            )
+        if "output_mode" in opts:
+            _one_of(opts["output_mode"], "output_mode", _TEXT_OUTPUT_MODES if t == "text" else _ONE_HOT_OR_INT)
         if "missing_indicator" in opts and not isinstance(opts["missing_indicator"], bool):
-            raise SpecError(f"{t}: missing_indicator must be true or false")
-        if opts.get("fill_value") is not None and not _is_number(opts["fill_value"]):
-            raise SpecError(f"{t}: fill_value must be a number or null (the mean)")
-        token = opts.get("missing_token")
-        if token is not None and not (
-            isinstance(token, str) if t == "string_categorical" else _is_int(token)
-        ):
-            kind = "a string" if t == "string_categorical" else "an integer"
-            raise SpecError(f"{t}: missing_token must be {kind} or null, got {token!r}")
+            raise SpecError(f"missing_indicator must be true or false, got {_shown(opts['missing_indicator'])}")
+        if opts.get("fill_value") is not None:
+            _float32(opts["fill_value"], "fill_value (null: the mean)")
         if t == "custom":
             if not isinstance(opts["statistic"], str) or not opts["statistic"]:
-                raise SpecError(f"custom: statistic must be a registered name, got {opts['statistic']!r}")
-            if opts["options"] is not None and not isinstance(opts["options"], dict):
-                raise SpecError(f"custom: options must be an object, got {opts['options']!r}")
-            opts["options"] = dict(opts["options"] or {})
+                raise SpecError(f"statistic must be a registered name, got {_shown(opts['statistic'])}")
+            options = opts["options"]
+            if options is not None and not (isinstance(options, dict) and _is_strict_json(options)):
+                raise SpecError(
+                    f"options must be an object of JSON values (finite numbers), got {_shown(options)}"
+                )
+            opts["options"] = dict(options or {})
         elif t == "text":
             self._validate_text()
         elif t == "date":
             self._validate_date()
         elif t == "float_rescaled":
             for arg in ("scale", "offset"):
-                if not _is_number(opts[arg]):
-                    raise SpecError(f"{t}: {arg} must be a number, got {opts[arg]!r}")
+                _float32(opts[arg], arg)
         elif t == "float_discretized":
-            num_bins, boundaries = opts["num_bins"], opts["bin_boundaries"]
-            if (num_bins is None) == (boundaries is None):
-                raise SpecError(f"{t}: give exactly one of num_bins or bin_boundaries")
-            if num_bins is not None and (not _is_int(num_bins) or num_bins < 1):
-                raise SpecError(f"{t}: num_bins must be an integer >= 1, got {num_bins!r}")
-            if boundaries is not None:
-                if not all(_is_number(b) for b in boundaries) or list(boundaries) != sorted(
-                    boundaries
-                ):
-                    raise SpecError(
-                        f"{t}: bin_boundaries must be a sorted list of numbers, "
-                        f"got {boundaries!r}"
-                    )
-                opts["bin_boundaries"] = [builtins.float(b) for b in boundaries]
-        elif t in ("integer_categorical", "string_categorical"):
-            oov = opts["num_oov_indices"]
-            if not _is_int(oov) or oov < 0:
-                raise SpecError(f"{t}: num_oov_indices must be an integer >= 0, got {oov!r}")
-            max_tokens = opts["max_tokens"]
-            if max_tokens is not None and (not _is_int(max_tokens) or max_tokens <= oov):
-                raise SpecError(
-                    f"{t}: max_tokens must be None or an integer greater than "
-                    f"num_oov_indices ({oov}), got {max_tokens!r}"
-                )
-            if opts["counting"] not in _COUNTING:
-                raise SpecError(f"{t}: counting must be one of {_COUNTING}, got {opts['counting']!r}")
-            if opts["counting"] == "approximate" and max_tokens is None:
-                raise SpecError(f"{t}: counting 'approximate' keeps the top max_tokens; set max_tokens")
+            self._validate_bins()
+        elif t in OOV_TOKENS:
+            self._validate_categorical()
         elif t in ("string_hashed", "integer_hashed"):
-            if not _is_int(opts["num_bins"]) or opts["num_bins"] < 1:
-                raise SpecError(
-                    f"{t}: num_bins must be an integer >= 1, got {opts['num_bins']!r}"
-                )
-        elif t == "passthrough" and opts["dtype"] not in PASSTHROUGH_DTYPES:
-            raise SpecError(
-                f"{t}: dtype must be one of {sorted(PASSTHROUGH_DTYPES)}, "
-                f"got {opts['dtype']!r}"
+            opts["num_bins"] = _integer(opts["num_bins"], "num_bins", 1, *_width("num_bins", opts["output_mode"]))
+        elif t == "passthrough":
+            _one_of(opts["dtype"], "dtype", PASSTHROUGH_DTYPES)
+
+    def _validate_bins(self):
+        opts = self.options
+        num_bins, boundaries = opts["num_bins"], opts["bin_boundaries"]
+        if (num_bins is None) == (boundaries is None):
+            raise SpecError("give exactly one of num_bins or bin_boundaries")
+        if num_bins is not None:
+            opts["num_bins"] = _integer(
+                num_bins, "num_bins", 1, MAX_QUANTILE_BINS,
+                " (bins from the data are equal-frequency within the quantile sketch's 0.1% "
+                "rank error; give bin_boundaries for finer bins)",
             )
+            return
+        if not isinstance(boundaries, (list, tuple)) or not 1 <= len(boundaries) < MAX_ENCODED_WIDTH:
+            raise SpecError(
+                f"bin_boundaries must be a list of 1 to {MAX_ENCODED_WIDTH - 1:,} numbers, "
+                f"got {_shown(boundaries)}"
+            )
+        values = [builtins.float(_float32(b, "each of bin_boundaries")) for b in boundaries]
+        rounded = [_as_float32(b) for b in values]
+        if any(a >= b for a, b in zip(rounded, rounded[1:])):
+            raise SpecError(
+                "bin_boundaries must increase strictly, also once rounded to the model's "
+                f"float32 (a repeated boundary makes a bin no value falls in), got {_shown(boundaries)}"
+            )
+        opts["bin_boundaries"] = values
+
+    def _validate_categorical(self):
+        opts, t = self.options, self.type
+        oov = opts["num_oov_indices"] = _integer(
+            opts["num_oov_indices"], "num_oov_indices", 0, MAX_ENCODED_WIDTH
+        )
+        _one_of(opts["counting"], "counting", _COUNTING)
+        max_tokens = opts["max_tokens"]
+        if opts["counting"] == "approximate" and max_tokens is None:
+            raise SpecError("counting 'approximate' keeps the top max_tokens; set max_tokens")
+        if max_tokens is not None:
+            high, why = _width("max_tokens", opts["output_mode"])
+            if opts["counting"] == "approximate" and high > MAX_APPROXIMATE_TOKENS:
+                high, why = MAX_APPROXIMATE_TOKENS, " (the approximate count's sketch size)"
+            opts["max_tokens"] = _integer(
+                max_tokens, f"max_tokens (which counts the {oov} OOV indices; null: every token)",
+                oov + 1, high, why,
+            )
+        token = opts["missing_token"]
+        if t == "string_categorical" and token is not None and not isinstance(token, str):
+            raise SpecError(f"missing_token must be a string or null, got {_shown(token)}")
+        if t == "integer_categorical" and token is not None:
+            opts["missing_token"] = _integer(token, "missing_token (null: the OOV index)", -MAX_INT64 - 1, MAX_INT64)
 
     def _validate_text(self):
         opts = self.options
         max_tokens, ngrams, length = opts["max_tokens"], opts["ngrams"], opts["sequence_length"]
-        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 3):
-            raise SpecError(
-                "text: max_tokens must be None or an integer >= 3 (it counts the padding "
-                f"and OOV tokens, as in TextVectorization), got {max_tokens!r}"
+        if max_tokens is not None:
+            opts["max_tokens"] = _integer(
+                max_tokens, "max_tokens (null: every token)", 3, *_width("max_tokens", opts["output_mode"])
             )
         if isinstance(ngrams, (list, tuple)):
-            if not ngrams or not all(_is_int(n) and n >= 1 for n in ngrams):
-                raise SpecError(f"text: ngrams must be integers >= 1, got {ngrams!r}")
-            opts["ngrams"] = list(ngrams)
-        elif ngrams is not None and (not _is_int(ngrams) or ngrams < 1):
-            raise SpecError(f"text: ngrams must be None, an integer or a list, got {ngrams!r}")
-        if opts["output_mode"] == "int" and (not _is_int(length) or length < 1):
-            raise SpecError(
-                "text: output_mode 'int' needs sequence_length (an integer >= 1): the "
-                "feature space needs a fixed width"
+            if not ngrams:
+                raise SpecError("ngrams must be null, an integer or a non-empty list of widths")
+            opts["ngrams"] = [_integer(n, "each of ngrams", 1, MAX_NGRAM) for n in ngrams]
+        elif ngrams is not None:
+            opts["ngrams"] = _integer(ngrams, "ngrams (null, an integer or a list)", 1, MAX_NGRAM)
+        if opts["output_mode"] == "int":
+            opts["sequence_length"] = _integer(
+                length, "sequence_length", 1, MAX_ENCODED_WIDTH,
+                " (output_mode 'int' needs it: the feature space needs a fixed width)",
             )
-        if opts["output_mode"] != "int" and length is not None:
-            raise SpecError("text: sequence_length applies only to output_mode 'int'")
-        if opts["standardize"] not in _STANDARDIZE:
-            raise SpecError(f"text: standardize must be one of {_STANDARDIZE}")
-        if opts["split"] not in _SPLIT:
-            raise SpecError(f"text: split must be one of {_SPLIT}")
+        elif length is not None:
+            raise SpecError("sequence_length applies only to output_mode 'int'")
+        _one_of(opts["standardize"], "standardize", _STANDARDIZE)
+        _one_of(opts["split"], "split", _SPLIT)
 
     def _validate_date(self):
         from kdp_beam.dates import date_pattern  # validates the format
 
         opts = self.options
-        components = list(opts["components"])
-        unknown = [c for c in components if c not in DATE_COMPONENTS]
-        if not components or unknown or len(set(components)) != len(components):
+        components = opts["components"]
+        if (
+            not isinstance(components, (list, tuple))
+            or not components
+            or not all(isinstance(c, str) and c in DATE_COMPONENTS for c in components)
+            or len(set(components)) != len(components)
+        ):
             raise SpecError(
-                f"date: components must be distinct names from {DATE_COMPONENTS}, "
-                f"got {opts['components']!r}"
+                f"components must be distinct names from {DATE_COMPONENTS}, got {_shown(components)}"
             )
-        opts["components"] = components
-        date_pattern(opts["format"])
+        opts["components"] = list(components)
+        try:
+            date_pattern(opts["format"])
+        except SpecError as e:
+            raise SpecError(str(e).removeprefix("date: ")) from None
 
     @property
     def column_kind(self):
@@ -257,6 +355,13 @@ class Feature:
 
             return statistic_class(self.options["statistic"]).column_kind
         return kind or PASSTHROUGH_DTYPES[self.options["dtype"]]
+
+    @property
+    def crossable(self):
+        """Whether a cross can take it: its preprocessor gives one integer or string."""
+        if self.type == "passthrough":
+            return self.options["dtype"] in _CROSSABLE_PASSTHROUGH
+        return self.type in _CROSSABLE
 
     def to_json(self):
         return {"type": self.type, **self.options}
@@ -273,13 +378,18 @@ class Cross:
     """A hashed cross of two or more categorical features (keras HashedCrossing)."""
 
     def __init__(self, feature_names, crossing_dim, output_mode="one_hot"):
+        if not isinstance(feature_names, (list, tuple)) or len(feature_names) < 2 or not all(
+            isinstance(n, str) and n for n in feature_names
+        ):
+            raise SpecError(
+                f"feature_names must be a list of two or more feature names, got {_shown(feature_names)}"
+            )
         names = tuple(feature_names)
-        if len(names) < 2 or not all(isinstance(n, str) for n in names):
-            raise SpecError(f"cross: feature_names must name two or more features, got {names!r}")
-        if not _is_int(crossing_dim) or crossing_dim < 1:
-            raise SpecError(f"cross {names}: crossing_dim must be an integer >= 1")
-        if output_mode not in _ONE_HOT_OR_INT:
-            raise SpecError(f"cross {names}: output_mode must be one of {_ONE_HOT_OR_INT}")
+        try:
+            _one_of(output_mode, "output_mode", _ONE_HOT_OR_INT)
+            crossing_dim = _integer(crossing_dim, "crossing_dim", 1, *_width("crossing_dim", output_mode))
+        except SpecError as e:
+            raise SpecError(f"cross {list(names)}: {e}") from None
         self.feature_names = names
         self.crossing_dim = crossing_dim
         self.output_mode = output_mode
@@ -299,19 +409,35 @@ class Cross:
         return isinstance(other, Cross) and self.to_json() == other.to_json()
 
 
+_CROSS_KEYS = ("feature_names", "crossing_dim", "output_mode")
+_TOP_LEVEL_KEYS = (
+    "features",
+    "crosses",
+    "output_mode",
+    "crossing_dim",
+    "hashing_dim",
+    "num_discretization_bins",
+    "profile",
+)
+
+
 class FeatureSpec:
     """Every feature of a dataset, with FeatureSpace's top-level options.
 
     Args:
         features: dict name -> Feature, type string, or JSON dict with a "type".
-        crosses: list of Cross, JSON dicts, or tuples of feature names.
+        crosses: list of Cross, JSON dicts (crossing_dim defaults to the top-level one),
+            or lists of feature names.
         output_mode: "concat" or "dict", as in FeatureSpace.
-        crossing_dim: default crossing dimension for crosses given as name tuples.
+        crossing_dim: default crossing dimension for crosses given as name lists.
         hashing_dim: bins for a bare "string_hashed" / "integer_hashed".
         num_discretization_bins: bins for a bare "float_discretized".
         profile: also sketch every numeric feature's distribution (20 quantiles, 1% rank
             error) for `kdp-beam report`'s histograms; costs ~8 ms of CPU per 100k
             values per feature.
+    Raises:
+        SpecError: naming where the problem is (top-level key, feature name, cross index)
+            and what is accepted there.
     """
 
     def __init__(
@@ -324,16 +450,24 @@ class FeatureSpec:
         num_discretization_bins=32,
         profile=False,
     ):
+        if not isinstance(features, dict):
+            raise SpecError(
+                'features must be an object mapping each column name to its declaration, '
+                f'e.g. {{"age": "float_normalized"}}; got {type(features).__name__}'
+            )
         if not features:
             raise SpecError("features must declare at least one feature")
-        if output_mode not in ("concat", "dict"):
-            raise SpecError(f"output_mode must be 'concat' or 'dict', got {output_mode!r}")
+        _one_of(output_mode, "output_mode", ("concat", "dict"))
+        for arg, value in (("crossing_dim", crossing_dim), ("hashing_dim", hashing_dim),
+                           ("num_discretization_bins", num_discretization_bins)):
+            if value is not None and not (_is_int(value) and value >= 1):
+                raise SpecError(f"{arg} must be an integer >= 1 or null, got {_shown(value)}")
+        if not isinstance(profile, bool):
+            raise SpecError(f"profile must be true or false, got {_shown(profile)}")
         self.output_mode = output_mode
         self.crossing_dim = crossing_dim
         self.hashing_dim = hashing_dim
         self.num_discretization_bins = num_discretization_bins
-        if not isinstance(profile, bool):
-            raise SpecError(f"profile must be true or false, got {profile!r}")
         self.profile = profile
         self.features = {}
         for name, declaration in features.items():
@@ -343,32 +477,63 @@ class FeatureSpec:
                 self.features[name] = self._standardize(declaration)
             except SpecError as e:
                 raise SpecError(f"feature {name!r}: {e}") from None
-        self.crosses = [self._standardize_cross(c) for c in crosses or []]
+        if crosses is not None and not isinstance(crosses, (list, tuple)):
+            raise SpecError(f"crosses must be a list of crosses, got {_shown(crosses)}")
+        self.crosses = []
+        for i, cross in enumerate(crosses or []):
+            try:
+                self.crosses.append(self._standardize_cross(cross))
+            except SpecError as e:
+                raise SpecError(f"crosses[{i}]: {e}") from None
 
     def _standardize(self, declaration):
         if isinstance(declaration, Feature):
             return declaration
         if isinstance(declaration, str):
-            if declaration == "float_discretized":
-                return Feature(declaration, num_bins=self.num_discretization_bins)
-            if declaration in ("string_hashed", "integer_hashed"):
-                return Feature(declaration, num_bins=self.hashing_dim)
-            return Feature(declaration)
+            default = {"float_discretized": "num_discretization_bins",
+                       "string_hashed": "hashing_dim", "integer_hashed": "hashing_dim"}.get(declaration)
+            if default is None:
+                return Feature(declaration)
+            try:
+                return Feature(declaration, num_bins=getattr(self, default))
+            except SpecError as e:
+                raise SpecError(f"{e} (a bare {declaration!r} takes {default})") from None
         if isinstance(declaration, dict) and "type" in declaration:
             options = dict(declaration)
-            return Feature(options.pop("type"), **options)
+            type_ = options.pop("type")
+            if not all(isinstance(key, str) for key in options):
+                raise SpecError(f"option names must be strings, got {_shown(list(options))}")
+            return Feature(type_, **options)
         raise SpecError(
-            f"expected a type string or a dict with a 'type' key, got {declaration!r}"
+            f"expected a type string or an object with a \"type\" key, got {_shown(declaration)}"
         )
 
     def _standardize_cross(self, cross):
         if isinstance(cross, dict):
-            cross = Cross(**cross)
+            unknown = sorted(set(cross) - set(_CROSS_KEYS), key=str)
+            if unknown or "feature_names" not in cross:
+                raise SpecError(
+                    f"a cross object takes the keys {list(_CROSS_KEYS)} (feature_names "
+                    f"required), got {_shown(sorted(cross, key=str))}"
+                )
+            cross = Cross(**{"crossing_dim": self.crossing_dim, **cross})
         elif not isinstance(cross, Cross):
             cross = Cross(cross, crossing_dim=self.crossing_dim)
         unknown = [n for n in cross.feature_names if n not in self.features]
         if unknown:
-            raise SpecError(f"cross {cross.feature_names}: unknown feature(s) {unknown}")
+            raise SpecError(f"cross {list(cross.feature_names)}: unknown feature(s) {unknown}")
+        uncrossable = [n for n in cross.feature_names if not self.features[n].crossable]
+        if uncrossable:
+            raise SpecError(
+                f"cross {list(cross.feature_names)}: cannot cross {uncrossable} "
+                f"({[self.features[n].type for n in uncrossable]}); a cross takes "
+                f"{list(_CROSSABLE)} features, or passthrough of dtype {list(_CROSSABLE_PASSTHROUGH)}"
+            )
+        if cross.name in self.features or cross.name in {c.name for c in self.crosses}:
+            raise SpecError(
+                f"cross {list(cross.feature_names)}: its output {cross.name!r} is also the "
+                "name of a feature or of another cross"
+            )
         return cross
 
     def to_json(self):
@@ -384,29 +549,25 @@ class FeatureSpec:
 
     @classmethod
     def from_json(cls, obj):
+        """The spec of a JSON object (as json.loads gives it). Raises SpecError."""
         if not isinstance(obj, dict) or "features" not in obj:
             raise SpecError('a feature spec is a JSON object with a "features" key')
         obj = {k: v for k, v in obj.items() if k != "notes"}  # people's notes (kdp-beam infer)
-        known = {
-            "features",
-            "crosses",
-            "output_mode",
-            "crossing_dim",
-            "hashing_dim",
-            "num_discretization_bins",
-            "profile",
-        }
-        unknown = sorted(set(obj) - known)
+        unknown = sorted(set(obj) - set(_TOP_LEVEL_KEYS), key=str)
         if unknown:
-            raise SpecError(f"unknown top-level key(s) {unknown}; accepted: {sorted(known)}")
+            raise SpecError(f"unknown top-level key(s) {unknown}; accepted: {list(_TOP_LEVEL_KEYS)}")
         return cls(**obj)
 
     @classmethod
     def from_json_text(cls, text, source="features file"):
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_refuse_repeated_keys)
         except json.JSONDecodeError as e:
             raise SpecError(f"{source} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise SpecError(f"{source}: JSON nested too deeply to be a feature spec") from None
+        except SpecError as e:
+            raise SpecError(f"{source}: {e}") from None
         try:
             return cls.from_json(obj)
         except SpecError as e:
@@ -417,6 +578,17 @@ class FeatureSpec:
 
     def __repr__(self):
         return f"FeatureSpec({self.to_json()!r})"
+
+
+def _refuse_repeated_keys(pairs):
+    """json's object hook: a key given twice would silently keep only its last value."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen, repeated = set(), set()
+        for key, _ in pairs:
+            (repeated if key in seen else seen).add(key)
+        raise SpecError(f"key(s) {sorted(repeated)} appear twice in one object; give each once")
+    return obj
 
 
 # Constructors with FeatureSpace's names and defaults (plus the missing-value options).

@@ -9,9 +9,28 @@ from kdp_beam.errors import InputDataError
 BATCH_ROWS = 65536
 
 
-def _column(values, arrow_type, name, where):
+def _rows(values, name, where):
+    """A feature's values as one value per row: shape (n,), (n, 1) or a scalar."""
     array = np.asarray(values)
-    array = array.reshape(-1) if array.ndim != 1 else array
+    if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
+        raise InputDataError(
+            f"{where}: feature {name!r} has shape {array.shape}; pass one value per row: "
+            "shape (n,) or (n, 1)"
+        )
+    return array.reshape(-1)
+
+
+def _same_rows(columns, where):
+    lengths = {name: len(column) for name, column in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InputDataError(
+            f"{where}: features have different numbers of rows: {lengths}; pass one value "
+            "per row of each feature"
+        )
+
+
+def _column(values, arrow_type, name, where):
+    array = _rows(values, name, where)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
         column = pa.array(array.tolist())
     else:
@@ -20,11 +39,9 @@ def _column(values, arrow_type, name, where):
 
 
 def _batch(columns, types, where):
-    arrays = [_column(columns[name], t, name, where) for name, t in types.items()]
-    lengths = {len(a) for a in arrays}
-    if len(lengths) > 1:
-        raise InputDataError(f"{where}: features have different numbers of rows")
-    return pa.RecordBatch.from_arrays(arrays, names=list(types))
+    arrays = {name: _column(columns[name], t, name, where) for name, t in types.items()}
+    _same_rows(arrays, where)
+    return pa.RecordBatch.from_arrays(list(arrays.values()), names=list(types))
 
 
 def _require_columns(available, types, where):
@@ -43,18 +60,24 @@ def record_batches(data, spec):
     """
     types = column_types(spec)
     if isinstance(data, dict):
-        _require_columns(data, types, "the dict passed to adapt()")
-        columns = {name: np.asarray(data[name]) for name in types}
-        total = len(columns[next(iter(types))].reshape(-1)) if types else 0
+        where = "the dict passed to adapt()"
+        _require_columns(data, types, where)
+        columns = {name: _rows(data[name], name, where) for name in types}
+        _same_rows(columns, where)  # before slicing, which would drop a longer one's rows
+        total = len(next(iter(columns.values()))) if columns else 0
         for start in range(0, total, BATCH_ROWS):
-            chunk = {n: c.reshape(-1)[start : start + BATCH_ROWS] for n, c in columns.items()}
-            yield _batch(chunk, types, "the dict passed to adapt()")
+            chunk = {n: c[start : start + BATCH_ROWS] for n, c in columns.items()}
+            yield _batch(chunk, types, where)
         return
     if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
-        _require_columns(set(data.columns), types, "the DataFrame passed to adapt()")
+        where = "the DataFrame passed to adapt()"
+        _require_columns(set(data.columns), types, where)
         for start in range(0, len(data), BATCH_ROWS):
             chunk = data.iloc[start : start + BATCH_ROWS]
-            yield _batch({n: chunk[n].to_numpy() for n in types}, types, "the DataFrame")
+            # Arrow reads pandas' own types (nullable Int64 with NA stays integer; numpy
+            # would make it float with NaN).
+            arrays = [cast_column(pa.Array.from_pandas(chunk[n]), t, n, where) for n, t in types.items()]
+            yield pa.RecordBatch.from_arrays(arrays, names=list(types))
         return
     yield from _dataset_batches(data, types)
 
@@ -75,7 +98,7 @@ def _dataset_batches(dataset, types):
             raise InputDataError(f"{where}: elements must be dicts of features, got {type(element)}")
         _require_columns(element, types, where)
         for name in types:
-            buffered[name].append(np.asarray(element[name]).reshape(-1))
+            buffered[name].append(_rows(element[name], name, where))
         rows += buffered[next(iter(types))][-1].size
         if rows >= BATCH_ROWS:
             yield _batch({n: np.concatenate(v) for n, v in buffered.items()}, types, where)

@@ -7,7 +7,8 @@ from keras.src.layers.preprocessing.feature_space import TFDIdentity
 
 from kdp_beam import spec as kspec
 from kdp_beam.builder.layers import DateEncoding
-from kdp_beam.errors import BundleError
+from kdp_beam.builder.names import layer_name
+from kdp_beam.errors import BundleError, SpecError
 
 # Options whose value changes the statistics or the encoding; output_mode only changes
 # how the FeatureSpace encodes, so code may differ from the bundle there.
@@ -31,8 +32,10 @@ _DTYPES = {"float": "float32", "integer": "int64", "string": "string"}
 
 def keras_feature(feature_space_class, name, declaration, statistics=None):
     """The FeatureSpace feature (an unadapted preprocessor) for a declaration; a custom
-    feature's layer is built by its plug-in from `statistics`."""
+    feature's layer is built by its plug-in from `statistics`. Layers are named after
+    layer_name(name), which any column name has."""
     fs, o, t = feature_space_class, declaration.options, declaration.type
+    name = layer_name(name)
     if t == "custom":
         from kdp_beam.plugins import create_statistic
 
@@ -88,8 +91,16 @@ def keras_feature(feature_space_class, name, declaration, statistics=None):
 def declaration_of(name, feature):
     """The kdp_beam declaration of a keras FeatureSpace feature, from its preprocessor.
 
-    Returns None for a custom preprocessor kdp_beam has no analyzer for.
+    Returns None for a custom preprocessor kdp_beam has no analyzer for. Raises SpecError
+    naming the feature when its options are invalid (kdp_beam.spec's rules).
     """
+    try:
+        return _declaration_of(feature)
+    except SpecError as e:
+        raise SpecError(f"feature {name!r}: {e}") from None
+
+
+def _declaration_of(feature):
     p, mode = feature.preprocessor, feature.output_mode
     if getattr(feature, "statistic", None) is not None:
         return kspec.Feature(

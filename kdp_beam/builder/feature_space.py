@@ -4,7 +4,6 @@ import logging
 import tempfile
 
 import keras
-import numpy as np
 
 from kdp_beam.artifacts import Bundle, load_bundle
 from kdp_beam.builder.data import record_batches
@@ -14,10 +13,12 @@ from kdp_beam.builder.declarations import (
     keras_feature,
     spec_of,
 )
+from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.layer_state import set_statistics
 from kdp_beam.builder.layers import DateEncoding, FillMissing, TextVectorization
+from kdp_beam.builder.names import layer_name
 from kdp_beam.errors import SpecError
-from kdp_beam.spec import DEFAULT_DATE_COMPONENTS, NUMERIC_TYPES, OOV_TOKENS
+from kdp_beam.spec import DEFAULT_DATE_COMPONENTS, NUMERIC_TYPES
 
 # Not exported by keras: FeatureSpace's Feature record, its concat layer and the identity
 # preprocessor FeatureSpace.float() uses.
@@ -94,6 +95,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - ``FeatureSpace.from_artifacts(path)`` builds an adapted FeatureSpace from a bundle
       written by ``kdp-beam analyze``, touching no data.
     - ``FeatureSpace.passthrough(dtype)`` declares a feature fed to the model as is.
+    - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
+      by kdp_beam.builder.names.layer_name and kept unique.
+    - A call checks every value against its feature and raises an InputDataError naming
+      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs).
+    - A categorical or text feature with no value in the data maps everything to OOV.
 
     Statistics go into the standard keras layers (Normalization, Discretization,
     StringLookup, IntegerLookup, ...). To load a saved one, import this class first
@@ -224,7 +230,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 fill, indicator = options["missing_token"], False
             else:
                 continue
-            self.fill_layers[name] = FillMissing(fill, indicator, name=f"{name}_fill_missing")
+            self.fill_layers[name] = FillMissing(fill, indicator, name=f"{layer_name(name)}_fill_missing")
         self._indicator_concat = None
 
     @classmethod
@@ -305,40 +311,54 @@ class FeatureSpace(keras.utils.FeatureSpace):
             finally:
                 del self._adapt_only
 
+    # --- layer names: any column name; inputs keep it as their key --------------------------
+
     def _standardize_feature(self, name, feature):
         if feature in ("text", "date", "passthrough"):  # kdp_beam's extensions by name
-            return getattr(self, feature)(name=name)
-        return super()._standardize_feature(name, feature)
+            return getattr(self, feature)(name=layer_name(name))
+        return super()._standardize_feature(layer_name(name), feature)
+
+    def _feature_to_input(self, name, feature):
+        # Named as its layer (model.export() names the serving signature's inputs so);
+        # get_inputs() keys it by the column name.
+        return keras.Input(shape=(1,), dtype=feature.dtype, name=layer_name(name))
+
+    def _cross_to_crosser(self, cross):
+        return keras.layers.HashedCrossing(cross.crossing_dim, name=layer_name(cross.name))
+
+    def get_encoded_features(self):
+        built = self.encoded_features is not None
+        encoded = super().get_encoded_features()
+        if not built:
+            self._make_layer_names_unique()
+        return encoded
+
+    def _make_layer_names_unique(self):
+        """Renames the layers whose name an input or an earlier layer has (a column named
+        "a_fill_missing" beside "a", or like keras' "category_encoding"): a functional model
+        needs unique names. The order is fixed, so a reloaded model gets the same names."""
+        taken = {layer_name(name) for name in self.inputs}
+        named = [
+            *self.fill_layers.values(),
+            *self.preprocessors.values(),
+            *self.crossers.values(),
+            *self.one_hot_encoders.values(),
+            self.concat,
+            self._indicator_concat,
+        ]
+        for layer in filter(None, named):
+            name, suffix = layer.name, 1
+            while name in taken:
+                name, suffix = f"{layer.name}_{suffix}", suffix + 1
+            layer.name = name
+            taken.add(name)
 
     # --- missing values: filled before each preprocessor, indicators after the merge ------
 
     def __call__(self, data):
-        if isinstance(data, dict):
-            data = {name: self._missing_as_values(name, value) for name, value in data.items()}
+        if isinstance(data, dict):  # (keras refuses anything else, as before)
+            data = checked_inputs(self.features, data)
         return super().__call__(data)
-
-    def _missing_as_values(self, name, value):
-        """None (and "" for numbers) in Python lists or object arrays, as the model
-        encodes missing values: NaN for numbers, "" for strings, the missing token (or
-        keras' OOV token -1) for integers."""
-        feature = self.features.get(name)
-        if feature is None or not (
-            isinstance(value, (list, tuple))
-            or (isinstance(value, np.ndarray) and value.dtype.kind in "OUS")
-        ):
-            return value
-        array = np.asarray(value, dtype=object)
-        missing = np.frompyfunc(lambda v: v is None or (isinstance(v, str) and v == ""), 1, 1)(
-            array
-        ).astype(bool)
-        if feature.dtype.startswith("float"):
-            array = np.where(missing, np.nan, array)
-        elif feature.dtype.startswith("int"):
-            token = getattr(feature, "missing_token", None)  # keras' own records: None
-            array = np.where(missing, OOV_TOKENS["integer_categorical"] if token is None else token, array)
-        elif feature.dtype == "string":
-            array = np.where(missing, "", array)
-        return array.astype(feature.dtype if feature.dtype != "string" else object)
 
     def _preprocess_features(self, features):
         preprocessed = {}
@@ -381,7 +401,10 @@ class FeatureSpace(keras.utils.FeatureSpace):
             if declaration.type == "custom":
                 continue  # its plug-in built the layer from the statistics
             stats = statistics[name]
-            set_statistics(self.preprocessors[name], stats)
+            try:
+                set_statistics(self.preprocessors[name], stats)
+            except SpecError as e:
+                raise SpecError(f"feature {name!r}: {e}") from None
             if declaration.type in NUMERIC_TYPES:
                 fill_value = declaration.options["fill_value"]
                 mean = stats.get("mean")

@@ -1,5 +1,7 @@
 """build_preprocessor: a bundle -> a ready keras.Model of raw features to encoded ones."""
 
+import warnings
+
 import keras
 
 from kdp_beam.builder.feature_space import FeatureSpace
@@ -15,12 +17,18 @@ def build_preprocessor(path, output_mode=None, name="kdp_beam_preprocessor", **k
         name: the model's name.
         **kwargs: passed to FeatureSpace.from_artifacts (features, crosses, ...).
     Returns:
-        keras.Model with one input per feature (shape (None, 1)); it can be saved as
-        .keras and exported with model.export() for serving raw feature dicts.
+        keras.Model with one input per feature (shape (None, 1)), keyed by column name; it
+        can be saved as .keras and exported with model.export() for serving raw feature
+        dicts. A column name Keras cannot use (e.g. "x/y") names its input layer and
+        serving signature input kdp_beam.builder.names.layer_name("x/y").
     """
     feature_space = FeatureSpace.from_artifacts(path, output_mode=output_mode, **kwargs)
-    return keras.Model(
-        inputs=feature_space.get_inputs(),
-        outputs=feature_space.get_encoded_features(),
-        name=name,
-    )
+    with warnings.catch_warnings():
+        # Inputs are keyed by column name and named by layer_name() (a column "x/y" is
+        # input "x_y_<hash>"), which keras warns about; the dict keys are what it matches.
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        return keras.Model(
+            inputs=feature_space.get_inputs(),
+            outputs=feature_space.get_encoded_features(),
+            name=name,
+        )

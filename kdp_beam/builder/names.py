@@ -1,0 +1,26 @@
+"""Keras layer names for column names, so any column name works in a model."""
+
+import hashlib
+import re
+
+# What TensorFlow takes as a root name scope, less "/" (which keras refuses): a layer
+# named otherwise builds, but fails in model.export() and tf.function tracing.
+_VALID = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.-]*")
+_INVALID_CHARACTER = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def layer_name(name):
+    """The Keras layer name of a column (or cross) name.
+
+    A name TensorFlow accepts is kept ("age", "user_id"). Any other has the characters
+    outside ``[A-Za-z0-9_.-]`` replaced by "_" (and "f" in front if it then starts with
+    "_" or "-"), plus 8 hex digits of the name's SHA-1, so names that differ only there stay
+    distinct: "a/b" -> "a_b_<hash>" while "a_b" stays "a_b".
+    """
+    if _VALID.fullmatch(name):
+        return name
+    safe = _INVALID_CHARACTER.sub("_", name)
+    if not _VALID.match(safe):
+        safe = "f" + safe
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe}_{digest}"
