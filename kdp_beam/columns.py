@@ -70,9 +70,10 @@ def read_problem(source, kind):
     - integer: integers of any width (a value beyond int64 fails when read); not floating
       point, even whole values, nor booleans;
     - string: text, bytes (which must be UTF-8) and booleans, as "true" / "false";
-    - date: text, and timestamps of any unit and dates as their ISO 8601 text (a timestamp
-      with a time zone as its wall-clock time in that zone, as pyarrow, pandas and
-      Python's isoformat write it; the offset is not applied, as in text dates).
+    - date: text, and timestamps of any unit and dates as their ISO 8601 text. A
+      timestamp with a time zone is an instant, stored in UTC: it is read as its UTC
+      time, whatever zone it is tagged with (exact, and no time-zone database needed;
+      pyarrow's, for one, applies no summer time after 2037).
 
     Dictionary-encoded columns are read as their values.
     """
@@ -135,6 +136,8 @@ def cast_column(column, kind, feature, where):
         return pa.nulls(len(column), target)
     if pa.types.is_boolean(source):
         return pc.if_else(column, "true", "false")
+    if pa.types.is_timestamp(source) and source.tz is not None:
+        column = column.cast(pa.timestamp(source.unit))  # its UTC time
     try:
         # An integer beyond 2^53 has no exact double: the nearest one, as for text.
         return column.cast(target, safe=not (kind == "float" and pa.types.is_integer(source)))
