@@ -104,7 +104,11 @@ def read_problem(source, kind):
             "numbers are not read as text: declare a numeric feature (integer_categorical "
             "for codes), or write the column as strings"
         )
-    return f"{_KIND_NAMES[kind]} reads {_READS[kind]}: declare it as what it holds, or convert it"
+    if pa.types.is_nested(source):
+        return "a feature holds one value per row: flatten the column into columns of their own"
+    if pa.types.is_decimal(source):
+        return "decimals are not read: write the column as floating point (or integers)"
+    return f"{_KIND_NAMES[kind]} reads {_READS[kind]}: write the column as one of those"
 
 
 def check_readable(source, kind, feature, where):

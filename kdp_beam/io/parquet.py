@@ -74,7 +74,7 @@ class _ReadRowGroup(beam.DoFn):
             )
             for batch in batches:
                 columns = [
-                    cast_column(batch.column(name), kind, name, path)
+                    cast_column(batch.column(name), kind, name, where)
                     for name, kind in self._kinds.items()
                 ]
                 batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
