@@ -23,7 +23,7 @@ from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
 from kdp_beam.artifacts import write_token_state
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import column_types
+from kdp_beam.columns import column_kinds
 
 DEFAULT_VOCABULARY_SHARDS = 32
 # Token rows a worker buffers (summed per token) before sending them to their shards.
@@ -175,7 +175,7 @@ class _ShardTokenCounts(beam.DoFn):
 
     def setup(self):
         self._analyzers = token_analyzers(self._spec)
-        all_types = column_types(self._spec)
+        all_types = column_kinds(self._spec)
         self._types = {name: all_types[name] for name in self._analyzers}
 
     def start_bundle(self):

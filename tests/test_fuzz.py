@@ -1,30 +1,41 @@
-"""Fuzzing: random and mutated input ends in a result or a clear kdp_beam error, never a
-crash, a hang or wrong statistics."""
+"""Fuzzing: random, mutated and generated input ends in a result or a clear kdp_beam
+error, never a crash, a hang or wrong statistics; and differential tests of every reader,
+whose result must equal an independent one (Python's csv and json modules,
+pyarrow.parquet, TensorFlow's record reader and tf.train.Example parsing)."""
 
 import codecs
 import copy
 import csv
+import datetime
+import gzip as gzip_module
 import hashlib
 import io
 import json
 import os
 import shutil
+import sys
+import zlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from kdp_beam.analyzers import analyze_batches
+from kdp_beam.analyzers.dates import parse_dates
 from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
 from kdp_beam.bad_records import BadRecord
+from kdp_beam.columns import ARROW_TYPES, column_kinds, column_types, read_problem
+from kdp_beam.dates import PARTS
 from kdp_beam.errors import BundleError, InputDataError
-from kdp_beam.columns import column_types
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange, _records_skipping_bad, read_header
 from kdp_beam.io.jsonl import _ReadJsonRange
-from kdp_beam.io.tfrecord import _DecodeExamples
+from kdp_beam.io.parquet import _ListRowGroups, _ReadRowGroup
+from kdp_beam.io.tfrecord import _DecodeExamples, _ReadRecords
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec(
@@ -312,6 +323,146 @@ def test_skip_mode_reads_malformed_quoting_as_pyarrow_does(tmp_path_factory, row
     assert [r for b in slow for r in b.to_pylist()] == fast[0]
 
 
+# --- the Parquet reader -------------------------------------------------------------------
+
+TIME_ZONES = [None, "UTC", "Europe/Paris", "+05:30"]
+SECONDS = st.integers(-3 * 10**9, 3 * 10**9)  # 1875 to 2065: Python's datetime reads them
+
+
+def integer_type(arrow_type):
+    info = np.iinfo(arrow_type.to_pandas_dtype())
+    return arrow_type, st.integers(int(info.min), int(info.max))
+
+
+def timestamp_type(unit, tz):
+    scale = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    return pa.timestamp(unit, tz=tz), st.builds(lambda s, f: s * scale + f % scale, SECONDS, st.integers(0, 10**9))
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4)  # UTF-8 only
+# (Arrow type, values) of the columns a Parquet file may hold.
+PARQUET_COLUMNS = [
+    *(integer_type(t) for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())),
+    (pa.float16(), st.floats(width=16)),
+    (pa.float32(), st.floats(width=32)),
+    (pa.float64(), st.floats()),
+    (pa.bool_(), st.booleans()),
+    (pa.string(), TEXT),
+    (pa.large_string(), TEXT),
+    (pa.dictionary(pa.int32(), pa.string()), st.sampled_from(["a", "b", "", "é"])),
+    (pa.binary(), st.binary(max_size=3)),
+    (pa.null(), st.none()),
+    (pa.date32(), st.integers(-10**5, 10**5)),
+    (pa.date64(), st.integers(-10**5, 10**5).map(lambda d: d * 86_400_000)),
+    (pa.list_(pa.int64()), st.lists(st.integers(0, 3), max_size=2)),
+    *(timestamp_type(unit, tz) for unit in ("s", "ms", "us", "ns") for tz in TIME_ZONES),
+]
+DECLARED = {"float": "float_normalized", "integer": "integer_categorical", "string": "string_categorical", "date": "date"}
+
+
+@st.composite
+def parquet_tables(draw):
+    """(table, {name: kind declared}): up to 4 columns of any PARQUET_COLUMNS type with
+    nulls, sometimes two of one name, and the kinds declared for some of them."""
+    rows = draw(st.integers(0, 12))
+    names, arrays, kinds = [], [], {}
+    for i in range(draw(st.integers(1, 4))):
+        arrow_type, values = draw(st.sampled_from(PARQUET_COLUMNS))
+        column = draw(st.lists(st.none() | values, min_size=rows, max_size=rows))
+        storage = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+        if pa.types.is_timestamp(storage) or pa.types.is_date(storage):
+            array = pa.array(column, pa.int64() if storage != pa.date32() else pa.int32()).cast(storage)
+        else:
+            array = pa.array(column, storage)
+        arrays.append(array.dictionary_encode() if pa.types.is_dictionary(arrow_type) else array)
+        names.append(draw(st.sampled_from(names)) if names and draw(st.integers(0, 5)) == 0 else f"c{i}")
+        if names[-1] not in kinds and draw(st.integers(0, 3)):  # mostly a kind that reads it
+            readable = [kind for kind in DECLARED if read_problem(arrow_type, kind) is None]
+            kinds[names[-1]] = draw(st.sampled_from(readable if readable and draw(st.integers(0, 7)) else list(DECLARED)))
+    assume(kinds)
+    return pa.Table.from_arrays(arrays, names=names), kinds
+
+
+def calendar_time(value, arrow_type):
+    """A timestamp's or date's time to the second by Python's datetime (with a zone: in
+    UTC, whatever the zone), from its stored integer: the independent reading of a typed
+    date."""
+    if pa.types.is_date(arrow_type):
+        days = value // 86_400_000 if arrow_type == pa.date64() else value
+        return datetime.datetime(1970, 1, 1) + datetime.timedelta(days=days)
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[arrow_type.unit]
+    return datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=value // per_second)
+
+
+def expected_parquet_column(column, kind):
+    """The declared column as the documented rule reads it (its values, or None when the
+    file must be refused), from pyarrow's own reading of the file."""
+    arrow_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    values = column.to_pylist()
+    is_int, is_float = pa.types.is_integer(arrow_type), pa.types.is_floating(arrow_type)
+    if pa.types.is_null(arrow_type):
+        return values
+    if kind == "float" and (is_int or is_float):
+        return [None if v is None else float(v) for v in values]
+    if kind == "integer" and is_int:
+        return values if all(v is None or -(2**63) <= v < 2**63 for v in values) else None
+    if kind in ("string", "date") and (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
+        return values
+    if kind in ("string", "date") and pa.types.is_binary(arrow_type):
+        try:
+            return [None if v is None else v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            return None
+    if kind == "string" and pa.types.is_boolean(arrow_type):
+        return [None if v is None else "true" if v else "false" for v in values]
+    if kind == "date" and (pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)):
+        storage = column.cast(arrow_type).cast(pa.int64() if arrow_type != pa.date32() else pa.int32())
+        return [None if v is None else calendar_time(v, arrow_type) for v in storage.to_pylist()]
+    return None
+
+
+def read_parquet_file(path, spec):
+    """kdp_beam's reading of a Parquet file, as its workers run it: the schema check,
+    then every row group."""
+    groups = list(_ListRowGroups(spec).process(FileSystems.match([path])[0].metadata_list[0]))
+    batches = [b for group in groups for b in _ReadRowGroup(spec, 5).process(group)]
+    return pa.Table.from_batches(batches, schema=pa.schema([(n, ARROW_TYPES[k]) for n, k in column_kinds(spec).items()]))
+
+
+@FUZZ
+@given(case=parquet_tables(), row_group_size=st.integers(1, 5))
+def test_parquet_reads_as_pyarrow_reads_it_or_fails_clearly(tmp_path_factory, case, row_group_size):
+    """Differential: generated Parquet files (every integer and float width, booleans,
+    plain, large and dictionary strings, bytes, the null type, dates, timestamps of every
+    unit with and without a time zone, lists, nulls, columns named twice, several row
+    groups) read by kdp_beam equal pyarrow.parquet.read_table's reading converted by the
+    documented rule, or fail with an InputDataError naming the file and a column."""
+    table, kinds = case
+    path = str(tmp_path_factory.mktemp("pq") / "f.parquet")
+    pq.write_table(table, path, row_group_size=row_group_size)
+    spec = FeatureSpec({name: DECLARED[kind] for name, kind in kinds.items()})
+    names = pq.read_schema(path).names
+    # read_table refuses a file with a name given twice: then the file's own reading.
+    oracle = pq.read_table(path) if len(set(names)) == len(names) else pq.ParquetFile(path).read()
+    expected = {n: None if names.count(n) > 1 else expected_parquet_column(oracle.column(n), k) for n, k in kinds.items()}
+    try:
+        read = read_parquet_file(path, spec)
+    except InputDataError as e:
+        refused = [n for n, values in expected.items() if values is None]
+        assert str(e).startswith(path) and any(f"column {n!r}" in str(e) for n in refused), str(e)
+        event("clear error")
+        return
+    assert None not in expected.values()
+    for name, kind in kinds.items():
+        values = read.column(name).to_pylist()
+        source = oracle.column(name).type
+        if pa.types.is_timestamp(source) or pa.types.is_date(source):  # as the date type reads the text
+            parts, valid = parse_dates(read.column(name))
+            values = [datetime.datetime(*(int(parts[p][i]) for p in PARTS)) if valid[i] else v for i, v in enumerate(values)]
+        assert values == pytest.approx(expected[name], nan_ok=True) if kind == "float" else values == expected[name]
+    event("values compared")
+
+
 # --- the JSON Lines reader ----------------------------------------------------------------
 
 JSONL_VALID = '{"x": 1.5, "n": 1, "s": "a"}\n{"x": null, "n": 2, "s": "b,c"}\n{"n": 3, "s": "q\\"uote", "z": [1]}\n{"x": -3e2}\n'
@@ -319,33 +470,52 @@ JSONL_PIECES = [b'"', b",", b":", b"{", b"}", b"[", b"\n", b"\r\n", b"\xff", b"1
                 b"NaN", b"Infinity", b'"x": 2, ', b"true", b"99999999999999999999", b" ", b"\\", b"\\ud800", b"\x00", b"\xef\xbb\xbf"]
 
 
-def unique_keys(pairs):
-    if len({k for k, _ in pairs}) != len(pairs):
-        raise ValueError("a key given twice")
-    return dict(pairs)
+class Pairs(list):
+    """A JSON object as its (key, value) pairs, keys given twice included."""
 
 
 def python_objects(data):
-    """An independent reading: json.loads per non-blank line; None for a line that is not
-    an object with values of the declared types."""
-    objects = []
-    for line in data.removeprefix(codecs.BOM_UTF8).split(b"\n"):
-        if not line.strip():
-            continue
+    """An independent reading: json.loads per non-blank line, each an object (a row of
+    its declared keys, read by the documented rule: a float in x, an int64 in n, a string
+    or a boolean as "true" / "false" in s, null or absent as None) or None (a bad line)."""
+    return [python_object(line) for line in data.removeprefix(codecs.BOM_UTF8).split(b"\n") if line.strip(b" \t\r")]
+
+
+def python_object(line):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # lines nested thousands deep are valid JSON
+    try:
+        pairs = json.loads(line.decode("utf-8"), object_pairs_hook=Pairs)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+    keys = [k for k, _ in pairs] if isinstance(pairs, Pairs) else None
+    if keys is None or any(keys.count(k) > 1 for k in ("x", "n", "s")):
+        return None  # not an object, or a declared key given twice
+    row = {k: dict(pairs).get(k) for k in ("x", "n", "s")}
+    x, n, s = row.values()
+    if x is not None:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            return None
         try:
-            value = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
-        except (UnicodeDecodeError, ValueError):
-            value = None
-        ok = isinstance(value, dict) and all(
-            value.get(k) is None or (isinstance(value[k], kinds) and not isinstance(value[k], bool) and fits(value[k]))
-            for k, kinds, fits in (
-                ("x", (int, float), lambda v: abs(v) <= 1.8e308 or v != v),  # a float64
-                ("n", int, lambda v: -(2**63) <= v < 2**63),  # an int64
-                ("s", str, lambda v: not any(0xD800 <= ord(c) < 0xE000 for c in v)),  # no lone surrogate
-            )
-        )
-        objects.append(value if ok else None)
-    return objects
+            row["x"] = float(x)  # an integer: the nearest double
+        except OverflowError:
+            return None
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not -(2**63) <= n < 2**63):
+        return None
+    if isinstance(s, bool):
+        row["s"] = "true" if s else "false"
+    elif s is not None and (not isinstance(s, str) or any(0xD800 <= ord(c) < 0xE000 for c in s)):
+        return None  # not a string, or a lone surrogate (not UTF-8)
+    return row
+
+
+def assert_rows_equal(rows, expected):
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected):
+        assert (row["n"], row["s"]) == (want["n"], want["s"])
+        assert row["x"] == pytest.approx(want["x"], nan_ok=True) if want["x"] is not None else row["x"] is None
 
 
 @FUZZ
@@ -366,13 +536,64 @@ def test_mutated_json_lines_read_right_or_fail_clearly(tmp_path_factory, edits, 
     expected = python_objects(data)
     good = [o for o in expected if o is not None]
     assert len(bad) == len(expected) - len(good)  # every bad line kept, none invented
-    rows = pa.Table.from_batches(batches).to_pylist() if batches else []
-    assert len(rows) == len(good)
+    assert_rows_equal([row for batch in batches for row in batch.to_pylist()], good)
     event("values compared")
-    for row, obj in zip(rows, good):
-        assert row["n"] == obj.get("n") and row["s"] == obj.get("s")
-        x = obj.get("x")
-        assert row["x"] == pytest.approx(x, nan_ok=True) if x is not None else row["x"] is None
+
+
+# Odd but valid JSON: the number, string and key spellings a generator may write.
+JSON_NUMBERS = st.sampled_from(
+    ["1e400", "-1e400", "1e-400", "-0.0", "-0", "0", "1E5", "2.5e-3", "5e-324", "1.7976931348623157e308",
+     "123456789012345678901234567890", "-9223372036854775808", "9223372036854775807", "9223372036854775808",
+     "18446744073709551616", "NaN", "Infinity", "-Infinity"]
+) | st.integers().map(str) | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+JSON_STRINGS = st.sampled_from(
+    ['"\\ud83d\\ude00"', '"\\ud800"', '"\\u00e9"', '"a\\/b"', '"\\"q\\""', '"t\\tn\\nr\\r"', '"\\u0000"', '""', '"é"']
+) | st.text(max_size=4).map(lambda t: json.dumps(t, ensure_ascii=False))
+JSON_KEYS = st.sampled_from(['"x"', '"n"', '"s"', '"z"', '"\\u0078"', '"s"'])  # \u0078 is x
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
+
+
+JSON_SCALARS = JSON_NUMBERS | JSON_STRINGS | st.sampled_from(["true", "false", "null", "[]", "{}", '{"a": 1, "a": 2}'])
+JSON_VALUES_TEXT = JSON_SCALARS | st.sampled_from([1, 30, 5000]).map(nested)
+JSON_LINES = st.lists(st.tuples(JSON_KEYS, JSON_VALUES_TEXT), max_size=4).map(
+    lambda pairs: "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+) | st.sampled_from(["null", "[1]", "1", '"a"', nested(5000), "", "  "])
+
+
+@FUZZ
+@given(
+    lines=st.lists(st.tuples(JSON_LINES, st.sampled_from(["\n", "\r\n"])), min_size=1, max_size=8),
+    bom=st.booleans(),
+    pieces=st.integers(2, 12),
+)
+def test_generated_json_lines_read_as_python_reads_them(tmp_path_factory, lines, bom, pieces):
+    """Differential: odd but valid JSON Lines (BOM, CRLF, 1e400, -0.0, big integers, NaN
+    and Infinity, escapes, surrogates, keys given twice, nesting thousands deep) read by
+    kdp_beam, whole or split, equal Python's json module line by line; in fail mode the
+    error names the first bad line."""
+    data = (codecs.BOM_UTF8 if bom else b"") + "".join(text + end for text, end in lines).encode()
+    path = str(tmp_path_factory.mktemp("gen") / "f.jsonl")
+    open(path, "wb").write(data)
+    expected = python_objects(data)
+    good = [o for o in expected if o is not None]
+    reader = _ReadJsonRange(CSV_SPEC, 256, "skip")
+    split = byte_ranges_of(path, len(data), len(data) // pieces + 1)
+    for ranges in ([(path, 0, None)], split):
+        rows, bad = read_ranges(reader, ranges, True)
+        assert len(bad) == len(expected) - len(good)
+        assert_rows_equal(rows, good)
+    event("bad lines" if len(good) < len(expected) else "all good")
+    if len(good) == len(expected):
+        return
+    physical = data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    first_bad = [i for i, line in enumerate(physical, 1) if line.strip(b" \t\r")][expected.index(None)]
+    for ranges in ([(path, 0, None)], split):
+        with pytest.raises(InputDataError, match=rf"f\.jsonl: line {first_bad}\b"):
+            for element in ranges:
+                list(_ReadJsonRange(CSV_SPEC, 256, "fail").process(element))
 
 
 # --- the tf.Example decoder ---------------------------------------------------------------
@@ -421,27 +642,73 @@ def tensorflow_row(record):
     return row
 
 
-@FUZZ
-@given(records=st.lists(st.tuples(EXAMPLES, BYTE_EDITS), min_size=1, max_size=6), skip=st.booleans())
-def test_mutated_tf_examples_decode_right_or_fail_clearly(records, skip):
-    serialized = []
-    for record, edits in records:
-        for position, byte, insert in edits:
-            at = position % (len(record) + 1)
-            record = record[:at] + bytes([byte]) + record[at:] if insert else record[:at] + record[at + 1 :]
-        serialized.append(record)
+def decode_as_tensorflow_does(named_records, skip):
+    """Decodes (file, record) pairs with kdp_beam's decoder: the rows equal TensorFlow's
+    own parsing of the records that are tf.Examples of one value (or none) per declared
+    feature, every other record is a BadRecord; or a clear error (fail mode)."""
     decoder = _DecodeExamples(CSV_SPEC, "skip" if skip else "fail")
     decoder.setup()
-    outcome = read_or_clear_error(decoder, [("f.tfrecord", r) for r in serialized], skip)
+    outcome = read_or_clear_error(decoder, named_records, skip)
     if outcome is None:
         return
     batches, bad = outcome
-    expected = [tensorflow_row(r) for r in serialized]
+    expected = [tensorflow_row(r) for _, r in named_records]
     good = [row for row in expected if row is not None]
     assert len(bad) == len(expected) - len(good)
-    rows = [row for batch in batches for row in batch.to_pylist()]
-    assert len(rows) == len(good)
+    assert_rows_equal([row for batch in batches for row in batch.to_pylist()], good)
     event("values compared")
-    for row, want in zip(rows, good):
-        assert (row["n"], row["s"]) == (want["n"], want["s"])
-        assert row["x"] == pytest.approx(want["x"], nan_ok=True) if want["x"] is not None else row["x"] is None
+
+
+def mutated(data, edits):
+    for position, byte, insert in edits:
+        at = position % (len(data) + 1)
+        data = data[:at] + bytes([byte]) + data[at:] if insert else data[:at] + data[at + 1 :]
+    return data
+
+
+@FUZZ
+@given(records=st.lists(st.tuples(EXAMPLES, BYTE_EDITS), min_size=1, max_size=6), skip=st.booleans())
+def test_mutated_tf_examples_decode_right_or_fail_clearly(records, skip):
+    decode_as_tensorflow_does([("f.tfrecord", mutated(record, edits)) for record, edits in records], skip)
+
+
+@FUZZ
+@given(
+    records=st.lists(EXAMPLES, max_size=5),
+    gzip=st.booleans(),
+    edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255), st.booleans()), max_size=2),
+    cut=st.none() | st.integers(0, 400),
+)
+def test_tfrecord_files_read_as_tensorflow_reads_them(tmp_path_factory, records, gzip, edits, cut):
+    """Differential on whole files: TFRecord files (plain or gzip) written by TensorFlow,
+    then damaged (bytes changed, inserted, or the file cut short), are read by kdp_beam as
+    TensorFlow's record reader reads them (the same records, decoded as TensorFlow parses
+    them), or refused with an InputDataError naming the file where TensorFlow finds them
+    corrupt, or where it leaves bytes unread or reads a damaged gzip stream (TensorFlow
+    takes a record cut short at the end of a file as its end: kdp_beam, as truncated)."""
+    path = str(tmp_path_factory.mktemp("tfr") / ("f.tfrecord.gz" if gzip else "f.tfrecord"))
+    with tf.io.TFRecordWriter(path, "GZIP" if gzip else None) as writer:
+        for record in records:
+            writer.write(record)
+    data = mutated(open(path, "rb").read(), edits)
+    data = data if cut is None else data[: cut % (len(data) + 1)]
+    open(path, "wb").write(data)
+    try:  # the C++ reader of tf.data.TFRecordDataset, without a dataset per call
+        expected = list(tf.compat.v1.io.tf_record_iterator(path, "GZIP" if gzip else None))
+    except tf.errors.OpError:  # DataLossError: a CRC, a length or the gzip stream is wrong
+        expected = None
+    try:
+        read = list(_ReadRecords(3).process(FileSystems.match([path])[0].metadata_list[0]))
+    except InputDataError as e:
+        assert str(e).startswith(path)
+        if expected is not None:  # then the gzip stream is damaged, or TensorFlow left bytes unread
+            try:
+                payload = gzip_module.decompress(data) if gzip else data
+            except (OSError, EOFError, zlib.error):
+                payload = None
+            assert payload is None or len(payload) != sum(len(r) + 16 for r in expected), str(e)
+        event("clear error")
+        return
+    assert [r for batch in read for _, r in batch] == expected
+    for batch in read:
+        decode_as_tensorflow_does(batch, skip=True)

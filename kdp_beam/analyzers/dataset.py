@@ -7,7 +7,7 @@ from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import ProfileAnalyzer, QuantilesAnalyzer
 from kdp_beam.analyzers.text import TextAnalyzer
 from kdp_beam.analyzers.vocabulary import ApproximateVocabularyAnalyzer, VocabularyAnalyzer
-from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_types
+from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError
 from kdp_beam.spec import OOV_TOKENS
 
@@ -88,17 +88,18 @@ def token_analyzers(spec):
     return found
 
 
-def declared_columns(batch, types):
-    """(name, column) of each declared feature, cast to its declared type, with empty
-    strings as nulls. Raises InputDataError when a batch lacks a declared column."""
+def declared_columns(batch, kinds):
+    """(name, column) of each declared feature ({name: kind}, columns.column_kinds), read
+    as its kind, with empty strings as nulls. Raises InputDataError when a batch lacks a
+    declared column."""
     names = set(batch.schema.names)
-    for name, arrow_type in types.items():
+    for name, kind in kinds.items():
         if name not in names:
             raise InputDataError(
                 f"declared feature {name!r} is not a column of the input "
                 f"(columns: {batch.schema.names})"
             )
-        yield name, blank_as_null(cast_column(batch.column(name), arrow_type, name, "input batch"))
+        yield name, blank_as_null(cast_column(batch.column(name), kind, name, "input batch"))
 
 
 class DatasetAnalyzer:
@@ -115,7 +116,7 @@ class DatasetAnalyzer:
 
     def __init__(self, spec, count_tokens=True):
         self.spec = spec
-        self._types = column_types(spec)
+        self._kinds = column_kinds(spec)
         self._plan = []
         for name, feature in spec.features.items():
             analyzers = feature_analyzers(feature, spec.profile)
@@ -135,7 +136,7 @@ class DatasetAnalyzer:
             acc.bad_records[batch.reason] = acc.bad_records.get(batch.reason, 0) + 1
             return acc
         acc.row_count += batch.num_rows
-        columns = declared_columns(batch, self._types)
+        columns = declared_columns(batch, self._kinds)
         for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
             for j, analyzer in enumerate(analyzers.values()):
                 accs[j] = analyzer.add_batch(accs[j], column)  # accumulators may be immutable

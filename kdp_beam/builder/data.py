@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow as pa
 
-from kdp_beam.columns import cast_column, column_types
+from kdp_beam.columns import cast_column, column_kinds
 from kdp_beam.errors import InputDataError
 
 BATCH_ROWS = 65536
@@ -29,13 +29,13 @@ def _same_rows(columns, where):
         )
 
 
-def _column(values, arrow_type, name, where):
+def _column(values, kind, name, where):
     array = _rows(values, name, where)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
         column = pa.array(array.tolist())
     else:
         column = pa.array(array)
-    return cast_column(column, arrow_type, name, where)
+    return cast_column(column, kind, name, where)
 
 
 def _batch(columns, types, where):
@@ -58,7 +58,7 @@ def record_batches(data, spec):
     Accepts a tf.data.Dataset of dicts (batched or not), a dict of arrays/lists, or a
     pandas DataFrame. Values are cast exactly to the declared column types.
     """
-    types = column_types(spec)
+    types = column_kinds(spec)
     if isinstance(data, dict):
         where = "the dict passed to adapt()"
         _require_columns(data, types, where)
@@ -110,7 +110,7 @@ def _dataset_batches(dataset, types):
 def string_batches(data):
     """String columns (pyarrow) of an array, list or tf.data.Dataset of strings."""
     if isinstance(data, (list, tuple, np.ndarray)):
-        yield _column(data, pa.string(), "values", "the data passed to adapt()")
+        yield _column(data, "string", "values", "the data passed to adapt()")
         return
     for element in data.as_numpy_iterator():
-        yield _column(element, pa.string(), "values", "the tf.data.Dataset passed to adapt()")
+        yield _column(element, "string", "values", "the tf.data.Dataset passed to adapt()")

@@ -6,7 +6,6 @@ import itertools
 import json
 import logging
 import re
-import sys
 
 import apache_beam as beam
 import pyarrow as pa
@@ -15,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import column_types
+from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, read_problem
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
@@ -26,13 +25,15 @@ _LOG = logging.getLogger(__name__)
 class ReadJsonLines(ReadByteRanges):
     """Reads JSON Lines files into RecordBatches of the declared columns.
 
-    Typed by the declarations through an explicit schema (float64, int64, string): a key
-    absent from an object, or null, is missing; undeclared keys are ignored. Read as a
-    block of about ``block_size`` bytes of whole lines at a time; an uncompressed file
-    larger than ``split_size`` bytes is read in parallel as byte ranges, each owning the
-    lines that start in it (0 disables splitting). One object per line: a
-    line that is not a JSON object (an object spread over lines, or two on one line,
-    included), or a value of the wrong type, raises InputDataError naming the file, line
+    Typed by the declarations through an explicit schema (float64, int64, string) and the
+    one reading rule of kdp_beam.columns (so true / false in a string column are "true" /
+    "false", and an error in a numeric one): a key absent from an object, or null, is
+    missing; undeclared keys are ignored, whatever they hold. Read as a block of about
+    ``block_size`` bytes of whole lines at a time; an uncompressed file larger than
+    ``split_size`` bytes is read in parallel as byte ranges, each owning the lines that
+    start in it (0 disables splitting). One object per line: a line that is not a JSON
+    object (an object spread over lines, or two on one line, included), a declared key
+    given twice, or a value of the wrong type, raises InputDataError naming the file, line
     and key; under ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on.
     """
 
@@ -42,8 +43,9 @@ class ReadJsonLines(ReadByteRanges):
 
 class _ReadJsonRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._types = column_types(spec)
-        self._schema = pa.schema(list(self._types.items()))
+        self._kinds = column_kinds(spec)
+        self._schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in self._kinds.items()])
+        self._asked = self._schema  # what pyarrow is asked for (see _pyarrow_table)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -72,31 +74,56 @@ class _ReadJsonRange(beam.DoFn):
         if block.only_objects:
             try:
                 block.data.decode("utf-8")  # pyarrow's JSON parser lets invalid UTF-8 through
-                table = self._arrow_table(block.data)
-            except (UnicodeDecodeError, pa.ArrowInvalid):
+                table = self._pyarrow_table(path, block.data)
+            except UnicodeDecodeError:
                 pass
         # pyarrow reads any stream of JSON objects: one spread over two lines, or two on
         # one line, are only caught by counting. Both readings agree when the counts do.
         if table is not None and table.num_rows == block.objects:
             yield from table.to_batches()
             return
-        for element in _lines_skipping_bad(path, block, self._types, self._schema):
+        for element in _lines_skipping_bad(path, block, self._kinds, self._schema):
             if isinstance(element, BadRecord) and not self._skip:
                 raise InputDataError(_describe(element))
             yield element
 
-    def _arrow_table(self, data):
-        """The block as one table of the declared columns (pyarrow's reading)."""
-        table = pa_json.read_json(
-            io.BytesIO(data),
-            # pyarrow parses its own blocks in parallel: a few per block of lines.
-            read_options=pa_json.ReadOptions(block_size=max(len(data) // 4, 1 << 20)),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=self._schema, unexpected_field_behavior="ignore"
-            ),
-        ).select(list(self._types)).combine_chunks()
-        table.validate(full=True)  # e.g. "\\ud800" (a lone surrogate) is not UTF-8 either
-        return table
+    def _pyarrow_table(self, path, data):
+        """pyarrow's reading of a block, or None when it fails. pyarrow cannot read true /
+        false as a string: a string column its error names as holding booleans is asked
+        for as bool from then on (until a block holds strings there), and read as "true" /
+        "false" by the one rule, as the line-by-line reading does."""
+        while True:
+            try:
+                # pyarrow parses its own blocks in parallel: a few per block of lines.
+                table = _arrow_table(data, self._asked, max(len(data) // 4, 1 << 20))
+                break
+            except pa.ArrowInvalid as e:
+                named = _STRING_TO_BOOLEAN.search(str(e))
+                name = named and named.group(1)
+                if self._kinds.get(name) != "string" or self._asked.field(name).type != pa.string():
+                    self._asked = self._schema
+                    return None
+                index = self._asked.get_field_index(name)
+                self._asked = self._asked.set(index, pa.field(name, pa.bool_()))
+        if self._asked is self._schema:
+            return table
+        columns = {n: cast_column(table.column(n), k, n, path) for n, k in self._kinds.items()}
+        return pa.table(columns)
+
+
+def _arrow_table(data, schema, block_size):
+    """Whole lines as one table of the declared columns: pyarrow's reading, in blocks of
+    `block_size` bytes (a line longer than that fails). Its parser is iterative: any depth
+    of nesting is read or refused with ArrowInvalid, never a crash."""
+    table = pa_json.read_json(
+        io.BytesIO(data),
+        read_options=pa_json.ReadOptions(block_size=block_size),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore"
+        ),
+    ).select(schema.names).combine_chunks()
+    table.validate(full=True)  # e.g. "\\ud800" (a lone surrogate) is not UTF-8 either
+    return table
 
 
 class _Block:
@@ -140,14 +167,17 @@ def _line_blocks(stream, block_size, offset):
             offset, line, row = offset + len(data), line + data.count(b"\n"), row + block.objects
 
 
+# pyarrow's error for a column of its schema typed string that holds a boolean.
+_STRING_TO_BOOLEAN = re.compile(r"Column\(/(.*)\) changed from string to boolean")
+
 # A line with something other than white space on it; one that starts with no "{".
 _FILLED_LINE = re.compile(rb"^[ \t\r]*[^ \t\r\n]", re.MULTILINE)
 _OTHER_LINE = re.compile(rb"^[ \t\r]*[^{ \t\r\n]", re.MULTILINE)
 
 
-def _lines_skipping_bad(path, block, types, schema, batch_rows=65536):
+def _lines_skipping_bad(path, block, kinds, schema, batch_rows=65536):
     """The block's objects read line by line: RecordBatches of the good ones and a
-    BadRecord for each line that is not a JSON object of the declared types, in file
+    BadRecord for each line that is not a JSON object of the declared kinds, in file
     order."""
     good, offset, row = [], block.offset, block.row
     for line_number, raw in enumerate(block.data.split(b"\n"), start=block.line):
@@ -155,7 +185,7 @@ def _lines_skipping_bad(path, block, types, schema, batch_rows=65536):
         if not raw.strip(b" \t\r"):  # JSON's white space
             continue
         row += 1
-        record, problem = _parse_line(raw, types)
+        record, problem = _parse_line(raw, kinds, schema)
         if problem is not None:
             reason, detail, column = problem
             text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
@@ -171,52 +201,148 @@ def _lines_skipping_bad(path, block, types, schema, batch_rows=65536):
         yield pa.RecordBatch.from_pylist(good, schema=schema)
 
 
-def _parse_line(raw, types):
+def _parse_line(raw, kinds, schema):
     """(the declared values, None) for a usable line, else (None, (reason, detail, key))."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None, (bad_records.BAD_UTF8, "not valid UTF-8", None)
     try:
-        record = json.loads(text, object_pairs_hook=_object)  # NaN, Infinity: floats
+        record = _DECODER.decode(text)  # NaN, Infinity: floats
     except json.JSONDecodeError as e:
         return None, (bad_records.NOT_JSON, f"not valid JSON ({e})", None)
-    except _DuplicateKey as e:
-        return None, (bad_records.NOT_JSON, f"key {e.args[0]!r} appears twice", e.args[0])
+    except RecursionError:
+        return _parse_deep_line(raw, schema)
     if not isinstance(record, dict):
         return None, (bad_records.NOT_JSON, "not a JSON object", None)
+    twice = next((name for name in getattr(record, "twice", ()) if name in kinds), None)
+    if twice is not None:
+        return None, (bad_records.NOT_JSON, f"key {twice!r} appears twice", twice)
     values = {}
-    for name, arrow_type in types.items():
-        value = record.get(name)
-        if isinstance(value, str) and not _is_unicode(value):
-            return None, (bad_records.BAD_UTF8, f"key {name!r}: a lone surrogate escape", name)
-        if value is not None and not _ACCEPTS[arrow_type](value):
-            detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[arrow_type]}"
-            return None, (bad_records.WRONG_TYPE, detail, name)
-        # An integer in a float column: pyarrow converts it through int64, which may overflow.
-        values[name] = float(value) if arrow_type == pa.float64() and value is not None else value
+    for name, kind in kinds.items():
+        values[name], problem = _read_value(name, record.get(name), kind)
+        if problem is not None:
+            return None, problem
     return values, None
 
 
-class _DuplicateKey(Exception):
-    pass
+def _read_value(name, value, kind):
+    """(a JSON value as its column kind reads it, None), or (None, (reason, detail, key))
+    by the one rule of kdp_beam.columns, and the range of the kind's type."""
+    problem = _PROBLEMS[type(value), kind]
+    if problem is not None:
+        detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[kind]}: {problem}"
+        return None, (bad_records.WRONG_TYPE, detail, name)
+    if isinstance(value, bool):
+        return ("true" if value else "false"), None
+    if isinstance(value, str) and not _is_unicode(value):
+        return None, (bad_records.BAD_UTF8, f"key {name!r}: a lone surrogate escape", name)
+    if isinstance(value, int) and kind == "integer" and not -(2**63) <= value < 2**63:
+        detail = (
+            f"key {name!r}: {value!r:.100} is beyond int64: declare a float feature, or "
+            "write such ids as strings"
+        )
+        return None, (bad_records.WRONG_TYPE, detail, name)
+    if isinstance(value, int) and kind == "float":
+        # Converted here: pyarrow converts an integer through int64, which may overflow.
+        try:
+            return float(value), None
+        except OverflowError:
+            detail = f"key {name!r}: {value!r:.100} is beyond float64"
+            return None, (bad_records.WRONG_TYPE, detail, name)
+    return value, None
+
+
+_TYPE_NAMES = {
+    "float": "a number",
+    "integer": "an integer",
+    "string": "a string",
+    "date": "a string",
+}
+
+
+def _parse_deep_line(raw, schema):
+    """A line nested too deeply for Python's recursive parser, read as the fast path reads
+    it: by pyarrow, whose parser is iterative (and which must not see a line that does not
+    start an object)."""
+    if not raw.lstrip(b" \t\r").startswith(b"{"):
+        return None, (bad_records.NOT_JSON, "not a JSON object", None)
+    try:
+        table = _arrow_table(raw, schema, len(raw) + 1)
+    except pa.ArrowInvalid as e:
+        reason = " ".join(str(e).split())
+        detail = f"nested too deeply for Python's JSON parser; pyarrow's reading fails ({reason})"
+        return None, (bad_records.NOT_JSON, detail, None)
+    return table.to_pylist()[0], None
+
+
+class _Object(dict):
+    """A JSON object whose keys include some given more than once (``twice``)."""
+
+    __slots__ = ("twice",)
+
+
+# The Arrow type of each Python type json.loads returns, and read_problem of each with
+# each kind, looked up per value rather than decided again.
+_JSON_TYPES = {
+    type(None): pa.null(),
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    list: pa.list_(pa.null()),
+    dict: pa.struct([]),
+    _Object: pa.struct([]),
+}
+_PROBLEMS = {
+    (python_type, kind): read_problem(arrow_type, kind)
+    for python_type, arrow_type in _JSON_TYPES.items()
+    for kind in ARROW_TYPES
+}
 
 
 def _object(pairs):
-    """A JSON object; a key given twice is ambiguous (pyarrow refuses it too)."""
+    """A JSON object, flagged when it gives a key twice: a declared key given twice is
+    ambiguous (pyarrow refuses it too); an undeclared one is ignored, as pyarrow does."""
     record = dict(pairs)
     if len(record) != len(pairs):
         seen = set()
-        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        record = _Object(record)
+        record.twice = {k for k, _ in pairs if k in seen or seen.add(k)}
     return record
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)  # one: json.loads builds one per call
+
+
 def _describe(bad):
-    """The error for the first bad line in fail mode."""
-    where = f"{bad.file}: line {bad.line}" if bad.line else f"{bad.file}: byte {bad.byte_offset}"
+    """The error for the first bad line in fail mode: with its line number, counted from
+    the start of the file when the range it is in starts later (only here: never on the
+    fast path)."""
+    line = bad.line or _line_number(bad.file, bad.byte_offset)
+    where = f"{bad.file}: line {line}" if line else f"{bad.file}: byte {bad.byte_offset}"
     if bad.reason == bad_records.WRONG_TYPE:
-        return f"{where}, {bad.detail}. Fix the value or the declaration."
+        return f"{where}, {bad.detail}."
     return f"{where}: {bad.detail}"
+
+
+LINE_COUNT_LIMIT = 1 << 30  # bytes read at most to number the line of an error
+
+
+def _line_number(path, offset):
+    """The number of the line starting at byte `offset` of an uncompressed file (split
+    files are never compressed), or None past LINE_COUNT_LIMIT."""
+    if offset > LINE_COUNT_LIMIT:
+        return None
+    newlines = 0
+    with FileSystems.open(path) as stream:
+        while offset > 0:
+            chunk = stream.read(min(offset, 1 << 24))
+            if not chunk:
+                break
+            newlines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return newlines + 1
 
 
 def _is_unicode(text):
@@ -225,17 +351,3 @@ def _is_unicode(text):
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _is_float64(value):
-    if isinstance(value, float):
-        return True
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= sys.float_info.max
-
-
-_ACCEPTS = {
-    pa.float64(): _is_float64,
-    pa.int64(): lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
-    pa.string(): lambda v: isinstance(v, str),
-}
-_TYPE_NAMES = {pa.float64(): "a number", pa.int64(): "an integer", pa.string(): "a string"}

@@ -1,5 +1,6 @@
 """ReadParquet: Parquet files as a stream of RecordBatches, split by row group."""
 
+import collections
 import contextlib
 
 import apache_beam as beam
@@ -7,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam.columns import cast_column, column_types
+from kdp_beam.columns import cast_column, check_readable, column_kinds
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
 
@@ -17,11 +18,14 @@ DEFAULT_BATCH_ROWS = 65536
 class ReadParquet(beam.PTransform):
     """Reads the declared columns of Parquet files into RecordBatches.
 
-    Each row group is a unit of work, so one large file is read by many workers. Columns
-    are cast exactly to the declared type (int32 -> int64, float32 -> float64,
-    dictionary/large strings -> string); a lossy or impossible cast, or a declared column
-    missing from a file's schema, raises InputDataError naming the file and the column
-    before any row of that file is read.
+    Each row group is a unit of work, so one large file is read by many workers. Every
+    file's schema is checked before any of its rows is read (check_schema: a declared
+    column missing, named twice, or of a type its feature cannot read raises
+    InputDataError naming the file and the column), and columns are converted by the one
+    rule of kdp_beam.columns (int32 -> int64, float32 -> float64, dictionary/large strings
+    -> string, booleans -> "true"/"false", timestamps and dates -> ISO 8601 text for a
+    date feature, type null -> missing). A file that cannot be read raises InputDataError
+    saying whether the storage failed (retry) or the bytes are not valid Parquet.
     """
 
     def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail"):
@@ -44,62 +48,131 @@ class ReadParquet(beam.PTransform):
 
 class _ListRowGroups(beam.DoFn):
     def __init__(self, spec):
-        self._names = list(spec.features)
+        self._kinds = column_kinds(spec)
 
     def process(self, metadata):
-        with FileSystems.open(metadata.path) as stream:
-            parquet = open_parquet(stream, metadata.path)
-            missing = [n for n in self._names if n not in parquet.schema_arrow.names]
-            if missing:
-                raise InputDataError(
-                    f"{metadata.path}: declared column(s) {missing} are not in the Parquet "
-                    f"schema {parquet.schema_arrow.names}. Fix the data or the declarations."
-                )
-            READ_METRICS.files.inc()
-            for row_group in range(parquet.num_row_groups):
-                yield metadata.path, row_group
+        with parquet_file(metadata.path) as parquet:
+            check_schema(parquet.schema_arrow, self._kinds, metadata.path)
+            row_groups = parquet.num_row_groups
+        READ_METRICS.files.inc()
+        for row_group in range(row_groups):
+            yield metadata.path, row_group
 
 
 class _ReadRowGroup(beam.DoFn):
     def __init__(self, spec, batch_rows):
-        self._types = column_types(spec)
+        self._kinds = column_kinds(spec)
         self._batch_rows = batch_rows
 
     def process(self, path_and_row_group):
         path, row_group = path_and_row_group
-        progress = ProgressLog(f"{path} (row group {row_group})")
-        with FileSystems.open(path) as stream:
-            batches = open_parquet(stream, path).iter_batches(
-                batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._types)
+        where = f"{path} (row group {row_group})"
+        progress = ProgressLog(where)
+        with parquet_file(path, where) as parquet:
+            batches = parquet.iter_batches(
+                batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
             )
-            while True:
-                with _damage_reported(f"{path} (row group {row_group})"):
-                    batch = next(batches, None)
-                if batch is None:
-                    break
+            for batch in batches:
                 columns = [
-                    cast_column(batch.column(name), arrow_type, name, path)
-                    for name, arrow_type in self._types.items()
+                    cast_column(batch.column(name), kind, name, where)
+                    for name, kind in self._kinds.items()
                 ]
-                batch = pa.RecordBatch.from_arrays(columns, names=list(self._types))
+                batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
                 progress.add(batch)
                 yield batch
         progress.done()
 
 
+def check_schema(schema, kinds, path):
+    """Raises InputDataError naming the file and the column when a declared column
+    ({name: kind}, kdp_beam.columns.column_kinds) is missing from a Parquet schema, is
+    named twice in it, or has a type its kind cannot read: the same check, with the same
+    message, on the launcher (kdp_beam.io.preflight) and on the workers for every file."""
+    names = collections.Counter(schema.names)
+    missing = [name for name in kinds if name not in names]
+    if missing:
+        raise InputDataError(
+            f"{path}: declared column(s) {missing} are not in the Parquet schema "
+            f"{schema.names}. Fix the data or the declarations."
+        )
+    for name, kind in kinds.items():
+        if names[name] > 1:
+            raise InputDataError(
+                f"{path}: column {name!r} appears {names[name]} times in the Parquet schema, "
+                "so which one to read cannot be told. Re-write the file with one column of "
+                "that name (rename the others), or leave it out of the input pattern."
+            )
+        check_readable(schema.field(name).type, kind, name, path)
+
+
 def open_parquet(stream, path):
-    """pq.ParquetFile, or InputDataError naming the file when it is not readable Parquet."""
-    with _damage_reported(path):
+    """pq.ParquetFile of an open stream, or InputDataError naming the file when its bytes
+    are not valid Parquet (for reading a schema or a sample; readers use parquet_file)."""
+    try:
         return pq.ParquetFile(stream)
+    except (pa.ArrowException, OSError) as e:
+        raise InputDataError(_not_parquet(path, e)) from None
 
 
 @contextlib.contextmanager
-def _damage_reported(where):
-    # A damaged file fails in both bad-record modes: the rows it holds cannot be kept.
+def parquet_file(path, where=None):
+    """The pq.ParquetFile of `path`, open for the with block, in which a failure to read
+    the file raises InputDataError naming `where` (default: the path) and saying which it
+    was: the storage failed to deliver the bytes (an I/O error: check access, run again),
+    or the bytes are not valid Parquet (re-write the file). Errors of the block's own
+    (InputDataError from a check) pass unchanged."""
+    where = where or path
+    stream = None
     try:
-        yield
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputDataError(
-            f"{where}: not readable as Parquet ({' '.join(str(e).split())}). Re-write the "
-            "file, or leave it out of the input pattern."
-        ) from None
+        with FileSystems.open(path) as raw:
+            stream = _WatchedStream(raw)
+            yield pq.ParquetFile(stream)
+    except Exception as e:
+        if stream is None or stream.error is not None:  # opening or reading failed
+            cause = e if stream is None else stream.error
+            message = " ".join(f"{type(cause).__name__}: {cause}".split())
+            raise InputDataError(
+                f"{where}: could not be read ({message}). Check that the file exists and is "
+                "readable (permissions, credentials, network) and run again: the file itself "
+                "may be fine."
+            ) from None
+        if isinstance(e, (pa.ArrowException, OSError)):
+            raise InputDataError(_not_parquet(where, e)) from None
+        raise
+
+
+def _not_parquet(where, error):
+    # A damaged file fails in both bad-record modes: the rows it holds cannot be kept.
+    return (
+        f"{where}: not valid Parquet ({' '.join(str(error).split())}). Re-write the file, or "
+        "leave it out of the input pattern."
+    )
+
+
+class _WatchedStream:
+    """A file stream that keeps the exception its own reads raised (pyarrow passes it on,
+    or reports a failure of its own after it), so that a failed read is told apart from
+    bytes that are not Parquet: both may reach the caller as an OSError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.error = None
+
+    def _watched(self, method, *args):
+        try:
+            return method(*args)
+        except Exception as e:
+            self.error = e
+            raise
+
+    def read(self, size=-1):
+        return self._watched(self._stream.read, size)
+
+    def seek(self, offset, whence=0):
+        return self._watched(self._stream.seek, offset, whence)
+
+    def tell(self):
+        return self._watched(self._stream.tell)
+
+    def __getattr__(self, name):  # closed, seekable, readable, ...
+        return getattr(self._stream, name)

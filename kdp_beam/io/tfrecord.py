@@ -13,7 +13,7 @@ from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import cast_column, column_types
+from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, MatchInputFiles
 
@@ -94,14 +94,14 @@ class _ReadRecords(beam.DoFn):
 
 class _DecodeExamples(beam.DoFn):
     def __init__(self, spec, on_bad_record="fail"):
-        self._types = column_types(spec)
+        self._kinds = column_kinds(spec)
         self._skip = on_bad_record == "skip"
         self._decoder = None
 
     def setup(self):
         schema = schema_pb2.Schema()
-        for name, arrow_type in self._types.items():
-            schema.feature.add(name=name, type=_SCHEMA_TYPES[arrow_type])
+        for name, kind in self._kinds.items():
+            schema.feature.add(name=name, type=_SCHEMA_TYPES[ARROW_TYPES[kind]])
         self._schema = schema.SerializeToString()
         self._decoder = ExamplesToRecordBatchDecoder(self._schema)
 
@@ -121,11 +121,11 @@ class _DecodeExamples(beam.DoFn):
             records = [record for _, record in named_records]
             yield from bad
         dropped = np.zeros(decoded.num_rows, dtype=bool)
-        for name, arrow_type in self._types.items():
+        for name, kind in self._kinds.items():
             counts = _value_counts(decoded.column(name))
             for reason, rows in (
                 (bad_records.MULTIPLE_VALUES, counts > 1),
-                (bad_records.BAD_UTF8, _not_utf8(decoded.column(name), arrow_type)),
+                (bad_records.BAD_UTF8, _not_utf8(decoded.column(name), ARROW_TYPES[kind])),
             ):
                 if not rows.any():
                     continue
@@ -139,10 +139,10 @@ class _DecodeExamples(beam.DoFn):
         if dropped.any():
             decoded = decoded.filter(pa.array(~dropped))
         columns = [
-            _scalar_column(decoded.column(name), arrow_type, name, files[0] if files else "")
-            for name, arrow_type in self._types.items()
+            _scalar_column(decoded.column(name), kind, name, files[0] if files else "")
+            for name, kind in self._kinds.items()
         ]
-        batch = pa.RecordBatch.from_arrays(columns, names=list(self._types))
+        batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
         READ_METRICS.batches.inc()
         READ_METRICS.rows.inc(batch.num_rows)
         yield batch
@@ -204,8 +204,8 @@ def _value_counts(lists):
     return pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
 
 
-def _scalar_column(lists, arrow_type, name, where):
+def _scalar_column(lists, kind, name, where):
     """One value (or null) per record from a column of value lists of at most one."""
     null = pa.scalar(None, lists.type)
     lists = pc.if_else(pc.equal(pc.list_value_length(lists).fill_null(0), 0), null, lists)
-    return cast_column(pc.list_element(lists, 0), arrow_type, name, where)
+    return cast_column(pc.list_element(lists, 0), kind, name, where)
