@@ -103,10 +103,9 @@ def write_table(data, directory, fmt):
     return write_shards(data, directory, 1, fmt=fmt)
 
 
-TYPED = pytest.mark.xfail(reason="fixed in slice typed: booleans read as text", strict=False)
 
 
-@pytest.mark.parametrize("fmt", ["csv", pytest.param("parquet", marks=TYPED), pytest.param("jsonl", marks=TYPED)])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_a_true_false_column_is_proposed_as_categories_analyze_accepts(tmp_path, fmt):
     flags = [True, False, True, None] * 25
     pattern = write_table(pa.table({"flag": flags, "x": np.arange(100) * 0.5}), tmp_path / fmt, fmt)
