@@ -103,8 +103,6 @@ def write_table(data, directory, fmt):
     return write_shards(data, directory, 1, fmt=fmt)
 
 
-
-
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_a_true_false_column_is_proposed_as_categories_analyze_accepts(tmp_path, fmt):
     flags = [True, False, True, None] * 25
