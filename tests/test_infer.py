@@ -115,3 +115,68 @@ def test_a_true_false_column_is_proposed_as_categories_analyze_accepts(tmp_path,
     # Oracle: the Python list's own counts, as the text "true"/"false".
     assert dict(zip(stats["vocabulary"], stats["vocabulary_counts"])) == {"true": flags.count(True), "false": flags.count(False)}
     assert stats["null_count"] == flags.count(None)
+
+
+def every_arrow_kind(rows=400, seed=1):
+    """One column of each Arrow type a Parquet file may hold and infer may meet."""
+    rng = np.random.default_rng(seed)
+    stamps = pa.array(rng.integers(1.5e15, 1.8e15, rows), pa.timestamp("us"))
+    return pa.table(
+        {
+            "int8": pa.array(rng.integers(-5, 5, rows), pa.int8()),
+            "uint16": pa.array(rng.integers(0, 60000, rows), pa.uint16()),
+            "int32_id": pa.array(rng.permutation(rows), pa.int32()),
+            "float32": pa.array(rng.normal(0, 1, rows), pa.float32()),
+            "float16": pa.array(rng.normal(0, 1, rows).astype(np.float16), pa.float16()),
+            "flag": pa.array(rng.random(rows) < 0.3),
+            "city": pa.array(rng.choice(["a", "b", "c"], rows)).dictionary_encode(),
+            "large": pa.array(rng.choice(["x", "y"], rows), pa.large_string()),
+            "stamp": stamps,
+            "stamp_tz": stamps.cast(pa.timestamp("us", tz="Europe/Paris")),
+            "day": pa.array(rng.integers(0, 20000, rows).astype("int32"), pa.date32()),
+            "null_type": pa.nulls(rows),
+            "all_null_float": pa.array([None] * rows, pa.float64()),
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_whatever_infer_proposes_analyze_accepts_and_the_model_encodes(tmp_path, fmt):
+    """The rule: a declaration infer proposes is accepted by analyze on the same data
+    (fail mode: not one record refused), and the model built from it encodes that data."""
+    data = every_arrow_kind()
+    if fmt == "parquet":
+        pattern = write_shards(data, tmp_path / fmt, 2, fmt="parquet")
+    else:  # the same values as text formats write them
+        data = data.drop_columns(["null_type"])
+        pattern = write_table(data, tmp_path / fmt, fmt) if fmt == "jsonl" else write_shards(data, tmp_path / fmt, 2)
+    out = tmp_path / "features.json"
+    assert main(["infer", "--input", pattern, "--output", str(out)]) == 0
+    proposed = json.loads(out.read_text())["features"]
+    assert {"int8", "float32", "flag", "city", "stamp", "day"} <= set(proposed)
+    run_analysis(str(out), pattern, str(tmp_path / "bundle"))
+    bundle = kdp_beam.load_bundle(str(tmp_path / "bundle"))
+    assert bundle.row_count == data.num_rows
+    fs = kdp_beam.FeatureSpace.from_artifacts(bundle)
+    sample = bundle_input(data.slice(0, 5), proposed, bundle.spec)
+    encoded = np.asarray(fs(sample))
+    assert encoded.shape[0] == 5 and np.isfinite(encoded).all()
+
+
+def bundle_input(data, proposed, spec):
+    """Rows as a model is given them: numbers as numbers, everything else as text (dates
+    and timestamps as ISO text in UTC, booleans as "true"/"false")."""
+    columns = {}
+    for name in proposed:
+        column = data.column(name)
+        kind = spec.features[name].column_kind
+        if kind in ("float", "integer"):
+            columns[name] = np.asarray(column.to_pylist(), dtype="float32" if kind == "float" else "int64")
+        elif pa.types.is_boolean(column.type):
+            columns[name] = np.array(["true" if v else "false" for v in column.to_pylist()])
+        elif pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            as_utc = column.cast(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(column.type) else column
+            columns[name] = np.array([v.isoformat()[:19] for v in as_utc.to_pylist()])
+        else:
+            columns[name] = np.array([str(v) for v in column.to_pylist()])
+    return columns
