@@ -71,10 +71,14 @@ def _write_file(output_dir, name, data):
 
 def write_token_state(output_dir, index, feature_name, shard, table):
     """Writes one shard of a feature's full token counts (the mergeable state of a
-    vocabulary), sorted by token so equal counts give equal bytes. Returns (name, entry)."""
+    vocabulary), sorted by token so equal counts give equal bytes.
+
+    Returns (feature name, file name, manifest entry): the feature travels with its file,
+    so nothing has to recover it from the file name."""
     table = table.sort_by("token")
     name = token_state_name(index, feature_name, shard)
-    return name, _write_file(output_dir, name, _vocabulary_bytes([table[c].to_pylist() for c in table.column_names]))
+    columns = [table[c].to_pylist() for c in table.column_names]
+    return feature_name, name, _write_file(output_dir, name, _vocabulary_bytes(columns))
 
 
 def read_token_state(data):
@@ -109,7 +113,8 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     mid-way leaves no valid bundle rather than a mix of old and new files.
     `dead_letters`: paths of the files holding the records the run left out, listed in the
     manifest. The mergeable state goes under state/: ``statistics["state"]`` (analyzers),
-    ``statistics["state_files"]`` (token counts already written by workers) or
+    ``statistics["state_files"]`` ((feature, file name, entry) of the token counts workers
+    wrote) or
     `token_tables` ({feature: full token-count table}, written here). Returns the manifest.
     """
     from apache_beam.io.filesystems import FileSystems
@@ -130,19 +135,21 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
             write(file_name, _vocabulary_bytes(columns))
             stats["vocabulary_file"] = file_name
         features[name] = stats
-    state_files = dict(statistics.get("state_files", {}))
     names = list(statistics["features"])
+    state_files = list(statistics.get("state_files", ()))
     for name, table in (token_tables or {}).items():
-        file_name, entry = write_token_state(output_dir, names.index(name), name, 0, table)
-        state_files[file_name] = entry
+        state_files.append(write_token_state(output_dir, names.index(name), name, 0, table))
     state = None
     if statistics.get("state") is not None:
         write(ANALYZER_STATE, _json_bytes(statistics["state"]))
-        files.update(state_files)
-        tokens = {name: [] for name in names}
-        for file_name in sorted(state_files):  # state/tokens/NNN-slug/shard-SSS.jsonl
-            tokens[names[int(file_name.split("/")[2][:3])]].append(file_name)
-        state = {"analyzers": ANALYZER_STATE, "tokens": {k: v for k, v in tokens.items() if v}}
+        tokens = {}
+        for feature, file_name, entry in state_files:
+            files[file_name] = entry
+            tokens.setdefault(feature, []).append(file_name)
+        state = {
+            "analyzers": ANALYZER_STATE,
+            "tokens": {name: sorted(tokens[name]) for name in names if name in tokens},
+        }
     bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
     write(
