@@ -64,15 +64,31 @@ def token_state_name(index, feature_name, shard):
 
 
 def _write_file(output_dir, name, data):
-    """Writes one bundle member through Beam's FileSystems; returns its manifest entry."""
+    """Writes one bundle member through Beam's FileSystems; returns its manifest entry.
+    Raises BundleError when it cannot be written."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    with FileSystems.create(
-        _join(output_dir, name), compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        f.write(data)
+    path = _join(output_dir, name)
+    try:
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(data)
+    except OSError as e:  # Beam's BeamIOError is one too
+        raise BundleError(f"cannot write {path} ({e}); choose a bundle directory you can write") from None
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _entry_of(path):
+    """The manifest entry of a file written by someone else (dead letters), read in chunks."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": size}
 
 
 def write_token_state(output_dir, index, feature_name, shard, table):
@@ -111,13 +127,15 @@ def _vocabulary_bytes(columns):
 def write_bundle(statistics, output_dir, input_description=None, dead_letters=(), token_tables=None):
     """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
 
-    An existing bundle there is first invalidated (its manifest deleted), so a crash
-    mid-way leaves no valid bundle rather than a mix of old and new files.
-    `dead_letters`: paths of the files holding the records the run left out, listed in the
-    manifest. The mergeable state goes under state/: ``statistics["state"]`` (analyzers),
-    ``statistics["state_files"]`` ((feature, file name, entry) of the token counts workers
-    wrote) or
-    `token_tables` ({feature: full token-count table}, written here). Returns the manifest.
+    An existing bundle there is first invalidated (its manifest deleted) and the manifest
+    is written last, so a crash mid-way leaves no valid bundle rather than a mix of old and
+    new files. Files of an earlier bundle not rewritten stay, unread: run_analysis and
+    merge_bundles write into a staging directory instead (kdp_beam.staging).
+    `dead_letters`: paths of the files holding the records the run left out, listed with
+    their checksums. The mergeable state goes under state/: ``statistics["state"]``
+    (analyzers), ``statistics["state_files"]`` ((feature, file name, entry) of the token
+    counts workers wrote) or `token_tables` ({feature: full token-count table}, written
+    here). Returns the manifest. Raises BundleError when the directory cannot be written.
     """
     from apache_beam.io.filesystems import FileSystems
 
@@ -154,6 +172,8 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
         }
     bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
+    for path in dead_letters:
+        files[_relative(path, output_dir)] = _entry_of(path)
     write(
         STATISTICS,
         _json_bytes(
@@ -346,16 +366,16 @@ def _state(bundle, contents):
 
 
 def _verified_files(path, manifest, with_state=False):
-    """{name: bytes} of every file the manifest lists (state/ only `with_state`), each
-    checked against its sha256."""
+    """{name: bytes} of every file the manifest lists (state/ only `with_state`, dead
+    letters never), each checked against its sha256."""
     files = manifest.get("files")
     if not isinstance(files, dict) or STATISTICS not in files:
         raise BundleError(f"{_join(path, MANIFEST)} does not list {STATISTICS}")
     contents = {}
     for name, expected in files.items():
         _check_relative(name, path)
-        if name.startswith(STATE + "/") and not with_state:
-            continue
+        if name.startswith(DEAD_LETTERS + "/") or (name.startswith(STATE + "/") and not with_state):
+            continue  # not needed to build a model (dead letters are people's to read)
         file_path = _join(path, name)
         if not isinstance(expected, dict):
             raise BundleError(f"{_join(path, MANIFEST)}: no size and sha256 for {name!r}")
