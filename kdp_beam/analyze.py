@@ -112,7 +112,7 @@ def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):
     for name, analyzer in analyzers.items():
         found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
         statistics["features"][name].update(found)
-    statistics["state_files"] = dict(state_files)
+    statistics["state_files"] = list(state_files)  # (feature, file name, manifest entry)
     return statistics
 
 

@@ -22,6 +22,12 @@ import re
 
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.spec import FeatureSpec
+from kdp_beam.statistics_checks import (
+    VOCABULARY_COLUMNS,
+    VOCABULARY_TYPES,
+    check_document,
+    check_features,
+)
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 MANIFEST = "manifest.json"
@@ -58,23 +64,43 @@ def token_state_name(index, feature_name, shard):
 
 
 def _write_file(output_dir, name, data):
-    """Writes one bundle member through Beam's FileSystems; returns its manifest entry."""
+    """Writes one bundle member through Beam's FileSystems; returns its manifest entry.
+    Raises BundleError when it cannot be written."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    with FileSystems.create(
-        _join(output_dir, name), compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        f.write(data)
+    path = _join(output_dir, name)
+    try:
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(data)
+    except OSError as e:  # Beam's BeamIOError is one too
+        raise BundleError(f"cannot write {path} ({e}); choose a bundle directory you can write") from None
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _entry_of(path):
+    """The manifest entry of a file written by someone else (dead letters), read in chunks."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": size}
 
 
 def write_token_state(output_dir, index, feature_name, shard, table):
     """Writes one shard of a feature's full token counts (the mergeable state of a
-    vocabulary), sorted by token so equal counts give equal bytes. Returns (name, entry)."""
+    vocabulary), sorted by token so equal counts give equal bytes.
+
+    Returns (feature name, file name, manifest entry): the feature travels with its file,
+    so nothing has to recover it from the file name."""
     table = table.sort_by("token")
     name = token_state_name(index, feature_name, shard)
-    return name, _write_file(output_dir, name, _vocabulary_bytes([table[c].to_pylist() for c in table.column_names]))
+    columns = [table[c].to_pylist() for c in table.column_names]
+    return feature_name, name, _write_file(output_dir, name, _vocabulary_bytes(columns))
 
 
 def read_token_state(data):
@@ -90,10 +116,6 @@ def _json_bytes(obj):
     return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-# Per-token lists of a vocabulary file, in column order.
-VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
-
-
 def _vocabulary_bytes(columns):
     lines = (json.dumps(list(row), ensure_ascii=False) for row in zip(*columns))
     return "".join(line + "\n" for line in lines).encode()
@@ -105,12 +127,15 @@ def _vocabulary_bytes(columns):
 def write_bundle(statistics, output_dir, input_description=None, dead_letters=(), token_tables=None):
     """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
 
-    An existing bundle there is first invalidated (its manifest deleted), so a crash
-    mid-way leaves no valid bundle rather than a mix of old and new files.
-    `dead_letters`: paths of the files holding the records the run left out, listed in the
-    manifest. The mergeable state goes under state/: ``statistics["state"]`` (analyzers),
-    ``statistics["state_files"]`` (token counts already written by workers) or
-    `token_tables` ({feature: full token-count table}, written here). Returns the manifest.
+    An existing bundle there is first invalidated (its manifest deleted) and the manifest
+    is written last, so a crash mid-way leaves no valid bundle rather than a mix of old and
+    new files. Files of an earlier bundle not rewritten stay, unread: run_analysis and
+    merge_bundles write into a staging directory instead (kdp_beam.staging).
+    `dead_letters`: paths of the files holding the records the run left out, listed with
+    their checksums. The mergeable state goes under state/: ``statistics["state"]``
+    (analyzers), ``statistics["state_files"]`` ((feature, file name, entry) of the token
+    counts workers wrote) or `token_tables` ({feature: full token-count table}, written
+    here). Returns the manifest. Raises BundleError when the directory cannot be written.
     """
     from apache_beam.io.filesystems import FileSystems
 
@@ -130,21 +155,25 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
             write(file_name, _vocabulary_bytes(columns))
             stats["vocabulary_file"] = file_name
         features[name] = stats
-    state_files = dict(statistics.get("state_files", {}))
     names = list(statistics["features"])
+    state_files = list(statistics.get("state_files", ()))
     for name, table in (token_tables or {}).items():
-        file_name, entry = write_token_state(output_dir, names.index(name), name, 0, table)
-        state_files[file_name] = entry
+        state_files.append(write_token_state(output_dir, names.index(name), name, 0, table))
     state = None
     if statistics.get("state") is not None:
         write(ANALYZER_STATE, _json_bytes(statistics["state"]))
-        files.update(state_files)
-        tokens = {name: [] for name in names}
-        for file_name in sorted(state_files):  # state/tokens/NNN-slug/shard-SSS.jsonl
-            tokens[names[int(file_name.split("/")[2][:3])]].append(file_name)
-        state = {"analyzers": ANALYZER_STATE, "tokens": {k: v for k, v in tokens.items() if v}}
+        tokens = {}
+        for feature, file_name, entry in state_files:
+            files[file_name] = entry
+            tokens.setdefault(feature, []).append(file_name)
+        state = {
+            "analyzers": ANALYZER_STATE,
+            "tokens": {name: sorted(tokens[name]) for name in names if name in tokens},
+        }
     bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
+    for path in dead_letters:
+        files[_relative(path, output_dir)] = _entry_of(path)
     write(
         STATISTICS,
         _json_bytes(
@@ -230,7 +259,7 @@ def _read_bytes(path):
 def _parse_json(data, path):
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise BundleError(f"{path}: not valid JSON ({e}); the bundle is damaged") from None
 
 
@@ -247,9 +276,10 @@ def load_bundle(path, with_state=False):
     kdp-beam merge); left alone otherwise, as a model needs only the statistics.
 
     Checks: the manifest exists and is a kdp_beam manifest of a readable format version;
-    every listed file exists with the recorded size and sha256; the spec is valid; the
-    statistics have the shape and types this version writes (so a consistently edited
-    bundle fails here, not later inside Keras). Never runs code from the bundle.
+    every listed file it reads exists with the recorded size and sha256; the spec is valid;
+    the statistics have the structure and values the writer gives each feature type
+    (kdp_beam.statistics_checks), so a consistently edited bundle fails here, with the file,
+    feature and key, not later inside Keras. Never runs code from the bundle.
     """
     manifest_path = _join(path, MANIFEST)
     try:
@@ -263,7 +293,8 @@ def load_bundle(path, with_state=False):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{manifest_path} is not a kdp_beam bundle manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > BUNDLE_FORMAT_VERSION:
+    readable = isinstance(version, int) and not isinstance(version, bool)
+    if not readable or not 1 <= version <= BUNDLE_FORMAT_VERSION:
         raise BundleError(
             f"{path} has bundle format version {version!r}, written by kdp_beam "
             f"{manifest.get('kdp_beam_version')}; this kdp_beam {__version__} reads format "
@@ -275,25 +306,33 @@ def load_bundle(path, with_state=False):
         spec = FeatureSpec.from_json(manifest.get("spec"))
     except (SpecError, TypeError, AttributeError, ValueError) as e:
         raise BundleError(f"{manifest_path}: the declarations are not valid ({e})") from None
-    try:
-        statistics = _parse_json(contents[STATISTICS], _join(path, STATISTICS))
-        features = {name: _with_vocabulary(path, dict(stats), contents) for name, stats in statistics["features"].items()}
-        row_count, bad = statistics["row_count"], statistics.get("bad_records")
-        _check_statistics(spec, features, row_count)
-    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+    statistics_path = _join(path, STATISTICS)
+    statistics = _parse_json(contents[STATISTICS], statistics_path)
+    check_document(statistics, spec, statistics_path)
+    row_count = statistics["row_count"]
+    if manifest.get("row_count") != row_count:
         raise BundleError(
-            f"{_join(path, STATISTICS)}: not the statistics this kdp_beam writes "
-            f"({type(e).__name__}: {e}); the bundle was edited or is damaged"
-        ) from None
-    bundle = Bundle(path, manifest, spec, row_count, features, bad)
+            f"{manifest_path}: row_count {manifest.get('row_count')!r} differs from "
+            f"{statistics_path}'s {row_count}; the bundle was edited or is damaged"
+        )
+    features = {
+        name: _with_vocabulary(path, name, dict(stats), spec.features[name], contents)
+        for name, stats in statistics["features"].items()
+    }
+    check_features(spec, features, row_count, version, lambda name: _join(path, name))
+    bundle = Bundle(path, manifest, spec, row_count, features, statistics.get("bad_records"))
     if with_state:
-        bundle.state = _state(path, manifest, contents)
+        bundle.state = _state(bundle, contents)
     return bundle
 
 
-def _state(path, manifest, contents):
-    """{"analyzers": state dict, "tokens": {feature: [token tables]}} of a bundle."""
-    state = manifest.get("state")
+def _state(bundle, contents):
+    """{"analyzers": state dict, "tokens": {feature: [token tables]}} of a loaded bundle.
+
+    Every exact vocabulary's token state must hold as many distinct tokens as its
+    statistics count (kdp_beam 0.2.0 filed the state of features past the 1,000th under
+    another feature: such a bundle is refused, not merged into wrong vocabularies)."""
+    path, state = bundle.path, bundle.manifest.get("state")
     analyzers = state.get("analyzers") if isinstance(state, dict) else None
     if not isinstance(analyzers, str) or analyzers not in contents:
         raise BundleError(
@@ -301,28 +340,42 @@ def _state(path, manifest, contents):
             "re-run the analysis to merge it"
         )
     try:
-        return {
-            "analyzers": _parse_json(contents[analyzers], _join(path, analyzers)),
-            "tokens": {
-                name: [read_token_state(contents[f]) for f in file_names]
-                for name, file_names in state.get("tokens", {}).items()
-            },
+        tokens = {
+            name: [read_token_state(contents[f]) for f in file_names]
+            for name, file_names in state.get("tokens", {}).items()
         }
+        analyzer_state = _parse_json(contents[analyzers], _join(path, analyzers))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
+    unknown = sorted(tokens.keys() - bundle.features.keys())
+    if unknown:
+        raise BundleError(f"{_join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature")
+    for name, feature in bundle.spec.features.items():
+        if feature.type not in VOCABULARY_TYPES or feature.options.get("counting") == "approximate":
+            continue
+        distinct = sum(table.num_rows for table in tokens.get(name, []))
+        expected = bundle.features[name]["distinct_count"]
+        if distinct != expected:
+            raise BundleError(
+                f"{path}: feature {name!r}: its token state holds {distinct} distinct tokens, but "
+                f"{STATISTICS} counts {expected}: the state is filed under the wrong feature "
+                "(bundles of kdp_beam 0.2.0 with 1,000 features or more) or was edited. "
+                "Re-run the analysis of this bundle."
+            )
+    return {"analyzers": analyzer_state, "tokens": tokens}
 
 
 def _verified_files(path, manifest, with_state=False):
-    """{name: bytes} of every file the manifest lists (state/ only `with_state`), each
-    checked against its sha256."""
+    """{name: bytes} of every file the manifest lists (state/ only `with_state`, dead
+    letters never), each checked against its sha256."""
     files = manifest.get("files")
     if not isinstance(files, dict) or STATISTICS not in files:
         raise BundleError(f"{_join(path, MANIFEST)} does not list {STATISTICS}")
     contents = {}
     for name, expected in files.items():
         _check_relative(name, path)
-        if name.startswith(STATE + "/") and not with_state:
-            continue
+        if name.startswith(DEAD_LETTERS + "/") or (name.startswith(STATE + "/") and not with_state):
+            continue  # not needed to build a model (dead letters are people's to read)
         file_path = _join(path, name)
         if not isinstance(expected, dict):
             raise BundleError(f"{_join(path, MANIFEST)}: no size and sha256 for {name!r}")
@@ -341,59 +394,28 @@ def _verified_files(path, manifest, with_state=False):
     return contents
 
 
-def _with_vocabulary(path, stats, contents):
+def _with_vocabulary(path, name, stats, declaration, contents):
+    """A feature's statistics with its vocabulary file read in (vocabulary and text
+    features), each line checked to be [token, count] ([token, count, documents] for text);
+    the values are checked by check_features."""
     file_name = stats.get("vocabulary_file")
-    if file_name is None:
+    where = f"{_join(path, STATISTICS)}: feature {name!r}: vocabulary_file"
+    if declaration.type not in VOCABULARY_TYPES:
+        if file_name is not None:
+            raise BundleError(f"{where} is given, but a {declaration.type} feature has no vocabulary")
         return stats
-    if file_name not in contents:
-        raise BundleError(f"{path}: {file_name} is used but not listed in the manifest")
-    rows = [_parse_json(line, _join(path, file_name)) for line in contents[file_name].splitlines()]
-    width = len(rows[0]) if rows else 2
-    if width not in (2, 3) or not all(isinstance(row, list) and len(row) == width for row in rows):
-        raise BundleError(f"{_join(path, file_name)}: every line must be [token, count(, documents)]")
-    for key, column in zip(VOCABULARY_COLUMNS[:width], zip(*rows) if rows else [[]] * width):
+    if not (isinstance(file_name, str) and file_name.startswith("vocabularies/") and file_name in contents):
+        raise BundleError(f"{where} {file_name!r:.100} is not a vocabulary file the manifest lists")
+    width = 3 if declaration.type == "text" else 2
+    vocabulary_path = _join(path, file_name)
+    rows = []
+    for number, line in enumerate(contents[file_name].splitlines(), start=1):
+        where = f"{vocabulary_path}: line {number}: feature {name!r}: vocabulary"
+        row = _parse_json(line, where)
+        if not isinstance(row, list) or len(row) != width:
+            shape = "[token, count, document_count]" if width == 3 else "[token, count]"
+            raise BundleError(f"{where} line {row!r:.80} is not {shape}; the bundle is damaged")
+        rows.append(row)
+    for key, column in zip(VOCABULARY_COLUMNS, list(zip(*rows)) or [()] * width):
         stats[key] = list(column)
     return stats
-
-
-_COUNT_KEYS = ("count", "null_count", "missing_count", "nan_count", "inf_count", "value_count")
-_NUMBER_KEYS = ("mean", "variance", "min", "max", "year_mean", "year_variance")
-
-
-def _check_statistics(spec, features, row_count):
-    """Raises ValueError/TypeError when the statistics do not have the written shape."""
-    if list(features) != list(spec.features):
-        raise ValueError(f"features {list(features)} differ from the declarations {list(spec.features)}")
-    if not _is_count(row_count):
-        raise TypeError(f"row_count {row_count!r}")
-    for name, stats in features.items():
-        if stats.get("type") != spec.features[name].type:
-            raise ValueError(f"feature {name!r} has type {stats.get('type')!r}")
-        for key in _COUNT_KEYS:
-            if key in stats and not _is_count(stats[key]):
-                raise TypeError(f"feature {name!r}: {key} {stats[key]!r}")
-        for key in _NUMBER_KEYS:
-            value = stats.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise TypeError(f"feature {name!r}: {key} {value!r}")
-        boundaries = stats.get("bin_boundaries")
-        if boundaries is not None and (
-            not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in boundaries)
-            or list(boundaries) != sorted(boundaries)
-        ):
-            raise ValueError(f"feature {name!r}: bin_boundaries {boundaries!r:.100}")
-        if "vocabulary" in stats:
-            kind = spec.features[name].column_kind
-            token_ok = (lambda t: isinstance(t, str)) if kind == "string" else _is_integer
-            if not all(token_ok(t) for t in stats["vocabulary"]) or not all(
-                _is_count(c) for c in stats["vocabulary_counts"]
-            ):
-                raise TypeError(f"feature {name!r}: vocabulary tokens or counts of the wrong type")
-
-
-def _is_integer(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_count(value):
-    return _is_integer(value) and value >= 0

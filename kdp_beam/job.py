@@ -4,7 +4,6 @@ import builtins
 import contextlib
 import io
 import logging
-import os
 import re
 import time
 
@@ -17,12 +16,13 @@ from kdp_beam import errors
 from kdp_beam.analyze import AnalyzeFeatures
 from kdp_beam.artifacts import DEAD_LETTERS, WriteArtifacts
 from kdp_beam.bad_records import check_policy, is_bad_record
-from kdp_beam.errors import BundleError, KdpBeamError, SpecError
+from kdp_beam.errors import KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format
 from kdp_beam.io.files import require_matches
 from kdp_beam.io.preflight import check_schemas
 from kdp_beam.progress import matched_sizes
 from kdp_beam.spec import FeatureSpec
+from kdp_beam.staging import staged_output
 
 # Beam's default DirectRunner first tries to download the Prism runner; the FnApiRunner is
 # the same local execution without that download (and honours --direct_running_mode).
@@ -179,7 +179,8 @@ def run_analysis(
     Args:
         spec: a FeatureSpec, or the path of a features JSON file.
         input_pattern: a glob (or list of globs) of CSV or Parquet files.
-        output_dir: the bundle directory (local, gs://, s3://).
+        output_dir: the bundle directory (local, gs://, s3://): absent, empty, or a bundle
+            it replaces whole once the job succeeds (a failed job leaves it as it was).
         input_format: "csv", "parquet", "tfrecord" or "jsonl"; None infers it from the
             extension.
         pipeline_args: Beam options, e.g. ["--runner=DataflowRunner", "--project=P"].
@@ -191,32 +192,35 @@ def run_analysis(
         progress: None, or a callable (the matched files as {path: bytes}, the
             PipelineOptions) -> a context manager held while the job runs: the CLI's
             display (kdp_beam.progress.watching).
+    Raises BundleError before the job starts when output_dir is a file, a directory
+    holding anything but a kdp_beam bundle, or cannot be written.
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,
          "seconds": wall time}
     """
     if not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
-    if os.path.isfile(output_dir):
-        raise BundleError(f"{output_dir} is a file; the output is the bundle's directory")
     require_matches(input_pattern)
     check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))
     start = time.monotonic()
     options = pipeline_options(pipeline_args)
     pipeline = _pipeline(options)
-    add_analysis(
-        pipeline, spec, input_pattern, output_dir, input_format, fanout, split_size, on_bad_record
-    )
     watch = progress(matched_sizes(input_pattern), options) if progress else contextlib.nullcontext()
-    try:
-        with watch:
-            result = pipeline.run()
-            result.wait_until_finish()
-    except Exception as e:
-        original = _original_error(e)
-        if original is None:
-            raise  # raising e "from e" would make it its own cause
-        raise original from e
+    # The whole bundle is written beside output_dir and replaces it only when the job
+    # succeeds (kdp_beam.staging says what is guaranteed on which file system).
+    with staged_output(output_dir) as staging_dir:
+        add_analysis(
+            pipeline, spec, input_pattern, staging_dir, input_format, fanout, split_size, on_bad_record
+        )
+        try:
+            with watch:
+                result = pipeline.run()
+                result.wait_until_finish()
+        except Exception as e:
+            original = _original_error(e)
+            if original is None:
+                raise  # raising e "from e" would make it its own cause
+            raise original from e
     summary = {
         "output": output_dir,
         "rows_read": _counter(result, "rows_read"),

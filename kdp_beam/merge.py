@@ -13,17 +13,29 @@ from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
 from kdp_beam.analyzers.vocabulary import TokenCounts
 from kdp_beam.artifacts import load_bundle, write_bundle
 from kdp_beam.errors import BundleError
+from kdp_beam.staging import staged_output
 
 
 def merge_bundles(paths, output_dir):
     """Writes the merge of the bundles at `paths` to `output_dir`; returns the manifest.
 
+    The merged bundle replaces `output_dir` whole, and only once it is written
+    (kdp_beam.staging: `output_dir` may be one of `paths`).
     Raises BundleError when a bundle keeps no state or was analysed with other
-    declarations than the first.
+    declarations than the first, or when `output_dir` is a file, a directory holding
+    anything but a bundle, or cannot be written.
     """
     if not paths:
         raise BundleError("merge needs at least one bundle")
-    bundles = [load_bundle(path, with_state=True) for path in paths]
+    with staged_output(output_dir) as staging_dir:  # refuses a bad output before any work
+        bundles = [load_bundle(path, with_state=True) for path in paths]
+        statistics, token_tables = _merged_statistics(bundles)
+        description = {"merged": [bundle.path for bundle in bundles]}
+        return write_bundle(statistics, staging_dir, description, token_tables=token_tables)
+
+
+def _merged_statistics(bundles):
+    """(statistics document, {feature: full token-count table}) of the union of bundles."""
     spec = bundles[0].spec
     for bundle in bundles[1:]:
         if bundle.spec != spec:
@@ -55,7 +67,4 @@ def merge_bundles(paths, output_dir):
             found = token_analyzer.finalize_table(table, table.num_rows, total)
             token_tables[name] = table
         statistics["features"][name].update(found)
-    description = {"merged": [bundle.path for bundle in bundles]}
-    return write_bundle(
-        {"spec": spec.to_json(), **statistics}, output_dir, description, token_tables=token_tables
-    )
+    return {"spec": spec.to_json(), **statistics}, token_tables

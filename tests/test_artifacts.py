@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 
 import pytest
 
@@ -13,11 +14,26 @@ from kdp_beam.spec import FeatureSpec
 ODD_TOKENS = ["", "new\nline", "tab\there", "ünïcødé ✓", '"quoted", comma', "x" * 5000, "\r", "[UNK] "]
 
 
+def moments(values):
+    return {
+        "nan_count": 0,
+        "inf_count": 0,
+        "value_count": len(values),
+        "mean": statistics.fmean(values),
+        "variance": statistics.pvariance(values),
+        "min": float(min(values)),
+        "max": float(max(values)),
+    }
+
+
 def statistics_document(features):
+    """Consistent statistics (the loader checks them) with odd tokens and huge integers."""
     spec = FeatureSpec(features)
+    rows = sum(range(1, len(ODD_TOKENS) + 1))  # token i is counted len - i times
+    integers = [2**62] * 3 + [-(2**40)] * 2 + [0]
     stats = {}
     for name, feature in spec.features.items():
-        stats[name] = {"type": feature.type, "count": 3, "null_count": 0}
+        stats[name] = {"type": feature.type, "count": rows, "null_count": 0, "missing_count": 0}
         if feature.type == "string_categorical":
             stats[name].update(
                 vocabulary=ODD_TOKENS,
@@ -26,10 +42,19 @@ def statistics_document(features):
                 distinct_count=len(ODD_TOKENS),
             )
         if feature.type == "integer_categorical":
+            nulls = rows - len(integers)
             stats[name].update(
-                vocabulary=[2**62, -(2**40), 0], vocabulary_counts=[3, 2, 1], vocabulary_size=3
+                null_count=nulls,
+                missing_count=nulls,
+                **moments(integers),
+                vocabulary=[2**62, -(2**40), 0],
+                vocabulary_counts=[3, 2, 1],
+                vocabulary_size=3,
+                distinct_count=3,
             )
-    return {"spec": spec.to_json(), "row_count": 3, "features": stats}
+        if feature.type == "float_normalized":
+            stats[name].update(moments([float(i) for i in range(rows)]))
+    return {"spec": spec.to_json(), "row_count": rows, "features": stats}
 
 
 @pytest.fixture

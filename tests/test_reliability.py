@@ -21,9 +21,11 @@ WRITER = """
 import json, sys
 import apache_beam.io.filesystems  # imported first, so "writing" means writing
 from kdp_beam.artifacts import write_bundle
+from kdp_beam.staging import staged_output
 statistics = json.load(open(sys.argv[1]))
 print("writing", flush=True)
-write_bundle(statistics, sys.argv[2])
+with staged_output(sys.argv[2]) as staging_dir:  # as run_analysis and merge_bundles write
+    write_bundle(statistics, staging_dir)
 print("done", flush=True)
 """
 
@@ -35,17 +37,26 @@ def statistics(rows, tokens, seed):
     return {"spec": spec.to_json(), **analyze_batches(spec, table.to_batches(max_chunksize=1 << 16))}
 
 
-def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_none(tmp_path):
+def files_in(directory):
+    return {
+        os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/")
+        for root, _, names in os.walk(directory)
+        for f in names
+    }
+
+
+def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_the_new_one(tmp_path):
     previous = statistics(1000, 50, seed=1)
     new = statistics(1_500_000, 1_000_000, seed=2)  # a ~20 MB vocabulary: a slow write
     new_path = tmp_path / "new.json"
     new_path.write_text(json.dumps(new))
     reference = str(tmp_path / "reference")
     write_bundle(previous, reference)
-    outcomes = []
+    outcomes, interrupted = [], 0
     for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, None):
-        target = str(tmp_path / "bundle")
-        shutil.rmtree(target, ignore_errors=True)
+        runs = tmp_path / "runs"  # the bundle and the siblings its writer stages beside it
+        shutil.rmtree(runs, ignore_errors=True)
+        target = str(runs / "bundle")
         shutil.copytree(reference, target)
         writer = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(new_path), target], stdout=subprocess.PIPE, text=True
@@ -57,12 +68,9 @@ def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_none(tmp_pat
             time.sleep(delay)
             writer.send_signal(signal.SIGKILL)
             writer.wait()
-        try:
-            bundle = load_bundle(target)
-        except BundleError:
-            outcomes.append("none")
-            continue
-        # Whatever loads is one of the two bundles, whole.
+        bundle = load_bundle(target)  # never none, never a mix: one of the two, whole
+        # ... and nothing else: the directory holds exactly what its manifest lists.
+        assert files_in(target) == {"manifest.json", *bundle.manifest["files"]}
         if bundle.row_count == previous["row_count"]:
             outcomes.append("previous")
             assert bundle.features["user"]["vocabulary"] == previous["features"]["user"]["vocabulary"]
@@ -70,8 +78,12 @@ def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_none(tmp_pat
             outcomes.append("new")
             assert bundle.row_count == new["row_count"]
             assert bundle.features["user"]["vocabulary"] == new["features"]["user"]["vocabulary"]
+        # A killed writer may leave its hidden staging directory, never read.
+        siblings = set(os.listdir(runs)) - {"bundle"}
+        assert all(s.startswith(".bundle.kdp-beam-tmp-") for s in siblings), siblings
+        interrupted += bool(siblings)
     assert outcomes[-1] == "new"  # the writer that was not killed finished
-    assert "none" in outcomes, outcomes  # some kill landed mid-write, leaving no bundle
+    assert "previous" in outcomes and interrupted, outcomes  # some kills landed mid-write
 
 
 def test_feature_names_never_become_paths_outside_the_bundle(tmp_path):

@@ -1,0 +1,369 @@
+"""The loader's check of a bundle's statistics: structure and values, per feature type.
+
+Checksums catch a damaged file, not a consistent edit (a file changed and its checksum
+re-signed). This check makes such a bundle fail when it is loaded, with a BundleError
+naming the file, the feature and the key, rather than later inside Keras or as NaN in a
+model's output. Every rule is one the writer keeps (docs/bundle-format.md). Which keys a
+feature needs follows from its declaration exactly as
+kdp_beam.analyzers.dataset.feature_analyzers decides what it computes (without importing
+the analysis; tests/test_bundle_validation.py checks that the two agree on every type).
+A plug-in's own statistics are the plug-in's to check; its counts and moments are checked.
+"""
+
+import datetime
+import math
+import numbers
+import re
+from collections import Counter
+
+from kdp_beam.errors import BundleError, SpecError
+from kdp_beam.spec import OOV_TOKENS
+
+VOCABULARY_TYPES = (*OOV_TOKENS, "text")
+VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
+TEXT_RESERVED_TOKENS = ("", "[UNK]")  # TextVectorization's padding and OOV tokens
+INT64_RANGE = (-(2**63), 2**63 - 1)
+_SLACK = 1e-9  # relative: a mean or quantile computed in float64 may pass its bound by rounding
+_DAMAGED = "the bundle was edited or is damaged. Re-run the analysis."
+
+
+def check_document(statistics, spec, file):
+    """Checks the top level of statistics.json: row_count, bad_records, and one object per
+    declared feature, in declaration order."""
+    if not isinstance(statistics, dict) or not isinstance(statistics.get("features"), dict):
+        raise BundleError(f'{file}: not a statistics document (an object with "features"); {_DAMAGED}')
+    if not _is_count(statistics.get("row_count")):
+        row_count = statistics.get("row_count")
+        raise BundleError(f"{file}: row_count {row_count!r:.80} is not a count; {_DAMAGED}")
+    names, declared = list(statistics["features"]), list(spec.features)
+    if names != declared:
+        raise BundleError(f"{file}: features {names!r:.300} are not the declared {declared!r:.300}")
+    for name, stats in statistics["features"].items():
+        if not isinstance(stats, dict):
+            raise BundleError(f"{file}: feature {name!r}: {stats!r:.80} is not an object; {_DAMAGED}")
+    _check_bad_records(statistics.get("bad_records"), file)
+
+
+def _check_bad_records(bad, file):
+    if bad is None:  # bundles of kdp_beam < 0.2
+        return
+    by_reason = bad.get("by_reason") if isinstance(bad, dict) else None
+    files = bad.get("files", []) if isinstance(bad, dict) else None
+    if (
+        not isinstance(by_reason, dict)
+        or not all(isinstance(r, str) and _is_count(n) for r, n in by_reason.items())
+        or bad.get("count") != sum(by_reason.values())
+        or not isinstance(files, list)
+        or not all(isinstance(f, str) and re.fullmatch(r"bad_records/[^/]+", f) for f in files)
+    ):
+        raise BundleError(
+            f'{file}: bad_records {bad!r:.200} is not {{"count", "by_reason", "files"}} with '
+            f"count the sum of by_reason and files in bad_records/; {_DAMAGED}"
+        )
+
+
+def check_features(spec, features, row_count, format_version, path_of):
+    """Checks every feature's statistics (vocabularies read in) against its declaration.
+
+    `path_of(relative name)` gives a bundle file's path, for the error messages.
+    """
+    vocabulary_owners = {}  # vocabulary file -> the feature it belongs to
+    for name, declaration in spec.features.items():
+        stats = _Statistics(name, features[name], path_of)
+        if stats.required("type") != declaration.type:
+            stats.fail("type", f"is {stats.get('type')!r:.80}, but it is declared {declaration.type!r}")
+        _check_counts(stats, row_count)
+        if _has_moments(declaration, stats):
+            _check_moments(stats)
+            if spec.profile:
+                _check_profile(stats)
+        if declaration.type == "float_discretized" and declaration.options["bin_boundaries"] is None:
+            _check_quantiles(stats, declaration.options["num_bins"])
+        if declaration.type in VOCABULARY_TYPES:
+            file_name = stats.get("vocabulary_file")
+            owner = vocabulary_owners.setdefault(file_name, name)
+            if owner != name:
+                stats.fail("vocabulary_file", f"{file_name!r} is feature {owner!r}'s vocabulary")
+            _check_vocabulary(stats, declaration)
+        if declaration.type == "date":
+            _check_date(stats)
+        _check_missing_count(stats, format_version)
+
+
+class _Statistics:
+    """One feature's statistics, and where each key was read from (for errors)."""
+
+    def __init__(self, name, stats, path_of):
+        self.name, self._stats, self._path_of = name, stats, path_of
+
+    def get(self, key, default=None):
+        return self._stats.get(key, default)
+
+    def has(self, key):
+        return key in self._stats
+
+    def fail(self, key, problem):
+        source = "statistics.json"
+        if key in VOCABULARY_COLUMNS:  # read from the vocabulary file (a string: checked)
+            source = self._stats.get("vocabulary_file", source)
+        raise BundleError(f"{self._path_of(source)}: feature {self.name!r}: {key} {problem}; {_DAMAGED}")
+
+    def required(self, key):
+        if key not in self._stats:
+            self.fail(key, "is missing")
+        return self._stats[key]
+
+    def count(self, key, at_most=None, what=None):
+        """A required non-negative integer, at most `at_most` (named `what`)."""
+        value = self.required(key)
+        if not _is_count(value):
+            self.fail(key, f"is {value!r:.80}, not a count (an integer >= 0)")
+        if at_most is not None and value > at_most:
+            self.fail(key, f"is {value}, more than {what} ({at_most})")
+        return value
+
+    def number(self, key, nullable=True):
+        """A required finite number, or None when `nullable`."""
+        value = self.required(key)
+        if value is None and nullable:
+            return None
+        if not _is_finite(value):
+            self.fail(key, f"is {value!r:.80}, not a finite number")
+        return float(value)
+
+    def numbers(self, key):
+        """A required list of finite numbers, in non-decreasing order."""
+        values = self.required(key)
+        if not isinstance(values, list) or not all(_is_finite(v) for v in values):
+            self.fail(key, f"is {values!r:.80}, not a list of finite numbers")
+        values = [float(v) for v in values]
+        if any(a > b for a, b in zip(values, values[1:])):
+            self.fail(key, f"{values!r:.80} is not sorted")
+        return values
+
+
+def _check_counts(stats, row_count):
+    count = stats.count("count")
+    if count != row_count:
+        stats.fail("count", f"is {count}, but the bundle has {row_count} rows (every row counts)")
+    stats.count("null_count", count, "count")
+
+
+def _check_missing_count(stats, format_version):
+    """After the counts it adds up are checked (format version 1 had no missing_count)."""
+    if format_version >= 2 or stats.has("missing_count"):
+        parts = ("null_count", "nan_count", "unparseable_count")
+        expected = sum(stats.count(key) for key in parts if stats.has(key))
+        missing = stats.count("missing_count")
+        if missing != expected:
+            stats.fail("missing_count", f"is {missing}, not {' + '.join(parts)} ({expected})")
+
+
+def _has_moments(declaration, stats):
+    try:
+        return declaration.column_kind != "string"
+    except SpecError:  # a plug-in not imported here: check its moments if it has them
+        return stats.has("value_count")
+
+
+def _check_moments(stats):
+    count, null_count = stats.get("count"), stats.get("null_count")
+    nan_count, inf_count = stats.count("nan_count"), stats.count("inf_count")
+    value_count = stats.count("value_count")
+    if null_count + nan_count + inf_count + value_count != count:
+        stats.fail(
+            "value_count",
+            f"{value_count} + null_count {null_count} + nan_count {nan_count} + inf_count "
+            f"{inf_count} is not count {count}",
+        )
+    moments = {key: stats.number(key) for key in ("mean", "variance", "min", "max")}
+    _check_moment_values(stats, moments, value_count, ("mean", "variance", "min", "max"))
+
+
+def _check_moment_values(stats, moments, value_count, keys):
+    """mean, variance, min, max (named `keys`): all null when no value was counted, else
+    variance >= 0, min <= mean <= max, and variance at most ((max - min) / 2) ** 2."""
+    mean_key, variance_key, min_key, max_key = keys
+    mean, variance, low, high = (moments[k] for k in keys)
+    for key in keys:
+        if (moments[key] is None) != (value_count == 0):
+            state = "null" if value_count else "not null"
+            stats.fail(key, f"is {state}, but {value_count} values were counted")
+    if value_count == 0:
+        return
+    if low > high:
+        stats.fail(min_key, f"{low!r} is above {max_key} {high!r}")
+    if not _within(mean, low, high):
+        stats.fail(mean_key, f"{mean!r} is outside [{min_key}, {max_key}] = [{low!r}, {high!r}]")
+    half_range = (high - low) / 2
+    if variance < 0 or variance > half_range * half_range * (1 + _SLACK) + 1e-300:
+        stats.fail(variance_key, f"{variance!r} is impossible for values in [{low!r}, {high!r}]")
+
+
+def _check_profile(stats):
+    quantiles = stats.numbers("profile_quantiles")
+    _check_epsilon(stats, "profile_epsilon")
+    if stats.get("value_count") == 0 and quantiles:
+        stats.fail("profile_quantiles", "are given, but no value was counted")
+    if quantiles and not _all_within(quantiles, stats):
+        stats.fail("profile_quantiles", f"lie outside [min, max] {_range(stats)}")
+
+
+def _check_quantiles(stats, num_bins):
+    boundaries = stats.numbers("bin_boundaries")
+    _check_epsilon(stats, "quantile_epsilon")
+    expected = num_bins - 1 if stats.get("value_count") else 0
+    if len(boundaries) != expected:
+        stats.fail("bin_boundaries", f"has {len(boundaries)} values, not {expected} ({num_bins} bins)")
+    if boundaries and not _all_within(boundaries, stats):
+        stats.fail("bin_boundaries", f"lie outside [min, max] {_range(stats)}")
+
+
+def _check_epsilon(stats, key):
+    epsilon = stats.number(key, nullable=False)
+    if not 0 < epsilon < 1:
+        stats.fail(key, f"is {epsilon!r}, not a rank error in (0, 1)")
+
+
+def _check_vocabulary(stats, declaration):
+    kind, options = declaration.type, declaration.options
+    tokens, counts = stats.required("vocabulary"), stats.required("vocabulary_counts")
+    _check_tokens(stats, kind, tokens)
+    # type(), not isinstance: a bool is an int, and these loops run once per token.
+    if not all(type(c) is int and c >= 1 for c in counts):
+        stats.fail("vocabulary_counts", "are not all integers >= 1")
+    if any(a < b for a, b in zip(counts, counts[1:])):
+        stats.fail("vocabulary_counts", "are not in descending order (the vocabulary is by rank)")
+    size = stats.count("vocabulary_size")
+    if size != len(tokens):
+        stats.fail("vocabulary_size", f"is {size}, but the vocabulary file has {len(tokens)} tokens")
+    if options["max_tokens"] is not None:
+        limit = options["max_tokens"] - (1 if kind == "text" else options["num_oov_indices"])
+        if size > limit:
+            stats.fail("vocabulary", f"has {size} tokens, more than max_tokens allows ({limit})")
+    if kind == "text":
+        _check_text(stats, counts)
+    elif options["counting"] == "approximate":
+        _check_approximate(stats, counts)
+    else:
+        _check_distinct(stats, size)
+        counted = stats.get("count")
+        if options["missing_token"] is None:  # missing values are not counted as a token
+            counted -= stats.get("null_count")
+        if sum(counts) > counted:
+            stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
+
+
+def _check_tokens(stats, kind, tokens):
+    """Tokens of the declared kind, each once, none the layer reserves."""
+    if kind == "integer_categorical":
+        low, high = INT64_RANGE
+        bad = [t for t in tokens if type(t) is not int or not low <= t <= high]
+        if bad:
+            stats.fail("vocabulary", f"has the token {bad[0]!r:.80}, not a 64-bit integer")
+    else:
+        bad = [t for t in tokens if type(t) is not str]
+        if bad:
+            stats.fail("vocabulary", f"has the token {bad[0]!r:.80}, not a string")
+        try:
+            "".join(tokens).encode("utf-8")
+        except UnicodeEncodeError:  # JSON can spell lone surrogates, which no layer can hold
+            stats.fail("vocabulary", "has a token that is not valid Unicode (a lone surrogate)")
+    distinct = set(tokens)
+    if len(distinct) != len(tokens):
+        twice = next(t for t, n in Counter(tokens).items() if n > 1)
+        stats.fail("vocabulary", f"has the token {twice!r:.80} twice")
+    reserved = TEXT_RESERVED_TOKENS if kind == "text" else (OOV_TOKENS[kind],)
+    taken = [t for t in reserved if t in distinct]
+    if taken:
+        stats.fail("vocabulary", f"has {taken[0]!r}, a token the layer reserves")
+
+
+def _check_text(stats, counts):
+    documents = stats.required("vocabulary_document_counts")
+    if len(documents) != len(counts) or not all(
+        _is_integer(d) and 1 <= d <= min(c, stats.get("count")) for d, c in zip(documents, counts)
+    ):
+        stats.fail(
+            "vocabulary_document_counts",
+            "are not integers between 1 and both the token's count and the number of documents",
+        )
+    _check_distinct(stats, len(counts))
+    token_count = stats.count("token_count")
+    if sum(counts) > token_count:
+        stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than token_count {token_count}")
+
+
+def _check_distinct(stats, kept):
+    distinct = stats.count("distinct_count")
+    if distinct < kept:
+        stats.fail("distinct_count", f"is {distinct}, fewer than the {kept} tokens kept")
+
+
+def _check_approximate(stats, counts):
+    if stats.required("distinct_count") is not None:  # a sketch does not know it
+        stats.fail("distinct_count", "is given, but approximate counting cannot know it (null)")
+    if stats.required("vocabulary_approximate") is not True:
+        stats.fail("vocabulary_approximate", f"is {stats.get('vocabulary_approximate')!r}, not true")
+    bound = stats.count("vocabulary_count_error_bound")
+    if counts and counts[0] > stats.get("count") + bound:
+        stats.fail("vocabulary_counts", f"reach {counts[0]}, more than count + the error bound")
+
+
+def _check_date(stats):
+    count, null_count = stats.get("count"), stats.get("null_count")
+    unparseable = stats.count("unparseable_count", count - null_count, "count - null_count")
+    parsed = count - null_count - unparseable
+    moments = {key: stats.number(key) for key in ("year_mean", "year_variance", "year_min", "year_max")}
+    _check_moment_values(stats, moments, parsed, ("year_mean", "year_variance", "year_min", "year_max"))
+    moments_of_dates = {}
+    for key, year_key in (("min_date", "year_min"), ("max_date", "year_max")):
+        value = stats.required(key)
+        if (value is None) != (parsed == 0):
+            stats.fail(key, f"is {'null' if parsed else 'not null'}, but {parsed} dates parsed")
+        if value is None:
+            continue
+        try:
+            moments_of_dates[key] = datetime.datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            stats.fail(key, f"is {value!r:.80}, not an ISO 8601 date")
+        if moments_of_dates[key].tzinfo is not None:
+            stats.fail(key, f"is {value!r}, not a wall-clock time (no time zone)")
+        if moments_of_dates[key].year != moments[year_key]:
+            stats.fail(key, f"{value!r} is not in {year_key} {moments[year_key]!r}")
+    if parsed and moments_of_dates["min_date"] > moments_of_dates["max_date"]:
+        stats.fail("min_date", "is after max_date")
+
+
+def _range(stats):
+    return f"[{stats.get('min')!r}, {stats.get('max')!r}]"
+
+
+def _all_within(sorted_values, stats):
+    """Quantiles of the finite values lie in [min, max]."""
+    low, high = stats.get("min"), stats.get("max")
+    return _within(sorted_values[0], low, high) and _within(sorted_values[-1], low, high)
+
+
+def _within(value, low, high):
+    slack = _SLACK * max(abs(low), abs(high))
+    return low - slack <= value <= high + slack
+
+
+def _is_integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_count(value):
+    return _is_integer(value) and value >= 0
+
+
+def _is_finite(value):
+    """A JSON number that is a finite float64 (json.loads reads NaN, Infinity and
+    integers too large for a float)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
