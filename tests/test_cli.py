@@ -355,7 +355,6 @@ def test_report_output_paths_and_bundle_errors(files, tmp_path, capsys):
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
 
 
-@pytest.mark.xfail(reason="fixed in slice bundle: the loader validates values", strict=False)
 def test_report_on_a_bundle_with_an_impossible_value_is_one_line(files, tmp_path, capsys):
     import hashlib
     import shutil
