@@ -29,7 +29,7 @@ from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES
-from kdp_beam.io.files import matched_paths, require_matches
+from kdp_beam.io.files import matched_paths, open_input, require_matches
 from kdp_beam.io.parquet import open_parquet
 
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -77,7 +77,7 @@ def _sample(file_pattern, input_format, sample_rows):
 def _read(path, input_format, limit):
     """About `limit` rows (or more) of a file, typed as the format or pyarrow's inference
     gives them."""
-    with FileSystems.open(path) as stream:
+    with open_input(path) as stream:  # decompressed; a cut .gz is an error
         if input_format == "jsonl":
             return _json_objects(stream, path, limit)
         batches, rows = [], 0
