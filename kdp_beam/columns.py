@@ -3,6 +3,7 @@
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kdp_beam import numbers
 from kdp_beam.errors import InputDataError
 
 ARROW_TYPES = {"float": pa.float64(), "integer": pa.int64(), "string": pa.string()}
@@ -30,6 +31,8 @@ def cast_column(column, arrow_type, feature, where):
                     f"{where}: column {feature!r} holds bytes that are not UTF-8 ({e})"
                 ) from None
     try:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            return numbers.cast_text(column, arrow_type)  # the one rule for numbers as text
         return column.cast(arrow_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise InputDataError(

@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.csv import read_header
+from kdp_beam.io.csv import check_header, read_header
 from kdp_beam.io.files import matched_paths
 from kdp_beam.io.parquet import open_parquet
 
@@ -45,6 +45,8 @@ def check_schemas(file_pattern, spec, input_format):
                 f"{path}: {problems[0]}. Fix the data or the declarations "
                 "(checked before the job started)."
             )
+        if input_format == "csv" and header:
+            check_header(path, header, types)  # a declared column named twice
 
 
 def _readable_as(source, declared):
