@@ -38,9 +38,8 @@ from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES, locate_bad_record, read_header
-from kdp_beam.io.files import matched_paths, require_matches
+from kdp_beam.io.files import matched_paths, open_input, require_matches
 from kdp_beam.io.parquet import open_parquet
-from kdp_beam.io.ranges import RecordRange
 from kdp_beam.output_files import write_output_file
 
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -133,10 +132,10 @@ def _read_csv(path, limit):
         strings_can_be_null=True,
     )
     batches, rows = [], 0
-    with FileSystems.open(path) as raw:  # decompresses .gz / .bz2 by extension
+    with open_input(path) as raw:  # decompressed; a file cut short is an error
         try:
             reader = pa_csv.open_csv(
-                RecordRange(raw, 0, None),  # a plain stream pyarrow takes, compressed or not
+                raw,
                 parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                 convert_options=convert,
             )
@@ -176,11 +175,11 @@ def _read_json_lines(path, limit):
     parser crashes on some lines: docs/reliability.md); lines that are not objects are
     left out of the sample."""
     objects = []
-    with FileSystems.open(path) as stream:  # decompresses by extension
-        for line in iter(stream.readline, b""):  # Beam's CompressedFile cannot be iterated
+    with open_input(path) as stream:  # decompressed; a file cut short is an error
+        for line in stream:
             try:
                 value = json.loads(line.decode("utf-8")) if line.strip() else None
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(value, dict):
                 objects.append(value)

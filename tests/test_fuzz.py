@@ -3,6 +3,7 @@ error, never a crash, a hang or wrong statistics; and differential tests of ever
 whose result must equal an independent one (Python's csv and json modules,
 pyarrow.parquet, TensorFlow's record reader and tf.train.Example parsing)."""
 
+import bz2
 import codecs
 import copy
 import csv
@@ -23,6 +24,7 @@ import pytest
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from hypothesis import HealthCheck, assume, event, example, given, settings
+from apache_beam.io.filesystem import FileMetadata
 from hypothesis import strategies as st
 
 from kdp_beam.analyzers import analyze_batches
@@ -35,8 +37,10 @@ from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange, _records_skipping_bad, read_header
 from kdp_beam.io.jsonl import _ReadJsonRange
 from kdp_beam.io.parquet import _ListRowGroups, _ReadRowGroup
+from kdp_beam.io.ranges import byte_ranges
 from kdp_beam.io.tfrecord import _DecodeExamples, _ReadRecords
 from kdp_beam.spec import FeatureSpec
+from tests.io.test_csv_numbers import csv_rule
 
 SPEC = FeatureSpec(
     {
@@ -182,12 +186,6 @@ def python_rows(data):
     return [r for r in rows[1:] if r]
 
 
-def to_number(value, kind):
-    if value in NULL_VALUES:
-        return None
-    return kind(value)
-
-
 def edit_lists(pieces):
     """Up to 4 insertions of a piece, or deletions of 2 bytes, at any position."""
     edit = st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete"]), st.sampled_from(pieces))
@@ -244,8 +242,8 @@ def test_mutated_csv_reads_right_or_fails_clearly(tmp_path_factory, edits, skip)
     first = data.decode("utf-8-sig").splitlines()[0].split(",")
     if first != ["x", "n", "s"]:
         return
-    assert table.column("x").to_pylist() == pytest.approx([to_number(r[0], float) for r in rows], nan_ok=True)
-    assert table.column("n").to_pylist() == [to_number(r[1], int) for r in rows]
+    assert table.column("x").to_pylist() == pytest.approx([csv_rule(r[0], pa.float64())[1] for r in rows], nan_ok=True)
+    assert table.column("n").to_pylist() == [csv_rule(r[1], pa.int64())[1] for r in rows]
     assert table.column("s").to_pylist() == [r[2] for r in rows]
 
 
@@ -461,6 +459,89 @@ def test_parquet_reads_as_pyarrow_reads_it_or_fails_clearly(tmp_path_factory, ca
             values = [datetime.datetime(*(int(parts[p][i]) for p in PARTS)) if valid[i] else v for i, v in enumerate(values)]
         assert values == pytest.approx(expected[name], nan_ok=True) if kind == "float" else values == expected[name]
     event("values compared")
+
+# Odd-but-valid CSV, generated, against an independent reading: Python's csv (and gzip,
+# bz2) modules, and the number rule written apart (tests/io/test_csv_numbers.py).
+FLOAT_FIELDS = st.one_of(
+    st.floats(allow_nan=False).map(repr),  # 1e+308, -0.0, 5e-324, inf
+    st.floats(allow_nan=False, allow_infinity=False).map("{:.6E}".format),
+    st.sampled_from(["-0", "1e308", "-1e308", "1e309", "1E-7", ".5", "1.", "+2", "00.5", " 1.5", "2\t", "nan",
+                     "NaN", "-inf", "Infinity", *NULL_VALUES, "0x10", "1_0", "abc", "1e", "\u0663"]),  # the last 5 bad
+)
+INT_FIELDS = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.integers(10**17, 10**20).map(str) | st.integers(-(10**20), -(10**17)).map(str),  # int64's edge
+    st.sampled_from(["-0", "007", " 12", "3\t", *NULL_VALUES, "0x10", "0X1F", "+5", "1e3", "5.0", "\u0663"]),
+)
+HUGE_FIELD = "h" * 150_000 + ',"\n'  # over Python csv's default field limit (128 KiB)
+TEXT_FIELDS = st.text(alphabet=list('ab \u00e9,"\n\r\t\ufeff'), max_size=6) | st.sampled_from(NULL_VALUES + [HUGE_FIELD])
+ROW = st.tuples(st.fixed_dictionaries({"x": FLOAT_FIELDS, "n": INT_FIELDS, "s": TEXT_FIELDS, "u": TEXT_FIELDS}),
+                st.sampled_from([0] * 8 + [-1, 1]))  # fields missing or extra: a wrong field count
+
+
+@st.composite
+def csv_files(draw):
+    """(text, whether a quoted value holds a line end) of a CSV file with a header."""
+    columns = draw(st.permutations(["x", "n", "s"] + draw(st.sampled_from([[], ["u"], ["u", "u"], ["", ""]]))))
+    line_end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    quote_all = draw(st.booleans())
+
+    def field(value):
+        return '"' + value.replace('"', '""') + '"' if quote_all or any(c in value for c in ',"\r\n') else value
+
+    lines = [",".join(field(c) for c in columns)]
+    for values, arity in draw(st.lists(ROW, max_size=8)):
+        fields = [field(values[c or "u"]) for c in columns]
+        lines.append(",".join(fields[: len(fields) - 1] if arity < 0 else fields + ["x"] * arity))
+        if draw(st.integers(0, 9)) == 0:
+            lines.append("")  # a blank line
+    text = draw(st.sampled_from(["", "\ufeff"])) + line_end.join(lines) + draw(st.sampled_from(["", line_end]))
+    return text, any("\n" in line or "\r" in line for line in lines)
+
+
+def python_reading(text):
+    """(good rows, [(row, reason)] of the bad ones), independently of kdp_beam's reader."""
+    records = [r for r in csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)]
+    header, good, bad = records[0], [], []
+    for row, record in enumerate((r for r in records[1:] if r), start=1):
+        if len(record) != len(header):
+            bad.append((row, "wrong_field_count"))
+            continue
+        (x_ok, x), (n_ok, n) = (csv_rule(record[header.index(c)], t) for c, t in (("x", pa.float64()), ("n", pa.int64())))
+        if not (x_ok and n_ok):
+            bad.append((row, "unparseable_number"))
+            continue
+        good.append({"x": x, "n": n, "s": record[header.index("s")]})
+    return good, bad
+
+
+@FUZZ
+@given(file=csv_files(), compression=st.sampled_from(["", ".gz", ".bz2"]), split_size=st.sampled_from([0, 1, 7, 40]),
+       block_size=st.sampled_from([64, 1 << 20]), skip=st.booleans())
+def test_generated_csv_reads_as_python_reads_it(tmp_path_factory, file, compression, split_size, block_size, skip):
+    text, quoted_line_end = file
+    good, bad = python_reading(text)
+    data = {"": bytes, ".gz": gzip_module.compress, ".bz2": bz2.compress}[compression](text.encode())
+    path = str(tmp_path_factory.mktemp("gen") / f"f.csv{compression}")
+    open(path, "wb").write(data)
+    ranges = byte_ranges(FileMetadata(path, len(data)), max(split_size, len(data) // 20))  # a few dozen at most
+    assert len(ranges) == 1 or not compression  # a compressed file is one unit of work
+    reader = _ReadCsvRange(CSV_SPEC, block_size, "skip" if skip else "fail")
+    try:
+        elements = [e for element in ranges for e in reader.process(element)]
+    except InputDataError as e:
+        if quoted_line_end and len(ranges) > 1 and "inside a quoted value that contains a newline" in str(e):
+            event("split inside a quoted line end: clear error")
+        else:
+            assert not skip and bad and f"row {bad[0][0]} " in str(e), str(e)[:300]  # the first bad one
+            event("fail mode: the first bad record named")
+        return
+    assert skip or not bad
+    rows = [r for e in elements if not isinstance(e, BadRecord) for r in e.to_pylist()]
+    assert nan_as_text((rows, [])) == nan_as_text((good, []))
+    found = [(b.row, b.reason) for b in elements if isinstance(b, BadRecord)]
+    assert found == bad if len(ranges) == 1 else sorted(r for _, r in found) == sorted(r for _, r in bad)
+    event("read as Python reads it")
 
 
 # --- the JSON Lines reader ----------------------------------------------------------------

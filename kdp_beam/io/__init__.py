@@ -18,7 +18,7 @@ _EXTENSIONS = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
-_COMPRESSION = (".gz", ".bz2", ".zst", ".deflate")
+_COMPRESSION = (".gz", ".bz2", ".zst", ".zstd", ".deflate", ".xz", ".lzma")  # as Beam detects them
 
 
 def infer_format(file_pattern):

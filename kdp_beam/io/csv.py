@@ -1,7 +1,7 @@
 """ReadCsv: sharded CSV files as a stream of typed pyarrow RecordBatches."""
 
+import collections
 import csv
-import io
 import logging
 import re
 
@@ -9,13 +9,12 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam import bad_records
+from kdp_beam import bad_records, numbers
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, ProgressLog
+from kdp_beam.io.files import READ_METRICS, ProgressLog, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
@@ -26,23 +25,40 @@ SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mo
 _TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
 _LOG = logging.getLogger(__name__)
 
+# Python's csv module refuses fields over 128 KiB, which pyarrow reads: the record-by-
+# record path must read what the fast path reads. The limit is process-wide (csv has no
+# per-reader one), so it is raised once, here, in every process that reads CSV.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
 
 class ReadCsv(ReadByteRanges):
     """Reads CSV files with a header row into RecordBatches of the declared columns.
 
     Columns are typed from the declarations (float64, int64 or string), never guessed;
     undeclared columns are skipped. Files are matched with Beam's FileSystems (local, gs://,
-    s3://; .gz/.bz2 decompressed by extension) and read as a stream of batches of about
-    ``block_size`` bytes, so memory does not grow with file size.
+    s3://; a glob with no directory, ``*.csv``, is relative to the current directory) and
+    read as a stream of batches of about ``block_size`` bytes, so memory does not grow with
+    file size. Compressed files (.gz, .bz2, .zst, .deflate, .xz, by extension) are
+    decompressed and read whole; one cut short (truncated) or damaged fails the run in both
+    bad-record modes, naming the file (kdp_beam.io.files.open_input). A pipe, a process
+    substitution ``<(...)`` or /dev/stdin is refused: write the data to a file.
 
     An uncompressed file larger than ``split_size`` bytes is read in parallel as byte
     ranges aligned to record boundaries: each range owns the records that start in it (0
     disables splitting). Quoted values may contain newlines: each range counts its quotes,
     and an odd count means a range boundary fell inside such a value (or a quote is
     unterminated), which fails the run with an error saying which, never a wrong row.
+    Fields of any length are read (over Python csv's 128 KiB and pyarrow's block size).
 
-    Empty fields and NULL_VALUES are null in numeric columns; in string columns an empty
-    field is missing (kdp_beam treats "" as null) and every other field is a token.
+    The header: a UTF-8 byte order mark is dropped; a declared column it lacks, or names
+    twice (which one is meant cannot be known), fails the run; an undeclared column named
+    twice is harmless (it is not read). A file with a header and no rows (with or without a
+    line end after it) adds no rows, with a warning, as an empty file does.
+
+    Numbers follow kdp_beam.numbers' rule (no hex, no "+" on integers, no "1_000"), with
+    spaces and tabs around them trimmed. Empty fields and NULL_VALUES are null in numeric
+    columns; in string columns an empty field is missing (kdp_beam treats "" as null) and
+    every other field is a token.
 
     ``on_bad_record="fail"`` (default) raises InputDataError naming the file, row
     (1-based, header excluded), line and column for a wrong field count, an unparseable
@@ -65,63 +81,120 @@ class _ReadCsvRange(beam.DoFn):
 
     def process(self, path_range):
         path, start, end = path_range
-        header = read_header(path)
+        header, has_rows = _read_header(path)
         if header is None:  # empty file: no header, no rows
             _LOG.warning("kdp_beam: %s is empty; it adds no rows", path)
-            READ_METRICS.files.inc()
         else:
-            missing = [name for name in self._types if name not in header]
-            if missing:
-                raise InputDataError(
-                    f"{path}: declared column(s) {missing} are not in the CSV header "
-                    f"{header}. Fix the header or the declarations."
-                )
-            yield from self._read_range(path, header, start, end)
-            if start == 0:
-                READ_METRICS.files.inc()
+            check_header(path, header, self._types)
+            if has_rows:
+                yield from self._read_range(path, header, start, end)
+            elif start == 0:
+                # pyarrow refuses a lone header with no line end, takes one with it.
+                _LOG.warning("kdp_beam: %s has a header and no rows; it adds no rows", path)
+        if start == 0:
+            READ_METRICS.files.inc()
 
     def _read_range(self, path, header, start, end):
         progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
-        with FileSystems.open(path) as raw:
-            stream = RecordRange(raw, start, end)
-            if stream.owns_nothing:
-                return  # every record of these bytes started in an earlier range
-            rows_done = 0
-            try:
-                # pyarrow parses the first block while opening: errors come from here too.
-                for batch in _open_csv(stream, header, start > 0, self._types, self._block_size):
-                    progress.add(batch)
-                    rows_done += batch.num_rows
-                    yield batch
-            except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-                problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
-                if problem or not self._skip:
-                    raise InputDataError(
-                        problem or locate_bad_record(path, header, self._types, e)
-                    ) from None
-                # Skip mode: this range again, record by record, after the rows emitted.
-                for element in _records_skipping_bad(path, header, start, end, rows_done, self._types):
-                    if not isinstance(element, BadRecord):
-                        progress.add(element)
-                    yield element
-                progress.done()
-                return
-        _check_quotes(path, header, self._types, stream, end)
+        reading = _ArrowReading(path, header, start, end, self._types, self._block_size)
+        try:
+            for batch in reading.batches():
+                progress.add(batch)
+                yield batch
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            stream = reading.stream
+            problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
+            if problem or not self._skip:
+                raise InputDataError(problem or locate_bad_record(path, header, self._types, e)) from None
+            # Skip mode: this range again, record by record, after the rows emitted.
+            emitted = progress.rows
+            for element in _records_skipping_bad(path, header, start, end, emitted, self._types):
+                if not isinstance(element, BadRecord):
+                    progress.add(element)
+                yield element
+            progress.done()
+            return
+        _check_quotes(path, reading.stream, end)
         progress.done()
 
 
-def _check_quotes(path, header, types, stream, end):
+class _ArrowReading:
+    """pyarrow's reading of one range of a CSV file, as batches of the declared columns.
+
+    Two things make it read the range again, from the row after the last one emitted:
+    - pyarrow's integer parser also takes hex ("0x10"; "0xFFFFFFFFFFFFFFFF" as -1), which
+      kdp_beam.numbers' rule refuses. While the bytes read hold no "0x" or "0X"
+      (RecordRange.hex), no value pyarrow parsed can be hex: the usual case costs a byte
+      search. Once they do (a hash in a string column, say), integer columns are read as
+      text, then checked and cast by the rule (vectorised).
+    - pyarrow refuses a record spread over more than two blocks ("straddling object"):
+      a field of many MiB. Blocks four times as large are read then.
+    ``stream``: the RecordRange being read, for its quote count and record bounds.
+    """
+
+    def __init__(self, path, header, start, end, types, block_size):
+        self._path, self._header, self._start, self._end = path, header, start, end
+        self._types, self._block_size = types, block_size
+        self._integers = [name for name, t in types.items() if t == pa.int64()]
+        self._as_text = {name: pa.string() if name in self._integers else t for name, t in types.items()}
+        self.stream = None
+
+    def batches(self):
+        rows_done, types, block_size = 0, self._types, self._block_size
+        while True:
+            with open_input(self._path) as raw:
+                watch_hex = types is self._types and bool(self._integers)
+                self.stream = RecordRange(raw, self._start, self._end, watch_hex)
+                if self.stream.owns_nothing:
+                    return  # every record of these bytes started in an earlier range
+                skip = rows_done
+                try:
+                    # pyarrow parses the first block while opening: errors come from here too.
+                    for batch in _open_csv(self.stream, self._header, self._start > 0, types, block_size):
+                        if self.stream.hex:
+                            types = self._as_text  # this batch may hold hex: read it as text
+                            break
+                        batch, skip = batch.slice(min(skip, batch.num_rows)), max(skip - batch.num_rows, 0)
+                        if types is self._as_text:
+                            batch = self._checked(batch)
+                        rows_done += batch.num_rows
+                        if batch.num_rows:
+                            yield batch
+                    else:
+                        return
+                except pa.ArrowInvalid as e:
+                    if "straddling object" not in str(e) or block_size >= _MAX_BLOCK_SIZE:
+                        raise
+                    block_size *= 4
+
+    def _checked(self, batch):
+        """The batch with its integer columns (read as text) cast by the number rule."""
+        columns = [
+            _number_column(batch.column(name), pa.int64()) if name in self._integers else batch.column(name)
+            for name in self._types
+        ]
+        return pa.RecordBatch.from_arrays(columns, names=list(self._types))
+
+
+_MAX_BLOCK_SIZE = 1 << 30  # pyarrow's blocks are at most 2 GiB
+
+
+def _check_quotes(path, stream, end):
     """pyarrow, like the record path's lenient reading, takes an unterminated quote as
     running to the end of the data. An odd quote count in the range is its only trace, or
     a range boundary inside a quoted value, or a stray quote inside a field (which is
-    fine): find which, and raise for the first two."""
+    fine): find which, and raise for the first two, whatever the bad-record mode."""
     if stream.quotes % 2 == 0:
         return
-    problem = locate_bad_record(path, header, types, None)
-    if problem is None and end is not None:
+    if end is not None:
         problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
-    if problem is not None:
-        raise InputDataError(problem)
+        if problem is not None:
+            raise InputDataError(problem)
+    with open_input(path) as data:  # the strict parser finds malformed quoting
+        lines = _PositionedLines(data)
+        reader = csv.reader(lines, strict=True)
+        while _next_record(reader, path, lines.position) is not None:
+            pass
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -168,21 +241,20 @@ class _PositionedLines:
                 yield line.decode("utf-8", errors="backslashreplace")
 
 
-def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False, strict=False):
+def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False):
     """The range's records after the first `skip_rows` data rows, parsed one by one with
     Python's csv module: RecordBatches of the good ones, a BadRecord for each bad one
     (wrong field count, unparseable number, bad UTF-8), in file order.
 
     Quoting is as lenient as pyarrow's (`"ab"c` is `abc`), and an unterminated quote is
-    caught by the range's quote count, as on the fast path; `strict` refuses malformed
-    quoting instead (to find what an odd quote count means). `stop_at_bad`: only the first
+    caught by the range's quote count, as on the fast path. `stop_at_bad`: only the first
     BadRecord (to name it in an error)."""
     numeric = {name: (header.index(name), t) for name, t in types.items() if t != pa.string()}
     indices = [header.index(name) for name in types]
-    with FileSystems.open(path) as raw:
+    with open_input(path) as raw:
         stream = RecordRange(raw, start, end)
         lines = _PositionedLines(stream, stream.first)
-        reader = csv.reader(lines, strict=strict)
+        reader = csv.reader(lines)
         if start == 0:
             _next_record(reader, path, 0)  # the header
         row, good = 0, []
@@ -214,8 +286,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
             if len(good) >= SKIP_BATCH_ROWS:
                 yield _typed_batch(good, types)
                 good = []
-        if not strict:
-            _check_quotes(path, header, types, stream, end)
+        _check_quotes(path, stream, end)
         if good:
             yield _typed_batch(good, types)
 
@@ -252,12 +323,16 @@ def _typed_batch(rows, types):
     columns = {}
     for i, (name, arrow_type) in enumerate(types.items()):
         text = pa.array([r[i] for r in rows], pa.string())
-        if arrow_type != pa.string():
-            null = pc.is_in(text, value_set=pa.array(NULL_VALUES))
-            text = pc.if_else(null, pa.scalar(None, pa.string()), pc.utf8_trim(text, " \t"))
-            text = pc.cast(text, arrow_type)
-        columns[name] = text
+        columns[name] = text if arrow_type == pa.string() else _number_column(text, arrow_type)
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+
+def _number_column(text, arrow_type):
+    """A CSV column's text as the numeric type, as pyarrow's CSV reader takes it: NULL_VALUES
+    are null, spaces and tabs around a number are trimmed; the rest by kdp_beam.numbers."""
+    null = pc.is_in(text, value_set=pa.array(NULL_VALUES))
+    text = pc.if_else(null, pa.scalar(None, pa.string()), pc.utf8_trim(text, " \t"))
+    return numbers.cast_text(text, arrow_type)
 
 
 def _split_problem(path, offset):
@@ -276,7 +351,7 @@ def _split_problem(path, offset):
 def is_record_start(path, offset):
     """Whether a CSV record of the file starts at byte `offset`, by the strict parser from
     the start of the file (run only when a quote count or a parse looked wrong)."""
-    with FileSystems.open(path) as stream:
+    with open_input(path) as stream:
         lines, starts = _PositionedLines(stream), {0}
         try:
             for _ in csv.reader(lines):
@@ -307,52 +382,65 @@ def _open_csv(stream, header, headless, types, block_size):
 
 def read_header(path):
     """The header row's field names, or None for an empty file."""
-    with FileSystems.open(path) as stream:
-        # Bad bytes further on are the data's problem, reported with their row later.
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    return _read_header(path)[0]
+
+
+def _read_header(path):
+    """(the header row's field names or None for an empty file, whether a record that is
+    not a blank line follows it)."""
+    with open_input(path) as stream:
+        # Bad bytes are decoded with escapes: they are the data's problem, reported later.
+        reader = csv.reader(_PositionedLines(stream), strict=True)
         try:
-            return next(csv.reader(text, strict=True), None)
+            header = next(reader, None)
         except csv.Error as e:
             raise InputDataError(
                 f"{path}: cannot read the CSV header ({e}). Quotes must enclose whole field "
                 "names, and the first line must be the header."
             ) from None
+        try:
+            has_rows = header is not None and any(reader)
+        except csv.Error:
+            has_rows = True  # a malformed record: reported with its row by the reading
+    return header, has_rows
 
 
-# Numbers pyarrow reads, written the usual way: _parses takes them without asking it.
-_PLAIN_NUMBERS = {
-    pa.int64(): re.compile(r"-?[0-9]{1,18}"),  # 18 digits cannot overflow
-    pa.float64(): re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"),
-}
+def check_header(path, header, types):
+    """Raises InputDataError for a declared column the header lacks, or names more than
+    once (which of the columns is meant cannot be known). An undeclared column named more
+    than once is harmless: it is not read."""
+    missing = [name for name in types if name not in header]
+    if missing:
+        raise InputDataError(
+            f"{path}: declared column(s) {missing} are not in the CSV header "
+            f"{header}. Fix the header or the declarations."
+        )
+    counts = collections.Counter(header)
+    for name in types:
+        if counts[name] > 1:
+            positions = [i + 1 for i, field in enumerate(header) if field == name]
+            raise InputDataError(
+                f"{path}: the CSV header names the declared column {name!r} {counts[name]} "
+                f"times (columns {positions}), so which one to read cannot be known. "
+                "Rename or remove the others in the header."
+            )
 
 
 def _parses(value, arrow_type):
-    """Whether pyarrow's CSV reader reads `value` as the numeric type, exactly: it trims
-    spaces and tabs, then parses as pyarrow's cast does (no "+" on integers, no "1_000",
-    no non-ASCII digits, unlike Python; tests/io/test_csv_numbers.py checks the two agree)."""
-    if value in NULL_VALUES:
-        return True
-    value = value.strip(" \t")
-    if _PLAIN_NUMBERS[arrow_type].fullmatch(value):
-        return True
-    try:
-        pc.cast(pa.scalar(value), arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-    return True
+    """Whether a CSV field is null or a number of the type (kdp_beam.numbers' rule), as
+    the fast path judges it: NULL_VALUES are null, spaces and tabs around a number are
+    trimmed (tests/io/test_csv_numbers.py checks that both paths agree with the rule)."""
+    return value in NULL_VALUES or numbers.reads_as(value.strip(" \t"), arrow_type)
 
 
 def locate_bad_record(path, header, types, arrow_error):
     """A message naming the file, row, line and column of the first bad record.
 
-    Runs only after pyarrow has failed (its errors lack row numbers) or a quote count
-    looked wrong (`arrow_error` None): re-reads the file record by record with Python's
-    csv module until it finds the first record it could not take; strictly for a quote
-    count, to find malformed quoting. Returns None when `arrow_error` is None and the file
-    has no bad record.
+    Runs only after pyarrow has failed (its errors lack row numbers): re-reads the file
+    record by record with Python's csv module until it finds the first record it could not
+    take; pyarrow's own message when there is none.
     """
-    strict = arrow_error is None
-    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True, strict=strict):
+    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True):
         if isinstance(element, BadRecord):
             where = f"{path}: row {element.row} (line {element.line})"
             if element.reason == bad_records.BAD_UTF8:
@@ -363,4 +451,4 @@ def locate_bad_record(path, header, types, arrow_error):
                     "string feature."
                 )
             return f"{where}: {element.detail}: {element.record!r:.200}"
-    return None if arrow_error is None else f"{path}: cannot be read as CSV: {arrow_error}"
+    return f"{path}: cannot be read as CSV: {arrow_error}"

@@ -1,11 +1,19 @@
-"""What every reader shares: matching files, read metrics and progress logs."""
+"""What every reader shares: matching and opening files, read metrics and progress logs."""
 
+import bz2
+import io
 import logging
+import lzma
 import os
+import re
+import stat
 import time
+import zlib
 
 import apache_beam as beam
+import zstandard
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -43,7 +51,18 @@ class MatchInputFiles(beam.PTransform):
 
 
 def as_patterns(file_pattern):
-    return [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    """The patterns as Beam's FileSystems can match them: a local glob with no directory
+    (``*.csv``) gets ``./`` (Beam lists no directory for it, so it would match nothing)."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    return [
+        os.path.join(os.curdir, p)
+        if FileSystems.get_scheme(p) is None and not os.path.dirname(p) and _GLOB.search(p)
+        else p
+        for p in patterns
+    ]
+
+
+_GLOB = re.compile(r"[*?[]")  # what makes Beam's FileSystems list a directory
 
 
 def matched_paths(file_pattern):
@@ -59,8 +78,31 @@ def require_matches(file_pattern):
         if os.path.isdir(pattern):
             example = os.path.join(pattern, "*.csv")
             raise InputDataError(f"{pattern!r} is a directory; pass a file pattern such as {example!r}")
-        if not FileSystems.match([pattern])[0].metadata_list:
+        matched = FileSystems.match([pattern])[0].metadata_list
+        if not matched:
             raise InputDataError(f"no file matches the input pattern {pattern!r}; check the path")
+        for metadata in matched:
+            check_regular_file(metadata.path)
+
+
+def check_regular_file(path):
+    """Raises InputDataError for a local path that is not a regular file: a pipe, a process
+    substitution ``<(...)``, /dev/stdin. kdp_beam reads a file more than once (its header
+    before the job, then in the job, maybe on other machines); a pipe reads once, and
+    reading it again gives nothing: silently no rows."""
+    if FileSystems.get_scheme(path) is not None:
+        return  # remote objects are files
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # gone since it was matched: opening it will say so
+    if not stat.S_ISREG(mode):
+        raise InputDataError(
+            f"{path} is not a regular file (it is a pipe, a process substitution <(...), "
+            "/dev/stdin or a device), which can be read only once, and kdp_beam reads its input "
+            "more than once. Write the data to a file first (e.g. ... > data.csv) and pass "
+            "that file."
+        )
 
 
 class ProgressLog:
@@ -86,3 +128,123 @@ class ProgressLog:
     def done(self):
         progress.unit_done(self.path, self.rows)
         _LOG.info("kdp_beam: %s: done, %s rows", self.path, f"{self.rows:,}")
+
+
+def open_input(path):
+    """A binary stream of a file's data, decompressed by its extension (.gz, .bz2, .zst,
+    .deflate, .xz, as Beam's FileSystems detect them), for the line-based readers.
+
+    Unlike Beam's own decompressing stream, this one fails clearly: a compressed stream
+    that ends before its end-of-stream marker (a file cut short) raises InputDataError
+    saying it is truncated, and bytes that do not decompress one saying the file is
+    damaged, whatever the bad-record mode: the rows before the cut look fine, and the
+    rest are lost. Concatenated streams (gzip members, bzip2 streams, zstd frames) are
+    read one after the other, as Beam and the gzip tool read them.
+    """
+    compression = CompressionTypes.detect_compression_type(path)
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if compression == CompressionTypes.UNCOMPRESSED:
+        return raw
+    return io.BufferedReader(_Decompressed(raw, compression, path), buffer_size=1 << 20)
+
+
+def _inflate_limited(decompressor, data, limit):
+    """zlib, bz2 and lzma: at most `limit` bytes out. (output, input left over, whether
+    it needs more input to give more output)."""
+    output = decompressor.decompress(data, limit)
+    if decompressor.eof:
+        return output, b"", False  # what follows is in unused_data (zlib's tail is stale)
+    left = getattr(decompressor, "unconsumed_tail", b"")  # zlib hands it back; bz2/lzma keep it
+    return output, left, len(output) < limit and not left
+
+
+def _inflate_all(decompressor, data, limit):
+    """zstd's decompressobj has no output limit: it gets small inputs (_ZSTD_READ)."""
+    return decompressor.decompress(data), b"", True
+
+
+# Per compression type: a new decompressor for one stream, and how to feed it.
+_DECOMPRESSORS = {
+    CompressionTypes.GZIP: (lambda: zlib.decompressobj(zlib.MAX_WBITS | 16), _inflate_limited),
+    CompressionTypes.DEFLATE: (zlib.decompressobj, _inflate_limited),
+    CompressionTypes.BZIP2: (bz2.BZ2Decompressor, _inflate_limited),
+    CompressionTypes.LZMA: (lzma.LZMADecompressor, _inflate_limited),
+    # Beam's window limit: a larger one would need too much memory.
+    CompressionTypes.ZSTD: (
+        lambda: zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj(),
+        _inflate_all,
+    ),
+}
+_READ = 1 << 16  # compressed bytes read at a time
+_ZSTD_READ = 1 << 12  # zstd expands up to ~30,000 times: 4 KiB in, at most ~128 MiB out
+_DAMAGED = (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
+
+
+class _Decompressed(io.RawIOBase):
+    """The decompressed data of a compressed file object (see open_input)."""
+
+    def __init__(self, raw, compression, path):
+        super().__init__()
+        self._raw, self._path, self._kind = raw, path, compression
+        self._new, self._inflate = _DECOMPRESSORS[compression]
+        self._read_size = _ZSTD_READ if compression == CompressionTypes.ZSTD else _READ
+        self._decompressor = None  # the current stream's; None between streams
+        self._hungry = True  # whether the decompressor needs input to give more output
+        self._compressed = b""  # read from the file, not yet given to a decompressor
+        self._output = memoryview(b"")
+        self._position = 0  # decompressed bytes handed out
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self._output:
+            if not self._decompress(len(buffer)):
+                return 0
+        size = min(len(buffer), len(self._output))
+        buffer[:size] = self._output[:size]
+        self._output = self._output[size:]
+        self._position += size
+        return size
+
+    def _decompress(self, limit):
+        """Decompresses some more into self._output; False at the end of the file."""
+        decompressor = self._decompressor
+        if decompressor is not None and decompressor.eof:
+            # The end of one stream: what follows it is the next one, or nothing.
+            self._compressed = decompressor.unused_data + self._compressed
+            decompressor = self._decompressor = None
+        if not self._compressed and (decompressor is None or self._hungry):
+            self._compressed = self._raw.read(self._read_size)
+            if not self._compressed:
+                if decompressor is not None:
+                    raise self._error("truncated")
+                return False  # after the end of a stream (or an empty file)
+        if decompressor is None:
+            decompressor = self._decompressor = self._new()
+        data, self._compressed = self._compressed, b""
+        try:
+            output, self._compressed, self._hungry = self._inflate(decompressor, data, limit)
+        except _DAMAGED as e:
+            raise self._error("damaged", e) from None
+        self._output = memoryview(output)
+        return True
+
+    def _error(self, problem, cause=None):
+        where = f"after {self._position:,} bytes of data"
+        if problem == "truncated":
+            detail = (
+                f"the {self._kind} data is truncated: it ends {where}, before the end of its "
+                "compressed stream, so its last rows are missing. The file was cut short (an "
+                "interrupted copy, download or write)"
+            )
+        else:
+            detail = f"the {self._kind} data is damaged {where} ({cause})"
+        return InputDataError(
+            f"{self._path}: {detail}. Re-create the file, or leave it out of the input pattern."
+        )
+
+    def close(self):
+        if not self.closed:
+            self._raw.close()
+        super().close()

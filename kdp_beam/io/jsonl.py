@@ -10,13 +10,12 @@ import re
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.json as pa_json
-from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, read_problem
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, ProgressLog
+from kdp_beam.io.files import READ_METRICS, ProgressLog, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 _LOG = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class _ReadJsonRange(beam.DoFn):
     def process(self, path_range):
         path, start, end = path_range
         progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
-        with FileSystems.open(path) as raw:  # decompresses by extension
+        with open_input(path) as raw:  # decompresses by extension; a cut file is an error
             stream = RecordRange(raw, start, end)
             for block in _line_blocks(stream, self._block_size, stream.first):
                 for element in self._read_block(path, block):

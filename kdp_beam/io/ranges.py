@@ -5,7 +5,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 
 from kdp_beam import bad_records
-from kdp_beam.io.files import MatchInputFiles
+from kdp_beam.io.files import MatchInputFiles, check_regular_file
+from kdp_beam.numbers import holds_hex
 
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of text per RecordBatch
@@ -47,8 +48,10 @@ class ReadByteRanges(beam.PTransform):
 
 def byte_ranges(metadata, split_size):
     """(path, start, end) units of work: the whole file (end None) when it is compressed,
-    small, or splitting is off; else consecutive ranges of split_size bytes."""
+    small, or splitting is off; else consecutive ranges of split_size bytes. A pipe is
+    refused: its header would be read, then nothing (kdp_beam.io.files.check_regular_file)."""
     path, size = metadata.path, metadata.size_in_bytes
+    check_regular_file(path)
     compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
     if compressed or split_size <= 0 or size <= split_size:
         return [(path, 0, None)]
@@ -63,16 +66,21 @@ class RecordRange:
     quoted CSV value cannot be known here; the quote count lets the CSV reader check
     afterwards. (A JSON Lines record cannot hold a raw newline.)
     Attributes ``first`` and ``next``: where this range's records start, and where the
-    next range's do (None until the end is reached).
+    next range's do (None until the end is reached); ``hex``: whether the bytes read so far
+    hold "0x" or "0X" (a hex literal, which pyarrow's integer parser would take), looked
+    for only when `watch_hex`.
     """
 
-    def __init__(self, raw, start, end):
+    def __init__(self, raw, start, end, watch_hex=False):
         self._raw = raw
         self._end = end
         self._buffer = b""
         self._done = False
         self.closed = False
         self.quotes = 0
+        self.hex = False
+        self._watch_hex = watch_hex
+        self._last = b""  # the last byte read: "0" then "x" may straddle two reads
         self.first = 0
         self.next = None
         if start > 0:
@@ -115,6 +123,9 @@ class RecordRange:
                 self.next = self.position + len(data)
         self.position += len(data)
         self.quotes += data.count(b'"')
+        if self._watch_hex and not self.hex:
+            self.hex = holds_hex(data, self._last)
+            self._last = data[-1:]
         return data
 
     def readable(self):
@@ -122,3 +133,4 @@ class RecordRange:
 
     def seekable(self):
         return False
+
