@@ -79,12 +79,10 @@ def assert_one_error_line(status, err, match, expected_status=2):
         assert "[while running" not in err  # Beam's step name means nothing to a person
 
 
-def case(name, features, extra, data, message, fixed_in=None):
+def case(name, features, extra, data, message):
     """An analyze case: features JSON text (None: the good one; "MISSING"), extra args,
-    input (None: the good file; "NOTHING", "DIR" or a CSV file's content), the message.
-    `fixed_in`: the slice whose library change makes it pass (xfail until merged)."""
-    marks = [pytest.mark.xfail(reason=f"fixed in slice {fixed_in}", strict=False)] if fixed_in else []
-    return pytest.param(name, features, extra, data, message, id=name, marks=marks)
+    input (None: the good file; "NOTHING", "DIR" or a CSV file's content), the message."""
+    return pytest.param(name, features, extra, data, message, id=name)
 
 
 ANALYZE_CASES = [
@@ -140,7 +138,6 @@ def test_analyze_bad_arguments_are_one_line(files, tmp_path, capsys, name, featu
     assert out == ""  # no --json: nothing on stdout
 
 
-@pytest.mark.xfail(reason="fixed in slice csv: compressed CSV (read_header)", strict=False)
 def test_compressed_csv_is_analysed(tmp_path, capsys):
     path = tmp_path / "d.csv.gz"
     path.write_bytes(gzip.compress(csv_text().encode()))
@@ -275,7 +272,6 @@ def test_infer_bad_data_is_one_line(tmp_path, capsys, case, name, content, messa
     assert not (tmp_path / "f.json").exists()
 
 
-@pytest.mark.xfail(reason="fixed in slice csv: read_header on compressed files", strict=False)
 @pytest.mark.parametrize("suffix, compress", [(".gz", gzip.compress), (".bz2", bz2.compress)])
 def test_infer_reads_compressed_csv(tmp_path, capsys, suffix, compress):
     path = tmp_path / f"d.csv{suffix}"

@@ -151,11 +151,11 @@ def test_schema_problems_fail_before_the_job_starts(tmp_path, monkeypatch):
     pa_csv.write_csv(pa.table({"x": [1.0], "name": ["a"]}), str(tmp_path / "csv" / "a.csv"))
     pa_csv.write_csv(pa.table({"x": [1.0]}), str(tmp_path / "csv" / "b.csv"))
     spec = FeatureSpec({"x": "float", "name": "string_categorical"})
-    with pytest.raises(InputDataError, match=r"b\.csv: declared column\(s\) \['name'\] are not in the CSV header \['x'\].*before the job started"):
+    # The messages are the workers' own (one check for every file): no pipeline is built.
+    monkeypatch.setattr("kdp_beam.job.add_analysis", lambda *a, **k: pytest.fail("the job started"))
+    with pytest.raises(InputDataError, match=r"b\.csv: declared column\(s\) \['name'\] are not in the CSV header \['x'\]"):
         run_analysis(spec, str(tmp_path / "csv" / "*.csv"), str(tmp_path / "o"))
     pq.write_table(pa.table({"x": [1.5], "name": ["a"]}), str(tmp_path / "p.parquet"))
-    # The message is the workers' own (one check for every file): no pipeline is built.
-    monkeypatch.setattr("kdp_beam.job.add_analysis", lambda *a, **k: pytest.fail("the job started"))
     with pytest.raises(InputDataError, match=r"p\.parquet: column 'x' is double, which cannot be read as an integer feature"):
         run_analysis(FeatureSpec({"x": "integer_categorical"}), str(tmp_path / "p.parquet"), str(tmp_path / "o"))
 

@@ -334,7 +334,7 @@ def _line_number(path, offset):
     if offset > LINE_COUNT_LIMIT:
         return None
     newlines = 0
-    with FileSystems.open(path) as stream:
+    with open_input(path) as stream:
         while offset > 0:
             chunk = stream.read(min(offset, 1 << 24))
             if not chunk:
