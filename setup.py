@@ -26,6 +26,7 @@ setup(
         "keras>=3.10,<4",
         "numpy>=1.26",
         "pyarrow>=14",
+        "rich>=13",  # the CLI's progress bar
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "pandas>=2"],
