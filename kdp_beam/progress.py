@@ -13,7 +13,6 @@ every PLAIN_INTERVAL_SECONDS.
 """
 
 import contextlib
-import re
 import sys
 import threading
 import time
@@ -30,16 +29,13 @@ def add_rows(count):
         sink.add_rows(count)
 
 
-def unit_done(unit, rows):
-    """A reader in this process finished a unit of work: `unit` is ProgressLog's label (a
-    path, "path (bytes S-E)" or "path (row group N)") and `rows` what it read."""
+def unit_done(path, rows, span=None, row_group=None):
+    """A reader in this process finished a unit of work of the file at `path` and read
+    `rows`: the (start, end) bytes `span` of a byte range, the Parquet row group
+    `row_group`, or (neither) the whole file."""
     sink = _sink
     if sink is not None:
-        sink.unit_done(unit, rows)
-
-
-_RANGE = re.compile(r".* \(bytes (\d+)-(\d+)\)")
-_ROW_GROUP = re.compile(r"(.*) \(row group \d+\)")
+        sink.unit_done(path, rows, span, row_group)
 
 
 class ReadCounts:
@@ -69,21 +65,21 @@ class ReadCounts:
         seconds = self.last_report - self.started
         return self.rows / seconds if seconds > 0 else 0.0
 
-    def unit_done(self, unit, rows):
-        done = self._bytes_of(unit, rows)
+    def unit_done(self, path, rows, span=None, row_group=None):
+        done = self._bytes_of(path, rows, span, row_group)
         with self._lock:
             self.bytes_done = min(self.bytes_done + done, self.total_bytes)
             self.heard = True
 
-    def _bytes_of(self, unit, rows):
-        if unit in self.sizes:
-            return self.sizes[unit]
-        if found := _RANGE.fullmatch(unit):
-            return int(found[2]) - int(found[1])
-        if (found := _ROW_GROUP.fullmatch(unit)) and found[1] in self.sizes:
-            total = self._rows_in(found[1])
-            return self.sizes[found[1]] * rows // total if total else 0
-        return 0  # an unknown unit: the bar completes when the job does
+    def _bytes_of(self, path, rows, span, row_group):
+        if span is not None:
+            return span[1] - span[0]
+        if path not in self.sizes:
+            return 0  # not a matched file: the bar completes when the job does
+        if row_group is not None:  # its share of the file, by rows
+            total = self._rows_in(path)
+            return self.sizes[path] * rows // total if total else 0
+        return self.sizes[path]
 
     def _rows_in(self, path):
         """Rows of a Parquet file, from its footer (once per file; display only)."""

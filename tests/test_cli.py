@@ -397,10 +397,10 @@ def test_read_counts_turn_units_into_bytes(tmp_path):
     parquet = str(tmp_path / "p.parquet")
     counts = progress.ReadCounts({"/d/a.csv": 1000, "/d/b.csv": 500, parquet: 4000})
     counts.unit_done("/d/a.csv", 10)  # a whole file
-    counts.unit_done("/d/b.csv (bytes 0-200)", 3)  # byte ranges
-    counts.unit_done("/d/b.csv (bytes 200-500)", 4)
-    counts.unit_done(f"{parquet} (row group 1)", 25)  # a quarter of the file's rows
-    counts.unit_done("something else", 9)  # unknown: no bytes invented
+    counts.unit_done("/d/b.csv", 3, span=(0, 200))  # byte ranges
+    counts.unit_done("/d/b.csv", 4, span=(200, 500))
+    counts.unit_done(parquet, 25, row_group=1)  # a quarter of the file's rows
+    counts.unit_done("/elsewhere/c.csv", 9)  # not a matched file: no bytes invented
     assert counts.bytes_done == 1000 + 500 + 1000 and counts.total_bytes == 5500
 
 

@@ -95,7 +95,7 @@ class _ReadCsvRange(beam.DoFn):
             READ_METRICS.files.inc()
 
     def _read_range(self, path, header, start, end):
-        progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
+        progress = ProgressLog(path, None if end is None else (start, end))
         reading = _ArrowReading(path, header, start, end, self._types, self._block_size)
         try:
             for batch in reading.batches():

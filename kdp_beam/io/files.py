@@ -110,8 +110,15 @@ class ProgressLog:
     PROGRESS_INTERVAL_SECONDS and tells this process's progress sink (kdp_beam.progress:
     the CLI's display, when the readers run in its process)."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, span=None, row_group=None):
+        """`span`: the (start, end) bytes of a byte range; `row_group`: a Parquet row
+        group's index; neither: the whole file."""
+        self.path, self.span, self.row_group = path, span, row_group
+        self.label = path
+        if span is not None:
+            self.label = f"{path} (bytes {span[0]}-{span[1]})"
+        elif row_group is not None:
+            self.label = f"{path} (row group {row_group})"
         self.rows = 0
         self._last = time.monotonic()
 
@@ -123,11 +130,11 @@ class ProgressLog:
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_SECONDS:
             self._last = now
-            _LOG.info("kdp_beam: %s: %s rows read so far", self.path, f"{self.rows:,}")
+            _LOG.info("kdp_beam: %s: %s rows read so far", self.label, f"{self.rows:,}")
 
     def done(self):
-        progress.unit_done(self.path, self.rows)
-        _LOG.info("kdp_beam: %s: done, %s rows", self.path, f"{self.rows:,}")
+        progress.unit_done(self.path, self.rows, self.span, self.row_group)
+        _LOG.info("kdp_beam: %s: done, %s rows", self.label, f"{self.rows:,}")
 
 
 def open_input(path):

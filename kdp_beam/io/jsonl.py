@@ -50,7 +50,7 @@ class _ReadJsonRange(beam.DoFn):
 
     def process(self, path_range):
         path, start, end = path_range
-        progress = ProgressLog(path if end is None else f"{path} (bytes {start}-{end})")
+        progress = ProgressLog(path, None if end is None else (start, end))
         with open_input(path) as raw:  # decompresses by extension; a cut file is an error
             stream = RecordRange(raw, start, end)
             for block in _line_blocks(stream, self._block_size, stream.first):

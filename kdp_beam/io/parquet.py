@@ -67,7 +67,7 @@ class _ReadRowGroup(beam.DoFn):
     def process(self, path_and_row_group):
         path, row_group = path_and_row_group
         where = f"{path} (row group {row_group})"
-        progress = ProgressLog(where)
+        progress = ProgressLog(path, row_group=row_group)
         with parquet_file(path, where) as parquet:
             batches = parquet.iter_batches(
                 batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
