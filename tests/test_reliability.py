@@ -16,6 +16,7 @@ from kdp_beam.analyzers import analyze_batches
 from kdp_beam.artifacts import load_bundle, write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.spec import FeatureSpec
+from tests.test_bundle_output import files_in
 
 WRITER = """
 import json, sys
@@ -35,14 +36,6 @@ def statistics(rows, tokens, seed):
     rng = np.random.default_rng(seed)
     table = pa.table({"x": rng.normal(size=rows), "user": [f"user-{i}" for i in rng.integers(0, tokens, rows)]})
     return {"spec": spec.to_json(), **analyze_batches(spec, table.to_batches(max_chunksize=1 << 16))}
-
-
-def files_in(directory):
-    return {
-        os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/")
-        for root, _, names in os.walk(directory)
-        for f in names
-    }
 
 
 def test_a_writer_killed_at_any_point_leaves_the_previous_bundle_or_the_new_one(tmp_path):
