@@ -303,6 +303,7 @@ def _infer(args, pipeline_args):
         declared = features["features"].get(name, "-")
         kind = declared if isinstance(declared, str) else declared["type"]
         _say(f"{name.ljust(width)}  {kind:<20} {note}")
+    _say(f"inferred from {features['sampled']}")
     _say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")
     return {"output": args.output, **features}
 
