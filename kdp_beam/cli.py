@@ -295,7 +295,7 @@ def _infer(args, pipeline_args):
     from kdp_beam.infer import infer_features, write_features
     from kdp_beam.output_files import check_output_file
 
-    check_output_file(args.output, "features JSON")
+    check_output_file(args.output, "features JSON", inputs=args.input)
     features = infer_features(args.input, args.format, args.sample_rows)
     write_features(features, args.output)
     width = max(len(name) for name in features["notes"])

@@ -302,6 +302,33 @@ def test_infer_output_paths(files, tmp_path, capsys):
     assert status == 0 and json.loads(out)["features"] == json.loads((tmp_path / "new" / "f.json").read_text())["features"]
 
 
+def test_outputs_that_would_destroy_an_input_or_a_bundle_are_refused_before_any_work(files, tmp_path, capsys):
+    victim = write(tmp_path / "victim.csv", csv_text())
+    bundle_files = {p: open(os.path.join(files["bundle"], p), "rb").read() for p in os.listdir(files["bundle"])
+                    if os.path.isfile(os.path.join(files["bundle"], p))}
+    for argv, message in [
+        (["infer", "--input", victim, "--output", victim], r"features JSON .*victim\.csv is one of the input files"),
+        (["infer", "--input", tmp_path / "v*.csv", "--output", tmp_path / "." / "victim.csv"], r"one of the input files"),
+        (["infer", "--input", "file://" + victim, "--output", victim], r"one of the input files"),
+        (["infer", "--input", victim, "--output", os.path.join(files["bundle"], "manifest.json")],
+         r"lies inside the kdp_beam bundle \S*bundle"),
+        (["report", files["bundle"], "--output", os.path.join(files["bundle"], "statistics.json")],
+         r"report \S*statistics\.json lies inside the kdp_beam bundle"),
+        (["report", files["bundle"], "--output", os.path.join(files["bundle"], "new", "r.html")], r"inside the kdp_beam bundle"),
+    ]:
+        status, _, err = run(capsys, *argv)
+        assert_one_error_line(status, err, message)
+        assert "inferred from" not in err  # refused before the work
+    assert open(victim).read() == csv_text()
+    assert bundle_files == {p: open(os.path.join(files["bundle"], p), "rb").read() for p in bundle_files}
+    assert not os.path.exists(os.path.join(files["bundle"], "new"))
+    # Beside a bundle, or in a directory holding some other manifest.json, is fine.
+    write(tmp_path / "other" / "manifest.json", json.dumps({"format": "something else"}))
+    for output in (tmp_path / "r.html", tmp_path / "other" / "r.html"):
+        status, _, err = run(capsys, "report", files["bundle"], "--output", output)
+        assert status == 0 and os.path.getsize(output) > 0, err
+
+
 def test_infer_types_the_whole_sample_not_its_first_block(tmp_path, capsys):
     """pyarrow's streaming reader types a column from its first block (1 MB) and failed on a
     later one; the sample is typed over all of its rows, as its values require."""
