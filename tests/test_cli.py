@@ -329,6 +329,18 @@ def test_outputs_that_would_destroy_an_input_or_a_bundle_are_refused_before_any_
         assert status == 0 and os.path.getsize(output) > 0, err
 
 
+def test_a_features_file_with_a_utf8_bom_is_read(files, tmp_path, capsys):
+    features = write(tmp_path / "bom.json", b"\xef\xbb\xbf" + json.dumps(FEATURES).encode())
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", files["data"], "--output", tmp_path / "b")
+    assert status == 0, err
+    with open(files["data"], newline="") as f:  # oracle: Python's csv module
+        names = [row["name"] for row in csv.DictReader(f)]
+    from kdp_beam.artifacts import load_bundle
+
+    stats = load_bundle(str(tmp_path / "b")).features["name"]
+    assert dict(zip(stats["vocabulary"], stats["vocabulary_counts"])) == {n: names.count(n) for n in names}
+
+
 def test_infer_types_the_whole_sample_not_its_first_block(tmp_path, capsys):
     """pyarrow's streaming reader types a column from its first block (1 MB) and failed on a
     later one; the sample is typed over all of its rows, as its values require."""

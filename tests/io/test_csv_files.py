@@ -353,3 +353,28 @@ def test_an_existing_file_named_with_glob_characters_is_matched_literally(tmp_pa
         run_analysis(SPEC, "e[1].csv", str(tmp_path / "c"))
     with pytest.raises(InputDataError, match=r"no file matches .*nothing.csv'; check the path$"):
         run_analysis(SPEC, "nothing.csv", str(tmp_path / "c"))
+
+
+# --- messages that say what to do ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_windows_1252_text_says_to_re_encode_it(tmp_path, skip):
+    path = tmp_path / "w.csv"
+    path.write_bytes(csv_text(ROWS[:3]).replace(",a\n", ",café\n").encode("cp1252"))
+    with pytest.raises(InputDataError, match=r"w\.csv: line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+        infer_features(str(path))
+    if not skip:
+        with pytest.raises(InputDataError, match=r"line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+            run_analysis(SPEC, str(path), str(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("delimiter, named", [(";", "';'"), ("\t", "a tab")])
+def test_a_file_with_another_delimiter_is_named_as_such(tmp_path, delimiter, named):
+    path = tmp_path / "d.csv"
+    path.write_text(csv_text(ROWS[:3]).replace(",", delimiter))
+    with pytest.raises(InputDataError, match=rf"not in the CSV header .*seems to use {named} as its delimiter"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"))
+    path.write_text(csv_text(ROWS[:3]).replace("x,n,s", "x;y,z"))  # two fields: comma-separated
+    with pytest.raises(InputDataError, match=r"not in the CSV header .*declarations\.$"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"))
