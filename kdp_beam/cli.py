@@ -17,7 +17,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from kdp_beam.errors import KdpBeamError
@@ -147,10 +149,11 @@ _positive = functools.partial(_whole_number, least=1)
 
 def main(argv=None):
     """Runs a command; returns the process exit code (see the module docstring)."""
+    process = argv is None  # the process's own command, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "-v" in argv or "--verbose" in argv  # known before parsing, for its errors
     wants_json = "--json" in argv
-    with _logging(verbose):
+    with _logging(verbose), _interrupts(verbose, process) as interrupted:
         try:
             args, pipeline_args = _parser().parse_known_args(argv)
             verbose, wants_json = args.verbose, args.json
@@ -164,14 +167,60 @@ def main(argv=None):
             import_plugins(args.plugin + getattr(args, "more_plugins", []))
             result = _COMMANDS[args.command](args, pipeline_args)
         except KeyboardInterrupt:
-            return _fail(EXIT_INTERRUPTED, "interrupted", wants_json)
+            return _interrupted(wants_json, process)
         except Exception as e:  # every error ends as one line; the traceback on request
             if verbose:
                 traceback.print_exc()
+            if interrupted.is_set():  # Beam wraps the interrupt in its own error
+                return _interrupted(wants_json, process)
             return _fail(*_error_line(e, verbose), wants_json)
+        if interrupted.is_set():  # caught inside the command, which then ended anyway
+            return _interrupted(wants_json, process)
     if wants_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
+
+
+@contextlib.contextmanager
+def _interrupts(verbose, process):
+    """An event set by Ctrl-C (SIGINT), which still raises KeyboardInterrupt: Beam may catch
+    it in a thread and raise its own error (RuntimeError: KeyboardInterrupt [while running
+    ...]), or a worker process killed by the same Ctrl-C may fail the job; once it is set,
+    main reports any ending as the interrupt. Threads' tracebacks (Beam's worker threads,
+    whose subprocesses the Ctrl-C ended) are shown only when verbose. When the command is
+    the process's own, a Ctrl-C after it is ignored: there is nothing left to interrupt, and
+    Python's shutdown would end with a traceback and status 130 after a success."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted  # signals go to the main thread only: nothing to install
+        return
+
+    def on_interrupt(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous_hook = threading.excepthook
+    if not verbose:
+        threading.excepthook = lambda args: None
+    try:
+        yield interrupted
+    finally:
+        threading.excepthook = previous_hook
+        signal.signal(signal.SIGINT, signal.SIG_IGN if process else previous)
+
+
+def _interrupted(wants_json, process):
+    """The interrupt's one line and status. The process's own command then exits at once:
+    Beam's threads may still wait for worker processes the Ctrl-C did not reach, and
+    Python's exit would wait for them. (The bundle's staging directory is already removed:
+    the interrupt passed through its cleanup on its way here.)"""
+    status = _fail(EXIT_INTERRUPTED, "interrupted", wants_json)
+    if process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _error_line(error, verbose):
@@ -295,7 +344,7 @@ def _infer(args, pipeline_args):
     from kdp_beam.infer import infer_features, write_features
     from kdp_beam.output_files import check_output_file
 
-    check_output_file(args.output, "features JSON")
+    check_output_file(args.output, "features JSON", inputs=args.input)
     features = infer_features(args.input, args.format, args.sample_rows)
     write_features(features, args.output)
     width = max(len(name) for name in features["notes"])
@@ -303,6 +352,7 @@ def _infer(args, pipeline_args):
         declared = features["features"].get(name, "-")
         kind = declared if isinstance(declared, str) else declared["type"]
         _say(f"{name.ljust(width)}  {kind:<20} {note}")
+    _say(f"inferred from {features['sampled']}")
     _say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")
     return {"output": args.output, **features}
 

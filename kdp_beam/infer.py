@@ -48,12 +48,13 @@ MAX_INTEGER_CATEGORIES = 100
 
 
 def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
-    """{"features": {name: declaration}, "notes": {name: reason}} from a sample."""
+    """{"features": {name: declaration}, "notes": {name: reason}, "sampled": which rows}
+    from a sample."""
     require_matches(file_pattern)
     input_format = input_format or infer_format(file_pattern)
     if input_format not in _READERS:
         raise InputDataError(f"infer reads {', '.join(_READERS)} files, not {input_format}")
-    sample = _sample(file_pattern, _READERS[input_format], sample_rows)
+    sample, files, more = _sample(file_pattern, _READERS[input_format], sample_rows)
     features, notes = {}, {}
     for name in sample.column_names:
         declaration, note = _declare(name, sample.column(name).combine_chunks(), sample.num_rows)
@@ -61,26 +62,31 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
         if declaration is not None:
             features[name] = declaration
     if not features:
-        raise InputDataError(f"no column of {file_pattern!r} has a value in the sample")
-    return {"features": features, "notes": notes, "output_mode": "concat"}
+        reasons = "; ".join(f"{name}: {note}" for name, note in notes.items())
+        raise InputDataError(f"no column of {file_pattern!r} can be proposed ({reasons})")
+    sampled = f"the first {sample.num_rows:,} rows of {files:,} file{'s' * (files != 1)}"
+    if more:  # the rest was not looked at: a rarer category or a wider range may be there
+        sampled += " (--sample-rows; the data has more rows, not looked at)"
+    return {"features": features, "notes": notes, "output_mode": "concat", "sampled": sampled}
 
 
 def _sample(file_pattern, read, sample_rows):
-    """Up to `sample_rows` rows from the files in order, the files' types unified (int64
-    and double become double)."""
+    """(up to `sample_rows` rows from the files in order, the files' types unified (int64
+    and double become double); how many files they come from; whether the data has more
+    rows). One row more than the sample is asked for, to know whether there are more."""
     tables, rows = [], 0
     for path in matched_paths(file_pattern):
-        table = read(path, sample_rows - rows)
+        table = read(path, sample_rows + 1 - rows)
         if table is None:
             continue  # an empty file: no columns, no rows
         _refuse_duplicates(path, table.column_names)
         tables.append((path, table))
         rows += table.num_rows
-        if rows >= sample_rows:
+        if rows > sample_rows:
             break
     if not rows:
         raise InputDataError(f"no rows in {file_pattern!r} to infer from (empty or header-only files)")
-    return _unified(tables).slice(0, sample_rows)
+    return _unified(tables).slice(0, sample_rows), len(tables), rows > sample_rows
 
 
 def _refuse_duplicates(path, names):
@@ -150,10 +156,21 @@ def _read_csv(path, limit):
     text = pa.Table.from_batches(batches, reader.schema).slice(0, limit)
     typed = io.BytesIO()
     pa_csv.write_csv(text, typed)  # strings quoted, nulls empty: read back, typed as one block
-    return pa_csv.read_csv(
+    table = pa_csv.read_csv(
         pa.py_buffer(typed.getvalue()),
         convert_options=pa_csv.ConvertOptions(null_values=[""], strings_can_be_null=True),
     )
+    # Codes such as 007 and 0042 type as integers, but as integers 007 is 7: their text is
+    # the value. _declare proposes strings for them, saying why.
+    for index, field in enumerate(table.schema):
+        if pa.types.is_integer(field.type) and pc.any(_leading_zero(text.column(field.name))).as_py():
+            table = table.set_column(index, field.name, text.column(field.name))
+    return table
+
+
+def _leading_zero(strings):
+    """Whether each string is an integer written with a leading zero (007, -01)."""
+    return pc.match_substring_regex(pc.utf8_trim_whitespace(strings), r"^[-+]?0\d")
 
 
 def _read_parquet(path, limit):
@@ -247,6 +264,11 @@ def _declare(name, column, rows):
     _, parsed = parse_dates(values)
     if parsed.mean() >= 0.95:
         return "date", f"{parsed.mean():.0%} of {n:,} values parse as ISO dates"
+    what = "strings"
+    if pc.any(_leading_zero(values)).as_py() and pc.all(
+        pc.match_substring_regex(pc.utf8_trim_whitespace(values), r"^[-+]?\d+$")
+    ).as_py():
+        what = "integer codes with leading zeros (007 is not 7: the zeros are part of the code), read as text"
     words = pc.list_value_length(pc.utf8_split_whitespace(values)).to_numpy()
     if words.mean() >= 3 and distinct > 0.5 * n:
         return (
@@ -254,11 +276,11 @@ def _declare(name, column, rows):
             f"{words.mean():.1f} words per value, {share}: free text",
         )
     if distinct <= MAX_CATEGORIES:
-        return "string_categorical", f"strings, {share}: categories"
+        return "string_categorical", f"{what}, {share}: categories"
     bins = _hash_bins(distinct)
     return (
         {"type": "string_hashed", "num_bins": bins},
-        f"strings, {share}: too many for a vocabulary, hashed into {bins} bins",
+        f"{what}, {share}: too many for a vocabulary, hashed into {bins} bins",
     )
 
 
@@ -282,8 +304,9 @@ def _hash_bins(distinct):
 
 def write_features(features, path):
     """Writes the proposal as a features JSON file (local or remote); KdpBeamError when the
-    path cannot be written."""
-    text = json.dumps(features, indent=2, ensure_ascii=False) + "\n"
+    path cannot be written. What was sampled is for the person, not the declaration."""
+    declaration = {key: value for key, value in features.items() if key != "sampled"}
+    text = json.dumps(declaration, indent=2, ensure_ascii=False) + "\n"
     write_output_file(path, text.encode("utf-8"), "features JSON")
 
 

@@ -35,7 +35,7 @@ def read_spec(path):
     """A FeatureSpec from a JSON file at a local or remote (gs://, s3://) path."""
     try:
         with FileSystems.open(path) as f:
-            text = f.read().decode("utf-8")
+            text = f.read().decode("utf-8-sig")  # a BOM, as Windows editors write: not JSON's
     except (OSError, UnicodeDecodeError) as e:  # Beam's BeamIOError is an OSError
         raise SpecError(f"cannot read the features file {path}: {e}") from None
     return FeatureSpec.from_json_text(text, source=path)

@@ -180,3 +180,44 @@ def bundle_input(data, proposed, spec):
         else:
             columns[name] = np.array([str(v) for v in column.to_pylist()])
     return columns
+
+
+def test_zero_padded_codes_are_proposed_as_text_and_analyze_keeps_them_apart(tmp_path, capsys):
+    # As integers 007 is 7: a categorical proposal would merge the two codes.
+    codes = ["007", "7", "0042", "42", " 01", "-05"] * 20
+    data = tmp_path / "d.csv"
+    data.write_text("code,n\n" + "".join(f"{c},{i % 3}\n" for i, c in enumerate(codes)))
+    out = tmp_path / "f.json"
+    assert main(["infer", "--input", str(data), "--output", str(out)]) == 0
+    proposed = json.loads(out.read_text())
+    assert proposed["features"] == {"code": "string_categorical", "n": "integer_categorical"}
+    assert "leading zeros" in proposed["notes"]["code"] and "leading zeros" not in proposed["notes"]["n"]
+    run_analysis(str(out), str(data), str(tmp_path / "bundle"))
+    stats = kdp_beam.load_bundle(str(tmp_path / "bundle")).features["code"]
+    # Oracle: Python's csv module's text of each field.
+    import collections
+    import csv as csv_module
+
+    with open(data, newline="") as f:
+        expected = collections.Counter(row["code"] for row in csv_module.DictReader(f))
+    assert dict(zip(stats["vocabulary"], stats["vocabulary_counts"])) == dict(expected)
+
+
+@pytest.mark.parametrize("rows, sample, says_more", [(50, 10, True), (50, 50, False), (50, 100, False)])
+def test_infer_says_how_many_rows_it_sampled(tmp_path, capsys, rows, sample, says_more):
+    data = tmp_path / "d.csv"
+    data.write_text("x\n" + "".join(f"{i * 0.5}\n" for i in range(rows)))
+    out = tmp_path / "f.json"
+    assert main(["infer", "--input", str(data), "--output", str(out), "--sample-rows", str(sample), "--json"]) == 0
+    captured = capsys.readouterr()
+    line = f"the first {min(rows, sample)} rows of 1 file"
+    assert f"inferred from {line}" in captured.err and line in json.loads(captured.out)["sampled"]
+    assert ("the data has more rows" in captured.err) == says_more
+    assert "sampled" not in json.loads(out.read_text())  # not part of the declaration
+
+
+def test_infer_names_the_unsupported_type_of_the_only_column(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    data.write_text("t\n10:00\n11:30\n")
+    assert main(["infer", "--input", str(data), "--output", str(tmp_path / "f.json")]) == 2
+    assert re.search(r"error: no column .* can be proposed \(t: type time32\[s\] is not supported", capsys.readouterr().err)

@@ -411,9 +411,16 @@ def check_header(path, header, types):
     than once is harmless: it is not read."""
     missing = [name for name in types if name not in header]
     if missing:
+        delimiter = next((d for d in (";", "\t") if len(header) == 1 and d in header[0]), None)
+        seems = (
+            f" The file seems to use {'a tab' if delimiter == chr(9) else repr(delimiter)} as its "
+            "delimiter: kdp_beam reads comma-separated files; convert it."
+            if delimiter
+            else ""
+        )
         raise InputDataError(
             f"{path}: declared column(s) {missing} are not in the CSV header "
-            f"{header}. Fix the header or the declarations."
+            f"{header}. Fix the header or the declarations.{seems}"
         )
     counts = collections.Counter(header)
     for name in types:
@@ -444,7 +451,10 @@ def locate_bad_record(path, header, types, arrow_error):
         if isinstance(element, BadRecord):
             where = f"{path}: row {element.row} (line {element.line})"
             if element.reason == bad_records.BAD_UTF8:
-                return f"{path}: line {element.line}: not valid UTF-8"
+                return (
+                    f"{path}: line {element.line}: not valid UTF-8. kdp_beam reads UTF-8: "
+                    "re-encode the file, e.g. iconv -f cp1252 -t utf-8 (for Windows-1252)"
+                )
             if element.reason == bad_records.UNPARSEABLE_NUMBER:
                 return (
                     f"{where}, {element.detail}. Fix the value, or declare the column as a "

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import time
+import urllib.parse
 import zlib
 
 import apache_beam as beam
@@ -51,15 +52,26 @@ class MatchInputFiles(beam.PTransform):
 
 
 def as_patterns(file_pattern):
-    """The patterns as Beam's FileSystems can match them: a local glob with no directory
-    (``*.csv``) gets ``./`` (Beam lists no directory for it, so it would match nothing)."""
+    """The patterns as Beam's FileSystems can match them: a ``file://`` URL is its local
+    path (Beam registers no filesystem for the scheme); the path of an existing file with
+    glob characters in its name (``d[1].csv``) matches that file, its [ * ? escaped; a local
+    glob with no directory (``*.csv``) gets ``./`` (Beam lists no directory for it, so it
+    would match nothing)."""
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    return [
-        os.path.join(os.curdir, p)
-        if FileSystems.get_scheme(p) is None and not os.path.dirname(p) and _GLOB.search(p)
-        else p
-        for p in patterns
-    ]
+    return [_local_pattern(p) if FileSystems.get_scheme(p) in (None, "file") else p for p in patterns]
+
+
+def _local_pattern(pattern):
+    if FileSystems.get_scheme(pattern) == "file":
+        url = urllib.parse.urlsplit(pattern)
+        if url.netloc not in ("", "localhost"):
+            raise InputDataError(f"{pattern}: a file:// URL names a file on this machine, not on {url.netloc}")
+        pattern = urllib.parse.unquote(url.path)
+    if _GLOB.search(pattern) and os.path.isfile(pattern):
+        pattern = _GLOB.sub(r"[\g<0>]", pattern)  # Beam's patterns escape a character as [c]
+    if not os.path.dirname(pattern) and _GLOB.search(pattern):
+        pattern = os.path.join(os.curdir, pattern)
+    return pattern
 
 
 _GLOB = re.compile(r"[*?[]")  # what makes Beam's FileSystems list a directory
@@ -80,7 +92,13 @@ def require_matches(file_pattern):
             raise InputDataError(f"{pattern!r} is a directory; pass a file pattern such as {example!r}")
         matched = FileSystems.match([pattern])[0].metadata_list
         if not matched:
-            raise InputDataError(f"no file matches the input pattern {pattern!r}; check the path")
+            glob = (
+                " ([ ] * ? are glob characters: to match one literally, enclose it in brackets, "
+                "e.g. [[] for [)"
+                if _GLOB.search(pattern)
+                else ""
+            )
+            raise InputDataError(f"no file matches the input pattern {pattern!r}; check the path{glob}")
         for metadata in matched:
             check_regular_file(metadata.path)
 

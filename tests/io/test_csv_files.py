@@ -321,3 +321,60 @@ def test_a_glob_without_a_directory_matches_in_the_current_directory(tmp_path, m
     summary = run_analysis(SPEC, "*.csv", str(tmp_path / "b"))
     assert summary["rows_read"] == len(ROWS) and summary["files_read"] == 2
     assert set(infer_features("part-*.csv")["features"]) == {"x", "n", "s"}
+
+
+# --- file:// URLs and names with glob characters ----------------------------------------
+
+
+def test_file_urls_are_local_paths_for_analyze_and_infer(tmp_path):
+    directory = tmp_path / "a dir"
+    directory.mkdir()
+    (directory / "base.csv").write_text(csv_text(ROWS))
+    url = (directory / "base.csv").as_uri()  # file:///.../a%20dir/base.csv
+    assert list(matched_paths(url)) == [str(directory / "base.csv")]
+    assert list(matched_paths("file://localhost" + url.removeprefix("file://"))) == [str(directory / "base.csv")]
+    summary = run_analysis(SPEC, url, str(tmp_path / "b"))
+    assert summary["rows_read"] == len(ROWS) and load_bundle(str(tmp_path / "b")).row_count == len(ROWS)
+    assert set(infer_features(url.replace("base", "b*"))["features"]) == {"x", "n", "s"}
+    with pytest.raises(InputDataError, match="names a file on this machine, not on elsewhere"):
+        list(matched_paths("file://elsewhere/data.csv"))
+
+
+def test_an_existing_file_named_with_glob_characters_is_matched_literally(tmp_path, monkeypatch):
+    for name in ("d[1].csv", "d1.csv", "what?.csv", "star*.csv"):
+        (tmp_path / name).write_text(csv_text(ROWS[:3]))
+    for name in ("d[1].csv", "what?.csv", "star*.csv"):
+        assert list(matched_paths(str(tmp_path / name))) == [str(tmp_path / name)]
+    monkeypatch.chdir(tmp_path)
+    assert list(matched_paths("d[1].csv")) == ["./d[1].csv"]
+    assert run_analysis(SPEC, "d[1].csv", str(tmp_path / "b"))["rows_read"] == 3
+    assert sorted(matched_paths("d[1x].csv")) == ["./d1.csv"]  # not a file: still a glob
+    with pytest.raises(InputDataError, match=r"no file matches .*'./e\[1\].csv'.*glob characters.*\[\[\]"):
+        run_analysis(SPEC, "e[1].csv", str(tmp_path / "c"))
+    with pytest.raises(InputDataError, match=r"no file matches .*nothing.csv'; check the path$"):
+        run_analysis(SPEC, "nothing.csv", str(tmp_path / "c"))
+
+
+# --- messages that say what to do ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_windows_1252_text_says_to_re_encode_it(tmp_path, skip):
+    path = tmp_path / "w.csv"
+    path.write_bytes(csv_text(ROWS[:3]).replace(",a\n", ",café\n").encode("cp1252"))
+    with pytest.raises(InputDataError, match=r"w\.csv: line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+        infer_features(str(path))
+    if not skip:
+        with pytest.raises(InputDataError, match=r"line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+            run_analysis(SPEC, str(path), str(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("delimiter, named", [(";", "';'"), ("\t", "a tab")])
+def test_a_file_with_another_delimiter_is_named_as_such(tmp_path, delimiter, named):
+    path = tmp_path / "d.csv"
+    path.write_text(csv_text(ROWS[:3]).replace(",", delimiter))
+    with pytest.raises(InputDataError, match=rf"not in the CSV header .*seems to use {named} as its delimiter"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"))
+    path.write_text(csv_text(ROWS[:3]).replace("x,n,s", "x;y,z"))  # two fields: comma-separated
+    with pytest.raises(InputDataError, match=r"not in the CSV header .*declarations\.$"):
+        run_analysis(SPEC, str(path), str(tmp_path / "b"))
