@@ -2,11 +2,22 @@
 
 import hashlib
 import re
+import warnings
 
 # What TensorFlow takes as a root name scope, less "/" (which keras refuses): a layer
 # named otherwise builds, but fails in model.export() and tf.function tracing.
 _VALID = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.-]*")
 _INVALID_CHARACTER = re.compile(r"[^A-Za-z0-9_.-]")
+
+# A model's inputs are keyed by column name and named by layer_name() on purpose; keras
+# warns at every model built (or loaded) from them that the key is not the tensor's name.
+# Only the warnings about names layer_name() made (they end in its hash) are silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"(?s)When providing `inputs` as a dict, all keys in the dict must match the names "
+    r"of the corresponding tensors\. Received key .* which has name '[^']*_[0-9a-f]{8}'\.",
+    category=UserWarning,
+)
 
 
 def layer_name(name, names=()):

@@ -127,3 +127,36 @@ def test_concat_model_with_names_differing_by_case_exports_and_serves(bundles, t
     served = tf.saved_model.load(str(tmp_path / "served"))
     tensors = {n: tf.constant(v, dtype=model.input[n].dtype) for n, v in batch.items()}
     np.testing.assert_allclose(np.asarray(served.serve(tensors)), expected)
+
+
+_BUILD_AND_LOAD = """
+import warnings
+import keras
+import kdp_beam
+
+fs = kdp_beam.FeatureSpace({"a b": "float_normalized", "x/y": "float_normalized", "é": "string_categorical"}, output_mode="dict")
+with warnings.catch_warnings(record=True) as caught:  # the filters as a user has them
+    fs.adapt({"a b": [1.0, 2.0], "x/y": [3.0, 4.0], "é": ["p", "q"]})
+    model = keras.Model(fs.get_inputs(), fs.get_encoded_features())
+    model.save(PATH)
+    keras.models.load_model(PATH)
+    # A key that is not a tensor name kdp_beam made is still warned about.
+    plain = keras.Input((1,), name="plain")
+    keras.Model({"other": plain}, keras.layers.Identity()(plain))
+print([str(w.message) for w in caught if "Change the tensor name" in str(w.message)])
+"""
+
+
+def test_no_input_name_warning_for_the_names_kdp_beam_makes(tmp_path):
+    """keras warns that an input's key is not its tensor's name; kdp_beam names the tensors
+    so on purpose, so that warning is silenced for them (only), in building and loading."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    script = f"PATH = {str(tmp_path / 'm.keras')!r}\n" + _BUILD_AND_LOAD
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warned = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert len(warned) == 1 and "Received key 'other'" in warned[0], warned
