@@ -75,9 +75,9 @@ class _ReadRecords(beam.DoFn):
     def process(self, metadata):
         path, number, batch = metadata.path, 0, []
         plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
+        end = 0  # of the last record: each is framed by 16 bytes (length, 2 CRCs)
         with FileSystems.open(path) as stream:  # decompresses by extension
             while True:
-                offset = stream.tell() if plain else None
                 try:
                     record = _TFRecordUtil.read_record(stream)
                 except (ValueError, EOFError, zlib.error) as e:
@@ -89,7 +89,8 @@ class _ReadRecords(beam.DoFn):
                 if record is None:
                     break
                 number += 1
-                batch.append((path, number, offset, record))
+                batch.append((path, number, end if plain else None, record))
+                end += 16 + len(record)
                 if len(batch) == self._batch_records:
                     yield batch
                     batch = []
