@@ -20,6 +20,7 @@ BAD_UTF8 = "bad_utf8"
 NOT_JSON = "not_json"
 WRONG_TYPE = "wrong_type"
 MULTIPLE_VALUES = "multiple_values"
+NOT_AN_EXAMPLE = "not_a_tf_example"
 
 
 class BadRecord(SlotsState):

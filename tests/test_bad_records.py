@@ -191,6 +191,7 @@ def test_tfrecord_skip(tmp_path):
         example(x=ints(7), n=ints(3)),  # an int64_list where floats are declared
         example(x=floats(5.0), name=text(b"\xff\xfe")),  # not text
         example(x=floats(3.0)),
+        b"\x0a\x07garbage",  # not a tf.Example proto at all
     ]
     with tf.io.TFRecordWriter(str(path)) as writer:
         for record in records:
@@ -198,16 +199,24 @@ def test_tfrecord_skip(tmp_path):
     run_analysis(SPEC, str(path), str(tmp_path / "b"), on_bad_record="skip")
     bundle = load_bundle(str(tmp_path / "b"))
     assert bundle.row_count == 2 and bundle.features["x"]["mean"] == 2.0
-    assert bundle.bad_records["by_reason"] == {"multiple_values": 1, "wrong_type": 1, "bad_utf8": 1}
+    assert bundle.bad_records["by_reason"] == {
+        "multiple_values": 1, "wrong_type": 1, "bad_utf8": 1, "not_a_tf_example": 1,
+    }
     assert bundle.features["name"]["vocabulary"] == ["é"]
-    kept = {bytes.fromhex(r["record"]) for r in dead_letters(bundle)}
-    assert kept == {records[1], records[2], records[3]}
+    # Oracle for the places: TFRecord framing is a length (8 bytes), its CRC (4), the
+    # record and its CRC (4).
+    offsets = np.cumsum([0] + [16 + len(r) for r in records]).tolist()
+    kept = {(bytes.fromhex(r["record"]), r["row"], r["byte_offset"]) for r in dead_letters(bundle)}
+    assert kept == {(records[i], i + 1, offsets[i]) for i in (1, 2, 3, 5)}
+    assert {r["row"]: r["column"] for r in dead_letters(bundle)} == {2: "x", 3: "x", 4: "name", 6: None}
     for record, error in [
-        (records[1], r"e\.tfrecord: a record has 2 values for feature 'x'; .* aggregate it"),
-        (records[2], r"e\.tfrecord.*expected float_list, found int64_list for feature \"x\""),
-        (records[3], r"e\.tfrecord: a record's bytes for feature 'name' are not UTF-8; Declare"),
+        (records[1], r"e\.tfrecord: record 2: a record has 2 values for feature 'x'; .* aggregate it"),
+        (records[2], r"e\.tfrecord: record 2 does not decode .*expected float_list, found int64_list for feature \"x\""),
+        (records[3], r"e\.tfrecord: record 2: a record's bytes for feature 'name' are not UTF-8; Declare"),
+        (records[5], r"e\.tfrecord: record 2 is not a tf\.Example .*Write tf\.Example records"),
     ]:
         with tf.io.TFRecordWriter(str(tmp_path / "e.tfrecord")) as writer:
+            writer.write(records[0])  # a good record first: the number is the bad one's
             writer.write(record)
         with pytest.raises(InputDataError, match=error):
             run_analysis(SPEC, str(tmp_path / "e.tfrecord"), str(tmp_path / "c"))

@@ -724,18 +724,19 @@ def tensorflow_row(record):
 
 
 def decode_as_tensorflow_does(named_records, skip):
-    """Decodes (file, record) pairs with kdp_beam's decoder: the rows equal TensorFlow's
-    own parsing of the records that are tf.Examples of one value (or none) per declared
-    feature, every other record is a BadRecord; or a clear error (fail mode)."""
+    """Decodes (file, number, offset, record) tuples with kdp_beam's decoder: the rows
+    equal TensorFlow's own parsing of the records that are tf.Examples of one value (or
+    none) per declared feature, every other record is a BadRecord with its record number;
+    or a clear error (fail mode)."""
     decoder = _DecodeExamples(CSV_SPEC, "skip" if skip else "fail")
     decoder.setup()
     outcome = read_or_clear_error(decoder, named_records, skip)
     if outcome is None:
         return
     batches, bad = outcome
-    expected = [tensorflow_row(r) for _, r in named_records]
+    expected = [tensorflow_row(r) for *_, r in named_records]
     good = [row for row in expected if row is not None]
-    assert len(bad) == len(expected) - len(good)
+    assert sorted(b.row for b in bad) == [n for (_, n, _, _), row in zip(named_records, expected) if row is None]
     assert_rows_equal([row for batch in batches for row in batch.to_pylist()], good)
     event("values compared")
 
@@ -750,7 +751,8 @@ def mutated(data, edits):
 @FUZZ
 @given(records=st.lists(st.tuples(EXAMPLES, BYTE_EDITS), min_size=1, max_size=6), skip=st.booleans())
 def test_mutated_tf_examples_decode_right_or_fail_clearly(records, skip):
-    decode_as_tensorflow_does([("f.tfrecord", mutated(record, edits)) for record, edits in records], skip)
+    numbered = [("f.tfrecord", i + 1, None, mutated(record, edits)) for i, (record, edits) in enumerate(records)]
+    decode_as_tensorflow_does(numbered, skip)
 
 
 @FUZZ
@@ -790,6 +792,7 @@ def test_tfrecord_files_read_as_tensorflow_reads_them(tmp_path_factory, records,
             assert payload is None or len(payload) != sum(len(r) + 16 for r in expected), str(e)
         event("clear error")
         return
-    assert [r for batch in read for _, r in batch] == expected
+    assert [r for batch in read for *_, r in batch] == expected
+    assert [n for batch in read for _, n, _, _ in batch] == list(range(1, len(expected) + 1))
     for batch in read:
         decode_as_tensorflow_does(batch, skip=True)

@@ -11,7 +11,14 @@ BATCH_ROWS = 65536
 
 def _rows(values, name, where):
     """A feature's values as one value per row: shape (n,), (n, 1) or a scalar."""
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError:  # ragged lists: Arrow then names them as lists (one value per row)
+        array = np.asarray(values, dtype=object)
+    if array.dtype.kind in "US" and isinstance(values, (list, tuple)):
+        # numpy writes a list mixing strings and numbers as strings ("1", "2.5"); Arrow
+        # tells the kinds apart, as for a DataFrame column.
+        array = np.asarray(values, dtype=object)
     if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
         raise InputDataError(
             f"{where}: feature {name!r} has shape {array.shape}; pass one value per row: "
@@ -29,10 +36,29 @@ def _same_rows(columns, where):
         )
 
 
+def _kinds(values):
+    """The Python kinds of the present values, for an error message."""
+    return sorted({type(v).__name__ for v in values if v is not None})
+
+
+def _arrow(convert, values, name, where):
+    """`convert()`: an Arrow array of a feature's values, or InputDataError naming the
+    feature and the kinds of values it holds (Arrow takes one kind per column)."""
+    try:
+        return convert()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InputDataError(
+            f"{where}: feature {name!r} holds values of kinds {_kinds(values)}, which cannot "
+            f"be read as one column ({e}). Write every value of a feature as one kind: "
+            "str for a string or text feature, numbers for a numeric one (None for missing)."
+        ) from None
+
+
 def _column(values, kind, name, where):
     array = _rows(values, name, where)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
-        column = pa.array(array.tolist())
+        values = array.tolist()
+        column = _arrow(lambda: pa.array(values), values, name, where)
     else:
         column = pa.array(array)
     return cast_column(column, kind, name, where)
@@ -76,7 +102,10 @@ def record_batches(data, spec):
             chunk = data.iloc[start : start + BATCH_ROWS]
             # Arrow reads pandas' own types (nullable Int64 with NA stays integer; numpy
             # would make it float with NaN).
-            arrays = [cast_column(pa.Array.from_pandas(chunk[n]), t, n, where) for n, t in types.items()]
+            arrays = [
+                cast_column(_arrow(lambda: pa.Array.from_pandas(chunk[n]), chunk[n], n, where), t, n, where)
+                for n, t in types.items()
+            ]
             yield pa.RecordBatch.from_arrays(arrays, names=list(types))
         return
     yield from _dataset_batches(data, types)

@@ -319,9 +319,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
         return super()._standardize_feature(layer_name(name), feature)
 
     def _feature_to_input(self, name, feature):
-        # Named as its layer (model.export() names the serving signature's inputs so);
-        # get_inputs() keys it by the column name.
-        return keras.Input(shape=(1,), dtype=feature.dtype, name=layer_name(name))
+        # Named as its layer, kept unique ignoring case (model.export() names the serving
+        # signature's inputs so); get_inputs() keys it by the column name.
+        return keras.Input(shape=(1,), dtype=feature.dtype, name=layer_name(name, self.features))
 
     def _cross_to_crosser(self, cross):
         return keras.layers.HashedCrossing(cross.crossing_dim, name=layer_name(cross.name))
@@ -337,7 +337,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         """Renames the layers whose name an input or an earlier layer has (a column named
         "a_fill_missing" beside "a", or like keras' "category_encoding"): a functional model
         needs unique names. The order is fixed, so a reloaded model gets the same names."""
-        taken = {layer_name(name) for name in self.inputs}
+        taken = {layer_name(name, self.inputs) for name in self.inputs}
         named = [
             *self.fill_layers.values(),
             *self.preprocessors.values(),

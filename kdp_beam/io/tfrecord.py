@@ -1,11 +1,13 @@
 """ReadTFRecord: files of serialized tf.Example as typed pyarrow RecordBatches."""
 
+import re
 import zlib
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil  # the record framing and its CRCs
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -34,10 +36,11 @@ class ReadTFRecord(beam.PTransform):
     (float32, widened exactly to float64), int64_list, bytes_list (must be UTF-8). A
     feature absent from a record, or with an empty list, is missing. Each feature holds at
     most one value per record: kdp_beam features are scalars, and a record with more
-    raises InputDataError naming the file and feature, as do a record that does not decode
-    with the declared types and bytes that are not UTF-8 in a string feature. Under
-    ``on_bad_record="skip"`` such records become BadRecords (the serialized record kept as
-    hex) and the rest of the batch is read.
+    raises InputDataError naming the file, record number and feature, as do a record that
+    does not decode with the declared types, one that is not a tf.Example at all and bytes
+    that are not UTF-8 in a string feature. Under ``on_bad_record="skip"`` such records
+    become BadRecords (the serialized record kept as hex, its record number as ``row`` and,
+    in an uncompressed file, its byte offset) and the rest of the batch is read.
     """
 
     def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS, on_bad_record="fail"):
@@ -58,8 +61,9 @@ class ReadTFRecord(beam.PTransform):
 
 
 class _ReadRecords(beam.DoFn):
-    """Lists of up to `batch_records` (file, serialized record) pairs of a TFRecord file
-    (.gz by extension).
+    """Lists of up to `batch_records` (file, record number, byte offset, serialized record)
+    of a TFRecord file (.gz by extension). The number is 1-based within the file; the
+    offset (of the record's framing) is None in a compressed file, where it is unknown.
 
     TFRecord files cannot be split (Beam's own source reads them whole too). Reading them
     here rather than with ReadAllFromTFRecord lets a damaged file's error name it, and
@@ -70,6 +74,8 @@ class _ReadRecords(beam.DoFn):
 
     def process(self, metadata):
         path, number, batch = metadata.path, 0, []
+        plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
+        end = 0  # of the last record: each is framed by 16 bytes (length, 2 CRCs)
         with FileSystems.open(path) as stream:  # decompresses by extension
             while True:
                 try:
@@ -83,7 +89,8 @@ class _ReadRecords(beam.DoFn):
                 if record is None:
                     break
                 number += 1
-                batch.append((path, record))
+                batch.append((path, number, end if plain else None, record))
+                end += 16 + len(record)
                 if len(batch) == self._batch_records:
                     yield batch
                     batch = []
@@ -105,20 +112,11 @@ class _DecodeExamples(beam.DoFn):
         self._schema = schema.SerializeToString()
         self._decoder = ExamplesToRecordBatchDecoder(self._schema)
 
-    def process(self, named_records):
-        files = [name for name, _ in named_records]
-        records = [record for _, record in named_records]
+    def process(self, numbered_records):
         try:
-            decoded = self._decoder.DecodeBatch(records)
-        except Exception as e:  # tfx_bsl raises plain RuntimeError/ValueError
-            if not self._skip:
-                raise InputDataError(
-                    f"cannot decode tf.Example records from {sorted(set(files))[:3]}: {e}. "
-                    "Check the feature types against the declarations."
-                ) from None
-            decoded, named_records, bad = self._decode_one_by_one(named_records)
-            files = [name for name, _ in named_records]
-            records = [record for _, record in named_records]
+            decoded = self._decoder.DecodeBatch([record for *_, record in numbered_records])
+        except Exception:  # tfx_bsl raises plain RuntimeError/ValueError
+            decoded, numbered_records, bad = self._decode_one_by_one(numbered_records)
             yield from bad
         dropped = np.zeros(decoded.num_rows, dtype=bool)
         for name, kind in self._kinds.items():
@@ -131,15 +129,17 @@ class _DecodeExamples(beam.DoFn):
                     continue
                 if not self._skip:
                     row = int(np.argmax(rows))
-                    raise InputDataError("{}: {}; {}".format(files[row], *_describe(reason, name, counts[row])))
+                    raise InputDataError(
+                        "{}: {}; {}".format(_where(numbered_records[row]), *_describe(reason, name, counts[row]))
+                    )
                 for row in np.flatnonzero(rows & ~dropped):
                     detail, _ = _describe(reason, name, counts[row])
-                    yield _bad(files[row], records[row], reason, detail, name)
+                    yield _bad(numbered_records[row], reason, detail, name)
                 dropped |= rows
         if dropped.any():
             decoded = decoded.filter(pa.array(~dropped))
         columns = [
-            _scalar_column(decoded.column(name), kind, name, files[0] if files else "")
+            _scalar_column(decoded.column(name), kind, name, numbered_records[0][0] if numbered_records else "")
             for name, kind in self._kinds.items()
         ]
         batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
@@ -147,19 +147,32 @@ class _DecodeExamples(beam.DoFn):
         READ_METRICS.rows.inc(batch.num_rows)
         yield batch
 
-    def _decode_one_by_one(self, named_records):
-        """The batch decoded without the records that fail alone: (decoded, the good
-        (file, record) pairs, a BadRecord for each other)."""
+    def _decode_one_by_one(self, numbered_records):
+        """After a batch failed to decode: the batch decoded without the records that fail
+        alone: (decoded, the good records, a BadRecord for each other); in fail mode, an
+        InputDataError naming the first that fails."""
         good, bad = [], []
-        for name, record in named_records:
+        for numbered in numbered_records:
             try:
-                ExamplesToRecordBatchDecoder(self._schema).DecodeBatch([record])
-                good.append((name, record))
+                ExamplesToRecordBatchDecoder(self._schema).DecodeBatch([numbered[-1]])
             except Exception as e:
-                bad.append(_bad(name, record, bad_records.WRONG_TYPE, str(e)[:300], None))
+                error = str(e)[:300]
+            else:
+                good.append(numbered)
+                continue
+            # The C++ status: DATA_LOSS when the bytes are not a tf.Example proto at all,
+            # INVALID_ARGUMENT (naming the feature) when a feature has another type.
+            if error.startswith("DATA_LOSS"):
+                reason, what, to_do = bad_records.NOT_AN_EXAMPLE, "is not a tf.Example", "Write tf.Example records"
+            else:
+                reason, what, to_do = bad_records.WRONG_TYPE, "does not decode", "Check the feature types against the declarations"
+            if not self._skip:
+                raise InputDataError(f"{_where(numbered)} {what} ({error}). {to_do}.")
+            column = re.search(r'for feature "(.*)"$', error)
+            bad.append(_bad(numbered, reason, error, column and column.group(1)))
         # A decoder that raised keeps partial state: decode with a fresh one.
         self._decoder = ExamplesToRecordBatchDecoder(self._schema)
-        return self._decoder.DecodeBatch([record for _, record in good]), good, bad
+        return self._decoder.DecodeBatch([record for *_, record in good]), good, bad
 
 
 def _describe(reason, name, count):
@@ -195,8 +208,14 @@ def _not_utf8(lists, arrow_type):
     return flags
 
 
-def _bad(file, record, reason, detail, column):
-    return BadRecord(file, reason, detail, record.hex(), column=column)
+def _where(numbered):
+    file, number, _, _ = numbered
+    return f"{file}: record {number}"
+
+
+def _bad(numbered, reason, detail, column):
+    file, number, offset, record = numbered
+    return BadRecord(file, reason, detail, record.hex(), byte_offset=offset, row=number, column=column)
 
 
 def _value_counts(lists):

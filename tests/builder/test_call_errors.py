@@ -148,3 +148,42 @@ def test_any_python_values_encode_or_raise_input_data_error(fs, name, value):
         fs({**GOOD, name: value})
     except InputDataError as e:
         assert f"feature {name!r}" in str(e) or "different numbers of rows" in str(e)
+
+
+@pytest.mark.parametrize("container", ["dict", "DataFrame"])
+@pytest.mark.parametrize(
+    "feature, value, kinds",
+    [
+        ("s", ["a", 1, "a", 2.5], "['float', 'int', 'str']"),
+        ("s", ["a", object(), "a", "b"], "['object', 'str']"),
+        ("n", [1.0, "a", 2.0, 3.0], "['float', 'str']"),
+    ],
+)
+def test_in_memory_adapt_of_mixed_kinds_names_the_feature_and_kinds(container, feature, value, kinds):
+    """A column mixing kinds of values is refused with the feature and the kinds found,
+    the same for a dict as for a DataFrame (numpy would write a dict's list as strings)."""
+    pd = pytest.importorskip("pandas")
+    data = {"n": [1.0, 2.0, 3.0, 4.0], "s": ["a", "b", "a", "c"], feature: value}
+    data = pd.DataFrame(data) if container == "DataFrame" else data
+    space = FS({"n": FS.float_normalized(), "s": FS.string_categorical()})
+    with pytest.raises(InputDataError) as error:
+        space.adapt(data)
+    for word in [f"feature {feature!r}", kinds, "Write every value of a feature as one kind"]:
+        assert word in str(error.value)
+
+
+@pytest.mark.parametrize("value", [[["a"], ["b", "c"]], [{"a": 1}, {"b": 2}]])
+def test_in_memory_adapt_of_nested_values_names_the_feature(value):
+    with pytest.raises(InputDataError, match="column 's'.*one value per row"):
+        FS({"s": FS.string_categorical()}).adapt({"s": value})
+
+
+@given(value=st.lists(values, min_size=1, max_size=4), container=st.sampled_from(["dict", "DataFrame"]))
+def test_any_python_values_adapt_or_raise_input_data_error(value, container):
+    pd = pytest.importorskip("pandas")
+    for declared in [FS.string_categorical(), FS.float_normalized()]:
+        data = {"x": value}
+        try:
+            FS({"x": declared}).adapt(pd.DataFrame(data) if container == "DataFrame" else data)
+        except InputDataError as e:
+            assert "'x'" in str(e)

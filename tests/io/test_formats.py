@@ -146,7 +146,7 @@ def test_tfrecord_with_a_list_feature_names_the_file_and_feature(tmp_path):
             )
         )
         writer.write(example.SerializeToString())
-    with pytest.raises(InputDataError, match=r"x\.tfrecord: a record has 2 values for feature 'x'"):
+    with pytest.raises(InputDataError, match=r"x\.tfrecord: record 1: a record has 2 values for feature 'x'"):
         run_analysis(FeatureSpec({"x": "float_normalized"}), str(path), str(tmp_path / "b"))
 
 
