@@ -148,6 +148,21 @@ def test_compressed_csv_is_analysed(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.parametrize("kind", ["float_normalized", "float_rescaled", "float_discretized"])
+def test_numbers_whose_variance_exceeds_float64_are_one_line(tmp_path, capsys, kind):
+    """A variance beyond float64 (here 1e320) is an InputDataError naming the feature, not
+    NaN in the bundle and not an internal error; 1.3e154 (variance 1.6e308) still fits."""
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": kind}}))
+    data = write(tmp_path / "h.csv", "x\n1e160\n-1e160\n2e50\n")
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b")
+    assert_one_error_line(status, err, r"feature 'x'.*variance.*exceeds the largest float64.*scale the column")
+    data = write(tmp_path / "f.csv", "x\n1.3e154\n-1.3e154\n")
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "ok")
+    assert status == 0, err
+    stats = json.loads((tmp_path / "ok" / "statistics.json").read_text())["features"]["x"]
+    assert stats["mean"] == 0.0 and stats["variance"] == pytest.approx(1.3e154**2, rel=1e-12)
+
+
 def test_output_under_a_file_is_one_line(files, tmp_path, capsys):
     # The bundle slice refuses it before the job; whatever arrives is one line, exit 2.
     status, _, err = run(
