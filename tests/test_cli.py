@@ -163,6 +163,33 @@ def test_numbers_whose_variance_exceeds_float64_are_one_line(tmp_path, capsys, k
     assert stats["mean"] == 0.0 and stats["variance"] == pytest.approx(1.3e154**2, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "values, warning",
+    [
+        (["a", "b", "c"], r"the bundle holds 0 rows: all 3 records were bad \(see .*bad_records/\)"),
+        (["1", "b", "c"], r"2 of 3 records \(67%\) were bad and left out; the statistics describe only the other 1"),
+        (["1", "2", "c"], None),  # a third bad: the summary line says it, no warning
+        ([], r"the bundle holds 0 rows: the input has no rows"),
+    ],
+)
+def test_a_run_that_describes_little_of_its_input_warns(tmp_path, capsys, values, warning):
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": "float_normalized"}}))
+    data = write(tmp_path / "d.csv", "x\n" + "".join(v + "\n" for v in values))
+    status, out, err = run(
+        capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b",
+        "--on-bad-record", "skip", "--json",
+    )
+    assert status == 0, err
+    bad = sum(not v.isdigit() for v in values)
+    result = json.loads(out)  # stdout: the one JSON object, as before
+    assert result["bad_records"]["count"] == bad
+    warnings = [line for line in err.splitlines() if line.startswith("kdp-beam: warning: ")]
+    if warning is None:
+        assert warnings == [], err
+    else:
+        assert [w for w in warnings if re.search(warning, w)], err  # an empty file also warns of itself
+
+
 def test_output_under_a_file_is_one_line(files, tmp_path, capsys):
     # The bundle slice refuses it before the job; whatever arrives is one line, exit 2.
     status, _, err = run(
