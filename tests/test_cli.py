@@ -190,6 +190,25 @@ def test_a_run_that_describes_little_of_its_input_warns(tmp_path, capsys, values
         assert [w for w in warnings if re.search(warning, w)], err  # an empty file also warns of itself
 
 
+@pytest.mark.parametrize(
+    "values, warning",
+    [
+        (["1e50", "3e50", "2e50"], r"feature 'x': its min 1e\+50 is beyond float32 .*divide it by 1e20"),
+        (["1e30", "-1e30"], r"feature 'x': its variance 1e\+60 is beyond float32 .*divide it by 1e15"),
+        (["1e19", "-1e19"], None),  # variance 1e38: a float32 model holds it
+    ],
+)
+def test_statistics_a_float32_model_cannot_hold_warn(tmp_path, capsys, values, warning):
+    """The bundle is right (exit 0) but a Keras model refuses it: analyze says so."""
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": "float_normalized"}}))
+    data = write(tmp_path / "d.csv", "x\n" + "".join(v + "\n" for v in values))
+    status, out, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b", "--json")
+    assert status == 0, err
+    assert json.loads(out)["bad_records"]["count"] == 0  # stdout: the one JSON object
+    warnings = [line for line in err.splitlines() if line.startswith("kdp-beam: warning: ")]
+    assert warnings == [] if warning is None else len(warnings) == 1 and re.search(warning, warnings[0]), err
+
+
 def test_output_under_a_file_is_one_line(files, tmp_path, capsys):
     # The bundle slice refuses it before the job; whatever arrives is one line, exit 2.
     status, _, err = run(
