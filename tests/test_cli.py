@@ -446,7 +446,11 @@ def test_merge_output_paths_and_bundle_errors(files, tmp_path, capsys):
     ]:
         status, _, err = run(capsys, "merge", *bundles, "--output", output)
         assert_one_error_line(status, err, message)
-    status, out, err = run(capsys, "merge", files["bundle"], files["bundle"], "--output", tmp_path / "m", "--json")
+    status, _, err = run(capsys, "merge", files["bundle"], files["bundle"], "--output", tmp_path / "m")
+    assert_one_error_line(status, err, r"are the same directory; merge takes bundles of disjoint data")
+    other = str(tmp_path / "other")  # the same rows read from another file: another analysis
+    run_analysis(files["features"], write(tmp_path / "data" / "d.csv", csv_text()), other)
+    status, out, err = run(capsys, "merge", files["bundle"], other, "--output", tmp_path / "m", "--json")
     assert status == 0 and json.loads(out)["row_count"] == 2 * len(ROWS)
 
 
