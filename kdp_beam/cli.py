@@ -24,6 +24,7 @@ import traceback
 
 from kdp_beam.errors import KdpBeamError
 
+_LOG = logging.getLogger(__name__)
 EXIT_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -313,8 +314,46 @@ def _analyze(args, pipeline_args):
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
         _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
+    _warn_of_few_rows(bundle.row_count, bad["count"], dead_letters)
+    _warn_beyond_float32(bundle)
     _say(f"wrote the bundle {args.output}")
     return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
+
+
+def _warn_of_few_rows(rows, bad, dead_letters):
+    """A run that exits 0 may still describe little or nothing of its input: say so, as a
+    warning line, when the bundle holds no row or most records were left out as bad."""
+    records = rows + bad
+    if rows == 0:
+        why = f"all {bad:,} records were bad (see {dead_letters})" if bad else "the input has no rows"
+        _LOG.warning(
+            "the bundle holds 0 rows: %s; its statistics are empty and a model built from it "
+            "learns nothing",
+            why,
+        )
+    elif bad * 2 > records:
+        _LOG.warning(
+            "%s of %s records (%.0f%%) were bad and left out; the statistics describe only the "
+            "other %s: check the records in %s",
+            f"{bad:,}", f"{records:,}", 100 * bad / records, f"{rows:,}", dead_letters,
+        )
+
+
+def _warn_beyond_float32(bundle):
+    """The bundle is right, but a Keras model (float32) cannot use it as is: say so now,
+    not when the model is built (which refuses it) or called (which refuses the values)."""
+    from kdp_beam.model_limits import beyond_float32, float32_problem, float32_remedy
+    from kdp_beam.spec import NUMERIC_TYPES
+
+    for name, declaration in bundle.spec.features.items():
+        if declaration.type not in NUMERIC_TYPES:
+            continue
+        found = beyond_float32(declaration.type, bundle.features[name], declaration.options["fill_value"], inputs=True)
+        if found:
+            _LOG.warning(
+                "feature %r: %s; a Keras model cannot use it as is; %s",
+                name, float32_problem(*found), float32_remedy(*found),
+            )
 
 
 @contextlib.contextmanager

@@ -9,11 +9,14 @@ floats to rounding, quantiles within the sketch's error). Used for daily partiti
 backfills: analyse each new day once, merge into the history.
 """
 
+import json
+import os
+
 from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
 from kdp_beam.analyzers.vocabulary import TokenCounts
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.artifacts import STATISTICS, load_bundle, write_bundle
 from kdp_beam.errors import BundleError
-from kdp_beam.staging import staged_output
+from kdp_beam.staging import _is_local, staged_output
 
 
 def merge_bundles(paths, output_dir):
@@ -22,16 +25,49 @@ def merge_bundles(paths, output_dir):
     The merged bundle replaces `output_dir` whole, and only once it is written
     (kdp_beam.staging: `output_dir` may be one of `paths`).
     Raises BundleError when a bundle keeps no state or was analysed with other
-    declarations than the first, or when `output_dir` is a file, a directory holding
-    anything but a bundle, or cannot be written.
+    declarations than the first, when two inputs are one bundle (the same directory, or a
+    copy: its counts would count twice), or when `output_dir` is a file, a directory
+    holding anything but a bundle, or cannot be written.
     """
     if not paths:
         raise BundleError("merge needs at least one bundle")
+    _refuse_one_bundle_twice(paths, _resolved, "are the same directory")
     with staged_output(output_dir) as staging_dir:  # refuses a bad output before any work
         bundles = [load_bundle(path, with_state=True) for path in paths]
+        _refuse_one_bundle_twice(
+            bundles, _identity, "are copies of one bundle (the same statistics, input and creation time)"
+        )
         statistics, token_tables = _merged_statistics(bundles)
         description = {"merged": [bundle.path for bundle in bundles]}
         return write_bundle(statistics, staging_dir, description, token_tables=token_tables)
+
+
+def _resolved(path):
+    return os.path.realpath(path) if _is_local(path) else path.rstrip("/")
+
+
+def _identity(bundle):
+    """What tells one analysis from another: copies of a bundle share all three."""
+    manifest = bundle.manifest
+    return (
+        manifest["files"][STATISTICS]["sha256"],
+        json.dumps(manifest.get("input"), sort_keys=True),
+        manifest.get("created_at"),
+    )
+
+
+def _refuse_one_bundle_twice(items, key, found):
+    """Merge adds counts: a bundle given twice would count its rows twice, silently."""
+    seen = {}
+    for item in items:
+        first = seen.get(key(item))
+        if first is not None:
+            names = [getattr(x, "path", x) for x in (first, item)]
+            raise BundleError(
+                f"{names[0]} and {names[1]} {found}; merge takes bundles of disjoint data "
+                "and would count these rows twice: give each bundle once"
+            )
+        seen[key(item)] = item
 
 
 def _merged_statistics(bundles):

@@ -149,6 +149,67 @@ def test_compressed_csv_is_analysed(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.parametrize("kind", ["float_normalized", "float_rescaled", "float_discretized"])
+def test_numbers_whose_variance_exceeds_float64_are_one_line(tmp_path, capsys, kind):
+    """A variance beyond float64 (here 1e320) is an InputDataError naming the feature, not
+    NaN in the bundle and not an internal error; 1.3e154 (variance 1.6e308) still fits."""
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": kind}}))
+    data = write(tmp_path / "h.csv", "x\n1e160\n-1e160\n2e50\n")
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b")
+    assert_one_error_line(status, err, r"feature 'x'.*variance.*exceeds the largest float64.*scale the column")
+    data = write(tmp_path / "f.csv", "x\n1.3e154\n-1.3e154\n")
+    status, _, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "ok")
+    assert status == 0, err
+    stats = json.loads((tmp_path / "ok" / "statistics.json").read_text())["features"]["x"]
+    assert stats["mean"] == 0.0 and stats["variance"] == pytest.approx(1.3e154**2, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "values, warning",
+    [
+        (["a", "b", "c"], r"the bundle holds 0 rows: all 3 records were bad \(see .*bad_records/\)"),
+        (["1", "b", "c"], r"2 of 3 records \(67%\) were bad and left out; the statistics describe only the other 1"),
+        (["1", "2", "c"], None),  # a third bad: the summary line says it, no warning
+        ([], r"the bundle holds 0 rows: the input has no rows"),
+    ],
+)
+def test_a_run_that_describes_little_of_its_input_warns(tmp_path, capsys, values, warning):
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": "float_normalized"}}))
+    data = write(tmp_path / "d.csv", "x\n" + "".join(v + "\n" for v in values))
+    status, out, err = run(
+        capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b",
+        "--on-bad-record", "skip", "--json",
+    )
+    assert status == 0, err
+    bad = sum(not v.isdigit() for v in values)
+    result = json.loads(out)  # stdout: the one JSON object, as before
+    assert result["bad_records"]["count"] == bad
+    warnings = [line for line in err.splitlines() if line.startswith("kdp-beam: warning: ")]
+    if warning is None:
+        assert warnings == [], err
+    else:
+        assert [w for w in warnings if re.search(warning, w)], err  # an empty file also warns of itself
+
+
+@pytest.mark.parametrize(
+    "values, warning",
+    [
+        (["1e50", "3e50", "2e50"], r"feature 'x': its min 1e\+50 is beyond float32 .*divide it by 1e20"),
+        (["1e30", "-1e30"], r"feature 'x': its variance 1e\+60 is beyond float32 .*divide it by 1e15"),
+        (["1e19", "-1e19"], None),  # variance 1e38: a float32 model holds it
+    ],
+)
+def test_statistics_a_float32_model_cannot_hold_warn(tmp_path, capsys, values, warning):
+    """The bundle is right (exit 0) but a Keras model refuses it: analyze says so."""
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": "float_normalized"}}))
+    data = write(tmp_path / "d.csv", "x\n" + "".join(v + "\n" for v in values))
+    status, out, err = run(capsys, "analyze", "--features", features, "--input", data, "--output", tmp_path / "b", "--json")
+    assert status == 0, err
+    assert json.loads(out)["bad_records"]["count"] == 0  # stdout: the one JSON object
+    warnings = [line for line in err.splitlines() if line.startswith("kdp-beam: warning: ")]
+    assert warnings == [] if warning is None else len(warnings) == 1 and re.search(warning, warnings[0]), err
+
+
 def test_output_under_a_file_is_one_line(files, tmp_path, capsys):
     # The bundle slice refuses it before the job; whatever arrives is one line, exit 2.
     status, _, err = run(
@@ -425,7 +486,11 @@ def test_merge_output_paths_and_bundle_errors(files, tmp_path, capsys):
     ]:
         status, _, err = run(capsys, "merge", *bundles, "--output", output)
         assert_one_error_line(status, err, message)
-    status, out, err = run(capsys, "merge", files["bundle"], files["bundle"], "--output", tmp_path / "m", "--json")
+    status, _, err = run(capsys, "merge", files["bundle"], files["bundle"], "--output", tmp_path / "m")
+    assert_one_error_line(status, err, r"are the same directory; merge takes bundles of disjoint data")
+    other = str(tmp_path / "other")  # the same rows read from another file: another analysis
+    run_analysis(files["features"], write(tmp_path / "data" / "d.csv", csv_text()), other)
+    status, out, err = run(capsys, "merge", files["bundle"], other, "--output", tmp_path / "m", "--json")
     assert status == 0 and json.loads(out)["row_count"] == 2 * len(ROWS)
 
 

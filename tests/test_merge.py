@@ -96,3 +96,34 @@ def test_merge_refuses_other_declarations_and_stateless_bundles(tmp_path):
         str(tmp_path / "stateless"),
     )
     assert main(["merge", str(tmp_path / "b"), str(tmp_path / "stateless"), "--output", str(tmp_path / "m2")]) == 2
+
+
+def test_merge_refuses_one_bundle_given_twice(tmp_path, capsys):
+    """Merge adds counts: the same bundle twice (by any path, or copied) would double every
+    count, so it is refused, naming both, and nothing is written."""
+    import shutil
+
+    from kdp_beam.merge import merge_bundles
+
+    write_shards(day_table(1, rows=50), tmp_path / "d", 1)
+    a = str(tmp_path / "a")
+    run_analysis(SPEC, str(tmp_path / "d" / "*.csv"), a)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    shutil.copytree(a, tmp_path / "copy")
+    for other in (a, a + "/", str(tmp_path / "d" / ".." / "a"), str(tmp_path / "link")):
+        with pytest.raises(BundleError, match=r"are the same directory; merge takes bundles of disjoint data"):
+            merge_bundles([a, other], str(tmp_path / "m"))
+    with pytest.raises(BundleError, match=r"copy and .*/a are copies of one bundle"):
+        merge_bundles([str(tmp_path / "copy"), a], str(tmp_path / "m"))
+    assert main(["merge", a, str(tmp_path / "copy"), "--output", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"kdp-beam: error: {tmp_path / 'a'} and {tmp_path / 'copy'} are copies of one bundle (the same "
+        "statistics, input and creation time); merge takes bundles of disjoint data and would count "
+        "these rows twice: give each bundle once"
+    ]
+    assert not (tmp_path / "m").exists()
+    # Other data with other statistics still merges: the rows add up.
+    write_shards(day_table(2, rows=30), tmp_path / "d2", 1)
+    run_analysis(SPEC, str(tmp_path / "d2" / "*.csv"), str(tmp_path / "b"))
+    assert merge_bundles([a, str(tmp_path / "b")], str(tmp_path / "m"))["row_count"] == 80

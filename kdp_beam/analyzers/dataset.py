@@ -163,8 +163,11 @@ class DatasetAnalyzer:
         features = {}
         for (name, analyzers), accs in zip(self._plan, acc.features):
             stats = {"type": self.spec.features[name].type}
-            for analyzer, feature_acc in zip(analyzers.values(), accs):
-                stats.update(analyzer.finalize(feature_acc))
+            try:
+                for analyzer, feature_acc in zip(analyzers.values(), accs):
+                    stats.update(analyzer.finalize(feature_acc))
+            except InputDataError as error:  # an analyzer knows no feature names
+                raise InputDataError(f"feature {name!r}: {error}") from None
             stats["missing_count"] = missing_count(stats)
             features[name] = stats
         bad = dict(sorted(acc.bad_records.items()))

@@ -1,6 +1,8 @@
 """Moments against an independent exact computation, on the columns that break float32."""
 
 import math
+import sys
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdp_beam.analyzers import CountAnalyzer, MomentsAnalyzer
+from kdp_beam.errors import InputDataError
 from tests.conftest import exact_moments
 
 
@@ -99,3 +102,65 @@ def test_merge_is_order_and_batching_free(values, offset, cuts, seed):
     # Relative to the variance, with an absolute floor at float64 resolution of the values.
     floor = (1e-15 * max(abs(whole["min"]), abs(whole["max"]))) ** 2
     assert math.isclose(merged["variance"], whole["variance"], rel_tol=1e-12, abs_tol=floor)
+
+
+FLOAT64_MAX = Fraction(sys.float_info.max)
+
+
+def exact_variance(values):
+    values = [Fraction(v) for v in values]
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / len(values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.34e154, -1.34e154],  # variance 1.7956e308: just fits
+        [1.35e154, -1.35e154],  # 1.8225e308: just does not
+        [1e160, -1e160],  # 1e320
+        [1e154, -1e154] * 500,  # variance 1e308 fits, n * variance (M2) does not
+        list(rng.normal(0, 1e154, 5000)),
+        list(rng.normal(1e300, 1e284, 1000)),  # huge offset, spread of a few ulps
+        [1.7e308, -1.7e308],
+        [1.7e308, 1.7e308, 1.6e308],
+        [1e-300, -1e-300, 5e-310],  # subnormals: no scaling, exact
+    ],
+    ids=["fits", "overflows", "1e160", "m2_overflows", "normal_1e154", "offset_1e300", "max", "max_offset", "tiny"],
+)
+def test_moments_of_huge_values_are_exact_or_refused(values):
+    """The overflow boundary against exact rational arithmetic: a variance that fits
+    float64 is right to rounding, one that does not is an InputDataError, never NaN/inf."""
+    variance = exact_variance(values)
+    batches = np.array_split(np.array(values), 7 if len(values) > 7 else 1)
+    if variance > FLOAT64_MAX:
+        with pytest.raises(InputDataError, match="exceeds the largest float64"):
+            analyze(batches)
+        return
+    stats = analyze(batches)
+    mean, _ = exact_moments(values)
+    assert stats["mean"] == pytest.approx(mean, rel=1e-12)
+    assert stats["variance"] == pytest.approx(float(variance), rel=1e-12, abs=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=-1e156, max_value=1e156), min_size=1, max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=5),
+)
+def test_moments_near_the_overflow_boundary(values, cuts):
+    variance = exact_variance(values)
+    batches = np.split(np.array(values), sorted(set(c % (len(values) + 1) for c in cuts)))
+    if variance > FLOAT64_MAX * Fraction(101, 100):
+        with pytest.raises(InputDataError):
+            analyze(batches)
+    elif variance < FLOAT64_MAX * Fraction(99, 100):
+        stats = analyze(batches)
+        floor = (1e-15 * max(abs(v) for v in values)) ** 2
+        assert math.isclose(stats["variance"], float(variance), rel_tol=1e-12, abs_tol=floor)
+
+
+def test_old_states_with_m2_still_merge():
+    analyzer = MomentsAnalyzer()
+    old = {"n": 2, "pivot": 1.0, "mean": 1.0, "m2": 2.0, "min": 1.0, "max": 3.0, "nan_count": 0, "inf_count": 0}
+    assert analyzer.finalize(analyzer.from_state(old))["variance"] == 1.0

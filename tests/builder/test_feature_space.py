@@ -3,14 +3,16 @@
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import keras
 import numpy as np
+import pyarrow as pa
 import pytest
 import tensorflow as tf
 
 import kdp_beam
-from kdp_beam.errors import BundleError
+from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
 from tests.builder.helpers import DATA, declare, feature_data_table
@@ -170,3 +172,45 @@ def test_unknown_input_types_are_rejected_like_keras():
     fs = kdp_beam.FeatureSpace(declare(kdp_beam.FeatureSpace))
     with pytest.raises(ValueError, match="adapt"):
         fs.adapt(42)
+
+
+FLOAT32_LARGEST = float(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize(
+    "declaration, values, statistic",
+    [
+        ("float_normalized", [1e50, 3e50, 2e50], "mean"),  # the outsider's case: NaN for every row
+        ("float_normalized", [1e30, -1e30], "variance"),  # values fit float32, 1e60 does not: 0 for every row
+        ({"type": "float_discretized", "num_bins": 2}, [-1e50, 0.0, 1e50, 2e50], "mean"),  # the fill
+        ({"type": "float_discretized", "num_bins": 2, "fill_value": 0.0}, [-1e50, 0.0, 1e50, 2e50], "bin boundary"),
+        ({"type": "float_rescaled", "scale": 1e-20}, [1e50, 2e50], "mean"),  # the fill
+        ("float_normalized", [1e19, -1e19], None),  # variance 1e38: fits
+        ({"type": "float_rescaled", "scale": 1e-20, "fill_value": 0.0}, [1e30, -1e30, 1e50], None),  # holds nothing big
+    ],
+)
+def test_statistics_beyond_float32_are_refused_not_nan(tmp_path, declaration, values, statistic):
+    """The model computes in float32: a statistic beyond it would be inf there and every
+    output NaN or 0. Refused by from_artifacts and adapt naming the feature and what to do;
+    what fits gives the values numpy computes in float64."""
+    pattern = write_shards(pa.table({"x": values}), tmp_path / "csv", shards=1)
+    run_analysis(FeatureSpec.from_json({"features": {"x": declaration}}), pattern, str(tmp_path / "b"))
+    mean = float(sum(map(Fraction, values)) / len(values))
+    if statistic is not None:
+        message = rf"feature 'x': its {statistic} .* is beyond float32 .*divide it by 1e\d+"
+        with pytest.raises(SpecError, match=message):
+            kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"))
+        options = {"type": declaration} if isinstance(declaration, str) else dict(declaration)
+        fs = kdp_beam.FeatureSpace({"x": getattr(kdp_beam.FeatureSpace, options.pop("type"))(**options)})
+        with pytest.raises(SpecError, match=message):
+            fs.adapt({"x": np.array(values)})
+        assert statistic != "mean" or abs(mean) > FLOAT32_LARGEST
+        return
+    fs = kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"), output_mode="dict")
+    x = np.array([v for v in values if abs(v) < 1e38] + [np.nan])
+    got = np.asarray(fs({"x": x})["x"]).ravel()
+    if declaration == "float_normalized":
+        expected = (np.append(x[:-1], mean) - mean) / np.std(values)
+    else:
+        expected = np.append(x[:-1], 0.0) * 1e-20
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
