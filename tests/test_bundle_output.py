@@ -147,8 +147,9 @@ def refused_outputs(tmp_path):
 
 @pytest.mark.parametrize("command", ["analyze", "merge"])
 def test_an_output_that_is_not_a_bundle_is_refused_before_the_job_starts(tmp_path, capsys, monkeypatch, command):
-    source = tmp_path / "source"
+    source, later = tmp_path / "source", tmp_path / "later"
     run_analysis(SPEC, write(tmp_path / "clean.csv", CLEAN), str(source))
+    run_analysis(SPEC, write(tmp_path / "later.csv", CLEAN), str(later))
     features = write(tmp_path / "f.json", json.dumps({"features": SPEC.to_json()["features"]}))
     monkeypatch.chdir(tmp_path)
     cases = refused_outputs(tmp_path)
@@ -158,7 +159,7 @@ def test_an_output_that_is_not_a_bundle_is_refused_before_the_job_starts(tmp_pat
         if command == "analyze":
             args = ["analyze", "--features", features, "--input", str(tmp_path / "clean.csv")]
         else:
-            args = ["merge", str(source), str(source)]
+            args = ["merge", str(source), str(later)]
         assert main([*args, "--output", str(output)]) == 2, name
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("kdp-beam: error: ") and words in err[0], (name, err)
@@ -172,7 +173,8 @@ def test_an_empty_directory_and_a_bundle_are_replaced_and_merge_may_write_over_i
     empty.mkdir()
     run_analysis(SPEC, write(tmp_path / "clean.csv", CLEAN), str(empty))
     assert load_bundle(str(empty)).row_count == 3
-    kdp_beam.merge_bundles([str(empty), str(empty)], str(empty))  # a daily job's history
+    run_analysis(SPEC, write(tmp_path / "day.csv", CLEAN), str(tmp_path / "day"))
+    kdp_beam.merge_bundles([str(empty), str(tmp_path / "day")], str(empty))  # a daily job's history
     assert load_bundle(str(empty)).features["name"]["vocabulary_counts"] == [4, 2]
     assert_holds_exactly_its_bundle(empty)
 
@@ -245,7 +247,9 @@ def test_an_object_store_output_is_replaced_whole(tmp_path, objects):
     bundle = load_bundle(out)
     assert objects_under(out) == {"manifest.json", *bundle.manifest["files"]}
     assert bundle.bad_records["count"] == 0 and set(objects) == {f"{out}/{n}" for n in objects_under(out)}
-    kdp_beam.merge_bundles([out, out], "memstore://bucket/runs/merged")
+    day = "memstore://bucket/runs/day"
+    run_analysis(SPEC, write(tmp_path / "day.csv", CLEAN), day)
+    kdp_beam.merge_bundles([out, day], "memstore://bucket/runs/merged")
     assert load_bundle("memstore://bucket/runs/merged").features["name"]["vocabulary_counts"] == [4, 2]
     objects["memstore://bucket/runs/data/part-0.csv"] = b"x\n1\n"
     for output, words in [("memstore://bucket/runs/data", r"not part of a kdp_beam bundle \(part-0\.csv\)"),

@@ -17,7 +17,7 @@ from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.layer_state import set_statistics
 from kdp_beam.builder.layers import DateEncoding, FillMissing, TextVectorization
 from kdp_beam.builder.names import layer_name
-from kdp_beam.errors import SpecError
+from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.model_limits import beyond_float32, float32_problem, float32_remedy
 from kdp_beam.spec import DEFAULT_DATE_COMPONENTS, NUMERIC_TYPES
 
@@ -102,7 +102,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
       the feature, the dtype, the value and the fix (kdp_beam.builder.inputs).
     - A categorical or text feature with no value in the data maps everything to OOV.
     - Statistics a float32 model cannot hold (a mean, variance or bin boundary beyond
-      ~3.4e38, e.g. of values ~1e50) are refused with a SpecError naming the feature and
+      ~3.4e38, e.g. of values ~1e50) are refused with an InputDataError naming the feature and
       how to scale it, by from_artifacts and adapt: in the model they would be inf, and
       every output NaN or 0 (kdp_beam.model_limits).
 
@@ -254,7 +254,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         Raises:
             BundleError: the bundle is missing or damaged, or a feature is absent from it
                 or was analysed differently (type, bins, max_tokens, ...).
-            SpecError: a statistic the float32 model would hold is beyond float32.
+            InputDataError: a statistic the float32 model would hold is beyond float32.
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         spec = bundle.spec
@@ -431,8 +431,8 @@ def _refuse_beyond_float32(name, declaration, stats):
     """The model computes in float32: a statistic it would hold beyond float32 (a mean of
     2e50) is inf there and every output NaN or 0, so it is refused (kdp_beam.model_limits)."""
     found = beyond_float32(declaration.type, stats, declaration.options["fill_value"])
-    if found:
-        raise SpecError(
+    if found:  # the data's values, not the declaration, are at fault
+        raise InputDataError(
             f"feature {name!r}: {float32_problem(*found)}, so the model would give NaN or 0 for "
             f"every row; {float32_remedy(*found)}"
         )

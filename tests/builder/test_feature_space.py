@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import kdp_beam
-from kdp_beam.errors import BundleError, SpecError
+from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
 from tests.builder.helpers import DATA, declare, feature_data_table
@@ -198,11 +198,11 @@ def test_statistics_beyond_float32_are_refused_not_nan(tmp_path, declaration, va
     mean = float(sum(map(Fraction, values)) / len(values))
     if statistic is not None:
         message = rf"feature 'x': its {statistic} .* is beyond float32 .*divide it by 1e\d+"
-        with pytest.raises(SpecError, match=message):
+        with pytest.raises(InputDataError, match=message):
             kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"))
         options = {"type": declaration} if isinstance(declaration, str) else dict(declaration)
         fs = kdp_beam.FeatureSpace({"x": getattr(kdp_beam.FeatureSpace, options.pop("type"))(**options)})
-        with pytest.raises(SpecError, match=message):
+        with pytest.raises(InputDataError, match=message):
             fs.adapt({"x": np.array(values)})
         assert statistic != "mean" or abs(mean) > FLOAT32_LARGEST
         return
