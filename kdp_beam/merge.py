@@ -16,7 +16,7 @@ from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
 from kdp_beam.analyzers.vocabulary import TokenCounts
 from kdp_beam.artifacts import STATISTICS, load_bundle, write_bundle
 from kdp_beam.errors import BundleError
-from kdp_beam.staging import _is_local, staged_output
+from kdp_beam.staging import is_local, staged_output
 
 
 def merge_bundles(paths, output_dir):
@@ -43,7 +43,7 @@ def merge_bundles(paths, output_dir):
 
 
 def _resolved(path):
-    return os.path.realpath(path) if _is_local(path) else path.rstrip("/")
+    return os.path.realpath(path) if is_local(path) else path.rstrip("/")
 
 
 def _identity(bundle):

@@ -9,7 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from kdp_beam.artifacts import MANIFEST
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io.files import matched_paths
-from kdp_beam.staging import _is_bundle_manifest
+from kdp_beam.staging import is_bundle_manifest
 
 
 def check_output_file(path, what, inputs=None):
@@ -54,7 +54,7 @@ def _enclosing_bundle(local):
     """The bundle directory the local path lies in (at any depth), or None."""
     directory = os.path.dirname(os.path.realpath(local))
     while True:
-        if os.path.isfile(os.path.join(directory, MANIFEST)) and _is_bundle_manifest(directory):
+        if os.path.isfile(os.path.join(directory, MANIFEST)) and is_bundle_manifest(directory):
             return directory
         parent = os.path.dirname(directory)
         if parent == directory:

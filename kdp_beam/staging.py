@@ -70,7 +70,7 @@ def staged_output(output_dir):
     Raises BundleError, before anything is written, when `output_dir` is a file, a
     directory holding anything but a kdp_beam bundle, or cannot be written.
     """
-    local = _is_local(output_dir)
+    local = is_local(output_dir)
     output = os.path.realpath(output_dir) if local else output_dir.rstrip("/")
     if local:
         _check_replaceable(output_dir, output)
@@ -124,7 +124,7 @@ def _check_output(output_dir):
     except OSError as e:
         raise BundleError(f"cannot read the output directory {output_dir}: {_reason(e)}") from None
     foreign = sorted(name for name in files if not _BUNDLE_FILE.fullmatch(name))
-    if not foreign and MANIFEST in files and not _is_bundle_manifest(output_dir):
+    if not foreign and MANIFEST in files and not is_bundle_manifest(output_dir):
         foreign = [MANIFEST]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -135,13 +135,14 @@ def _check_output(output_dir):
         )
 
 
-def _is_local(path):
+def is_local(path):
+    """Whether Beam's FileSystems read `path` from the local disk."""
     return isinstance(FileSystems.get_filesystem(path), LocalFileSystem)
 
 
 def _sibling(output, kind):
     """A hidden path beside the output: ``<parent>/.<name>.kdp-beam-<kind>-<id>``."""
-    parent, name = (os.path if _is_local(output) else posixpath).split(output)
+    parent, name = (os.path if is_local(output) else posixpath).split(output)
     if not name:
         raise BundleError(f"{output} cannot be a bundle: name a directory inside it")
     return _join(parent, f".{name}.kdp-beam-{kind}-{uuid.uuid4().hex[:12]}")
@@ -150,7 +151,7 @@ def _sibling(output, kind):
 def _files_under(directory):
     """Relative "/"-separated names of every file under `directory` (none when it does not
     exist). Raises NotADirectoryError when it is a file."""
-    if _is_local(directory):
+    if is_local(directory):
         if os.path.isfile(directory):
             raise NotADirectoryError(directory)
         if not os.path.exists(directory):  # a new output (its parent may even be a file)
@@ -170,7 +171,9 @@ def _raise(error):  # os.walk ignores errors unless told
     raise error
 
 
-def _is_bundle_manifest(directory):
+def is_bundle_manifest(directory):
+    """Whether `directory` holds a kdp_beam bundle's manifest.json (another tool's, or an
+    unreadable one, is not)."""
     try:
         manifest = json.loads(_read_bytes(_join(directory, MANIFEST)).decode("utf-8"))
     except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not ours
