@@ -1,7 +1,5 @@
 """build_preprocessor: a bundle -> a ready keras.Model of raw features to encoded ones."""
 
-import warnings
-
 import keras
 
 from kdp_beam.builder.feature_space import FeatureSpace
@@ -23,12 +21,10 @@ def build_preprocessor(path, output_mode=None, name="kdp_beam_preprocessor", **k
         serving signature input kdp_beam.builder.names.layer_name("x/y").
     """
     feature_space = FeatureSpace.from_artifacts(path, output_mode=output_mode, **kwargs)
-    with warnings.catch_warnings():
-        # Inputs are keyed by column name and named by layer_name() (a column "x/y" is
-        # input "x_y_<hash>"), which keras warns about; the dict keys are what it matches.
-        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-        return keras.Model(
-            inputs=feature_space.get_inputs(),
-            outputs=feature_space.get_encoded_features(),
-            name=name,
-        )
+    # keras' warning that an input's key ("x/y") is not its name ("x_y_<hash>") is silenced
+    # once, for exactly those names, in kdp_beam.builder.names.
+    return keras.Model(
+        inputs=feature_space.get_inputs(),
+        outputs=feature_space.get_encoded_features(),
+        name=name,
+    )
