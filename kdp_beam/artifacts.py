@@ -307,6 +307,9 @@ def load_bundle(path, with_state=False):
     statistics_path = _join(path, STATISTICS)
     statistics = _parse_json(contents[STATISTICS], statistics_path)
     check_document(statistics, spec, statistics_path)
+    for name in _old_plugin_features(manifest):  # their statistics say "type": "custom"
+        if statistics["features"][name].get("type") == "custom":
+            statistics["features"][name]["type"] = spec.features[name].type
     row_count = statistics["row_count"]
     if manifest.get("row_count") != row_count:
         raise BundleError(
@@ -322,6 +325,24 @@ def load_bundle(path, with_state=False):
     if with_state:
         bundle.state = _state(bundle, contents)
     return bundle
+
+
+def _old_plugin_features(manifest):
+    """The features a kdp_beam 0.2 bundle declares as plug-ins, {"type": "custom",
+    "statistic": NAME}: read as the type NAME (kdp_beam.spec.Feature)."""
+    features = manifest["spec"].get("features", {})
+    return [n for n, d in features.items() if isinstance(d, dict) and d.get("type") == "custom"]
+
+
+def _renamed_plugin_state(bundle, analyzer_state):
+    """A 0.2 plug-in's state was kept under "custom": it is its type's own analyzer's."""
+    from kdp_beam.analyzers.dataset import feature_analyzers
+
+    for name in _old_plugin_features(bundle.manifest):
+        saved = analyzer_state["features"][name]
+        new = [key for key in feature_analyzers(bundle.spec.features[name]) if key not in saved]
+        if "custom" in saved and len(new) == 1:
+            saved[new[0]] = saved.pop("custom")
 
 
 def _state(bundle, contents):
@@ -343,6 +364,7 @@ def _state(bundle, contents):
             for name, file_names in state.get("tokens", {}).items()
         }
         analyzer_state = _parse_json(contents[analyzers], _join(path, analyzers))
+        _renamed_plugin_state(bundle, analyzer_state)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
     unknown = sorted(tokens.keys() - bundle.features.keys())
