@@ -115,3 +115,37 @@ def test_plugin_state_merges_and_unknown_statistics_say_what_to_import(tmp_path)
     for declaration in ({"type": "custom", "statistic": "nope"}, "nope"):
         with pytest.raises(SpecError, match="unknown feature type 'nope'.*importing its module: kdp-beam --plugin"):
             FeatureSpec({"x": declaration})
+
+
+def test_a_plugin_type_adapts_like_a_built_in_one(tmp_path):
+    """Declared in code and adapted (in memory and from files), a plug-in type gives the
+    model from_artifacts gives: it is a type like any other."""
+    table = data(3000, seed=5)
+    pattern = write_shards(table, tmp_path / "csv", 2)
+    def declared():
+        return {"latency": kdp_beam.FeatureSpace.robust_scaler(epsilon=0.001), "delta": kdp_beam.FeatureSpace.max_abs()}
+
+    in_memory = kdp_beam.FeatureSpace(declared(), output_mode="dict")
+    in_memory.adapt({k: table[k].to_numpy() for k in ("latency", "delta")})
+    from_files = kdp_beam.FeatureSpace(declared(), output_mode="dict")
+    from_files.adapt(pattern)
+    batch = {k: table[k].to_numpy()[:20] for k in ("latency", "delta")}
+    delta = np.abs(table["delta"].to_numpy()).max()
+    np.testing.assert_allclose(np.asarray(in_memory(batch)["delta"])[:, 0], batch["delta"] / delta, rtol=1e-6)
+    for name in ("latency", "delta"):
+        np.testing.assert_allclose(np.asarray(from_files(batch)[name]), np.asarray(in_memory(batch)[name]), rtol=1e-6)
+    with pytest.raises(SpecError, match="robust_scaler: epsilon must be a rank error"):
+        kdp_beam.FeatureSpace.robust_scaler(epsilon=2)
+
+
+def test_a_plugin_type_has_its_summary_line_and_report_section(tmp_path):
+    from kdp_beam.report import render_report
+    from kdp_beam.summary import summary_table
+
+    pattern = write_shards(data(500), tmp_path / "csv", 1)
+    run_analysis(FeatureSpec.from_json(SPEC), pattern, str(tmp_path / "b"))
+    bundle = load_bundle(str(tmp_path / "b"))
+    median, iqr = bundle.features["latency"]["median"], bundle.features["latency"]["iqr"]
+    assert f"median {median:.6g}, IQR {iqr:.6g}" in summary_table(bundle.spec, bundle.features, bundle.row_count)
+    page = render_report(bundle)
+    assert "<th>max_abs</th>" in page and "<th>iqr</th>" in page

@@ -77,7 +77,8 @@ class RobustScaler(FeatureType):
     def set_statistics(self, preprocessor, stats, options):
         median = stats["median"] or 0.0
         iqr = stats["iqr"] or 1.0  # a constant column: centred, not scaled
-        preprocessor.build((None, 1))
+        if not preprocessor.built:
+            preprocessor.build((None, 1))
         preprocessor.adapt_mean.assign([median])
         preprocessor.adapt_variance.assign([iqr * iqr])
         preprocessor.finalize_state()
