@@ -309,17 +309,21 @@ def __getattr__(name):
 
 
 def _constructor(kind):
-    positional = list(kind.options)
-
     def construct(*args, **options):
-        if len(args) > len(positional):
-            raise TypeError(f"{kind.name}() takes at most {len(positional)} positional arguments ({positional})")
-        given = dict(zip(positional, args))
-        twice = sorted(set(given) & set(options))
-        if twice:
-            raise TypeError(f"{kind.name}() got {twice} both by position and by name")
-        return Feature(kind.name, **given, **options)
+        return Feature(kind.name, **bound_arguments(kind.name, list(kind.options), args, options))
 
     construct.__name__ = construct.__qualname__ = kind.name
     construct.__doc__ = kind.__doc__
     return construct
+
+
+def bound_arguments(name, positional, args, kwargs):
+    """{argument: value} of a constructor `name` called with `args` (in the order of
+    `positional`) and `kwargs`; TypeError as Python's own for too many or repeated ones."""
+    if len(args) > len(positional):
+        raise TypeError(f"{name}() takes at most {len(positional)} positional arguments {tuple(positional)}")
+    given = dict(zip(positional, args))
+    twice = sorted(set(given) & set(kwargs))
+    if twice:
+        raise TypeError(f"{name}() got {twice} both by position and by name")
+    return {**given, **kwargs}

@@ -20,6 +20,7 @@ from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types import on_register, registered_types
 from kdp_beam.model_limits import float32_problem, float32_remedy
 from kdp_beam.spec import Feature as Declaration
+from kdp_beam.spec import bound_arguments
 
 # Not exported by keras: FeatureSpace's Feature record and its concat layer.
 from keras.src.layers.preprocessing.feature_space import Feature as KerasFeature
@@ -337,13 +338,7 @@ def _add_constructor(kind):
     positional = (*kind.keras_arguments, "name")
 
     def construct(cls, *args, **kwargs):
-        if len(args) > len(positional):
-            raise TypeError(f"{kind.name}() takes at most {len(positional)} positional arguments {positional}")
-        given = dict(zip(positional, args))
-        twice = sorted(set(given) & set(kwargs))
-        if twice:
-            raise TypeError(f"{kind.name}() got {twice} both by position and by name")
-        options = {**given, **kwargs}
+        options = bound_arguments(kind.name, positional, args, kwargs)
         name = options.pop("name", None) or auto_name(kind.name)
         declaration = Declaration(kind.name, **options)
         return kind.keras_feature(cls, name, declaration.options)

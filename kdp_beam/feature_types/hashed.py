@@ -26,6 +26,9 @@ class HashedType(FeatureType):
         options["num_bins"] = integer(options["num_bins"], "num_bins", 1, *width("num_bins", options["output_mode"]))
         return options
 
+    def column_kind(self, options):
+        return "string" if self.dtype == "string" else "integer"
+
     def crossable(self, options):
         return True
 
@@ -42,12 +45,20 @@ class HashedType(FeatureType):
     def from_keras(self, feature):
         import keras
 
-        if isinstance(feature.preprocessor, keras.layers.Hashing) and self.accepts_dtype(feature.dtype):
+        # keras' integer_hashed declares int32 inputs, kdp_beam's int64.
+        if isinstance(feature.preprocessor, keras.layers.Hashing) and (feature.dtype == "string") == (self.dtype == "string"):
             return {"num_bins": feature.preprocessor.num_bins, "output_mode": feature.output_mode}
         return None
 
     def report_section(self, stats, options):
         return "", "<p class=note>hashed: no statistics beyond counts</p>"
+
+    def propose(self, sample):
+        why = self.why_hashed(sample)
+        if why is None:
+            return None
+        bins = inferred_bins(sample.distinct)
+        return {"type": self.name, "num_bins": bins}, f"{why} hashed into {bins} bins"
 
 
 @register_type
@@ -58,25 +69,11 @@ class IntegerHashed(HashedType):
     dtype = "int64"
     infer_rank = 50
 
-    def column_kind(self, options):
-        return "integer"
-
-    def accepts_dtype(self, dtype):
-        return dtype != "string"
-
-    def propose(self, sample):
+    def why_hashed(self, sample):
         import pyarrow as pa
 
-        if not pa.types.is_integer(sample.kind):
-            return None
-        why = sample.identifier_reason()
-        if why is None:
-            return None
-        bins = inferred_bins(sample.distinct)
-        return (
-            {"type": self.name, "num_bins": bins},
-            f"integers, {sample.share}: identifiers ({why}); hashed into {bins} bins",
-        )
+        why = sample.identifier_reason() if pa.types.is_integer(sample.kind) else None
+        return None if why is None else f"integers, {sample.share}: identifiers ({why});"
 
 
 @register_type
@@ -87,17 +84,7 @@ class StringHashed(HashedType):
     dtype = "string"
     infer_rank = 60
 
-    def column_kind(self, options):
-        return "string"
-
-    def accepts_dtype(self, dtype):
-        return dtype == "string"
-
-    def propose(self, sample):
+    def why_hashed(self, sample):
         if sample.text is None:
             return None
-        bins = inferred_bins(sample.distinct)
-        return (
-            {"type": self.name, "num_bins": bins},
-            f"{sample.what}, {sample.share}: too many for a vocabulary, hashed into {bins} bins",
-        )
+        return f"{sample.what}, {sample.share}: too many for a vocabulary,"
