@@ -140,3 +140,23 @@ def test_bare_names_take_the_spec_sizes():
     assert spec.features["h"].options["num_bins"] == 16 and spec.features["d"].options["num_bins"] == 5
     fs = kdp_beam.FeatureSpace({"h": "string_hashed", "d": "float_discretized"}, hashing_dim=16, num_discretization_bins=5)
     assert fs.preprocessors["h"].num_bins == 16 and fs.preprocessors["d"].num_bins == 5
+
+
+def test_a_type_is_named_only_in_its_own_unit():
+    """Nothing outside kdp_beam/feature_types/<unit>.py spells a built-in type's name (the
+    common words float, text and date aside) but the registry's list of built-in units:
+    the rest of kdp_beam asks the registry."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(kdp_beam.__file__).parent
+    for kind in BUILT_IN:
+        if kind.name in ("float", "text", "date"):
+            continue
+        unit = pathlib.Path(__import__(type(kind).__module__, fromlist=["_"]).__file__)
+        found = [
+            str(path.relative_to(root))
+            for path in root.rglob("*.py")
+            if path not in (unit, root / "feature_types" / "__init__.py") and re.search(rf"\b{kind.name}\b", path.read_text())
+        ]
+        assert found == [], (kind.name, found)

@@ -6,7 +6,7 @@ from keras.src.layers.preprocessing.feature_space import TFDIdentity
 
 
 def is_identity(layer):
-    """Whether `layer` is keras FeatureSpace's identity preprocessor (float, passthrough)."""
+    """Whether `layer` is keras FeatureSpace's identity preprocessor (FeatureSpace.float()'s)."""
     return isinstance(layer, TFDIdentity)
 
 

@@ -26,7 +26,7 @@ class FeatureType:
         keras_arguments: the positional arguments of ``FeatureSpace.<name>`` before
             ``name`` (keras.utils.FeatureSpace's order, for its own types).
         bare_defaults: {option: FeatureSpec attribute} an option takes from the spec when
-            the feature is declared by its bare name (``"string_hashed"`` takes
+            the feature is declared by its bare name (a hashed type takes
             ``hashing_dim`` bins).
         encoding_options: the options the statistics never depend on, which only shape
             the encoding (output_mode, a fill value...): code building a model from a
