@@ -23,7 +23,7 @@ setup(
         "apache-beam>=2.77,<2.78",
         "tensorflow>=2.21,<2.22",
         "tfx-bsl>=1.21,<1.22",
-        # tensorflow 2.21 needs keras>=3.12; keras 3.10 and 3.11 also truncate the floats a
+        # tensorflow 2.21 needs keras>=3.12; keras 3.10 also truncates the floats a
         # Discretization bins inside tf.data and SavedModels (0.7 -> 0 -> bin 0).
         "keras>=3.12,<4",
         "numpy>=1.26",

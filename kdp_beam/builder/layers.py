@@ -49,7 +49,7 @@ class DateEncoding(keras.layers.Layer):
         self.year_std = float(year_std)
         self._pattern = dates.date_pattern(format)
         self._groups = dates.group_names(self._pattern)
-        keras_internals.take_inputs_as_given(self)  # strings, as keras' StringLookup
+        keras_internals.take_inputs_as_given(self)  # strings as given, as StringLookup takes them
 
     @property
     def width(self):
