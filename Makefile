@@ -4,6 +4,8 @@
 #   make test   run the test suite (installs Debian's chromium for the report test)
 # and, with the peers in a venv of their own (.venv-bench, the [bench] extra):
 #   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
+# and, for the supported keras range (setup.py):
+#   make test-keras KERAS=3.12.0   the tests that build keras layers, against that keras
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test bench bench-quick lock clean browser
+.PHONY: demo test test-keras bench bench-quick lock clean browser
 
 # The report test renders HTML in Debian's chromium; installed here if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,6 +39,23 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q tests
+
+# Another keras over .venv's: installed alone into .venv-keras/<version> (keras' own
+# dependencies are .venv's; pip check says if that keras does not fit them) and put first
+# on PYTHONPATH for the tests that import keras or build kdp_beam's layers.
+KERAS ?= $(shell sed -n 's/^keras==//p' requirements-lock.txt)
+KERAS_DIR := $(CURDIR)/.venv-keras/$(KERAS)
+KERAS_TESTS ?= $(shell grep -rlE --include='test_*.py' 'keras|FeatureSpace|build_preprocessor' tests | sort)
+
+$(KERAS_DIR)/.installed-stamp:
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(KERAS_DIR) keras==$(KERAS)
+	touch $@
+
+test-keras: $(STAMP) $(KERAS_DIR)/.installed-stamp
+	PYTHONPATH=$(KERAS_DIR):$(CURDIR) $(PY) -m pip check
+	PYTHONPATH=$(KERAS_DIR):$(CURDIR) $(PY) -c 'import keras, sys; \
+	    sys.exit(keras.__version__ != "$(KERAS)" and f"keras {keras.__version__} from {keras.__file__}, not $(KERAS)")'
+	PYTHONPATH=$(KERAS_DIR):$(CURDIR) $(PY) -m pytest -q $(KERAS_TESTS)
 
 $(BENCH_STAMP): benchmarks/requirements-bench-lock.txt setup.py
 	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)

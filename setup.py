@@ -23,7 +23,9 @@ setup(
         "apache-beam>=2.77,<2.78",
         "tensorflow>=2.21,<2.22",
         "tfx-bsl>=1.21,<1.22",
-        "keras>=3.10,<4",
+        # tensorflow 2.21 needs keras>=3.12; keras 3.10 also truncates the floats a
+        # Discretization bins inside tf.data and SavedModels (0.7 -> 0 -> bin 0).
+        "keras>=3.12,<4",
         "numpy>=1.26",
         "pyarrow>=14",
         "rich>=13",  # the CLI's progress bar

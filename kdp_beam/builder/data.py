@@ -46,7 +46,7 @@ def _arrow(convert, values, name, where):
     feature and the kinds of values it holds (Arrow takes one kind per column)."""
     try:
         return convert()
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:  # (an int beyond int64)
         raise InputDataError(
             f"{where}: feature {name!r} holds values of kinds {_kinds(values)}, which cannot "
             f"be read as one column ({e}). Write every value of a feature as one kind: "

@@ -4,8 +4,10 @@ import logging
 import tempfile
 
 import keras
+import tensorflow as tf
 
 from kdp_beam.artifacts import Bundle, load_bundle
+from kdp_beam.builder import keras_internals
 from kdp_beam.builder.data import record_batches
 from kdp_beam.builder.declarations import (
     check_compatible,
@@ -15,24 +17,19 @@ from kdp_beam.builder.declarations import (
 )
 from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.layers import FillMissing
-from kdp_beam.builder.names import layer_name
+from kdp_beam.builder.names import auto_name, layer_name
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types import on_register, registered_types
 from kdp_beam.model_limits import float32_problem, float32_remedy
 from kdp_beam.spec import Feature as Declaration
 from kdp_beam.spec import bound_arguments
 
-# Not exported by keras: FeatureSpace's Feature record and its concat layer.
-from keras.src.layers.preprocessing.feature_space import Feature as KerasFeature
-from keras.src.layers.preprocessing.feature_space import TFDConcat
-from keras.src.utils.naming import auto_name
-
 _LOG = logging.getLogger(__name__)
 INDICATOR_SUFFIX = "_missing"
 
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
-class Feature(KerasFeature):
+class Feature(keras_internals.KerasFeature):
     """keras' FeatureSpace feature record plus kdp_beam's missing-value policy.
 
     Args (beyond keras'):
@@ -78,11 +75,6 @@ class Feature(KerasFeature):
             "fill": self.fill,
             "declaration": self.declaration,
         }
-
-
-def _with(feature, dtype=None, **missing):
-    """keras' Feature record as ours, with the missing-value policy (and a new dtype)."""
-    return Feature(dtype or feature.dtype, feature.preprocessor, feature.output_mode, **missing)
 
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
@@ -186,7 +178,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 (default: by extension).
         """
         spec = spec_of(self)
-        custom = [n for n in self._list_adaptable_preprocessors() if n not in spec.features]
+        custom = [n for n in keras_internals.keras_adaptable(self) if n not in spec.features]
         is_pattern = isinstance(dataset, str) or (
             isinstance(dataset, (list, tuple)) and dataset and isinstance(dataset[0], str)
         )
@@ -213,11 +205,18 @@ class FeatureSpace(keras.utils.FeatureSpace):
             _LOG.warning("kdp_beam: adapting %s with keras' per-feature adapt()", custom)
             if type(dataset).__name__ == "DataFrame":
                 dataset = {name: dataset[name].to_numpy() for name in dataset.columns}
-            self._adapt_only = custom
-            try:
-                super().adapt(dataset)
-            finally:
-                del self._adapt_only
+            if isinstance(dataset, dict):  # as keras 3.15 does; earlier ones refuse a dict
+                dataset = tf.data.Dataset.from_tensor_slices(dataset)
+            self._adapt_the_keras_way(dataset, custom)
+
+    def _adapt_the_keras_way(self, dataset, names):
+        """keras' own FeatureSpace.adapt over the preprocessors `names` only; with none, what
+        it does once its layers are adapted (marks the space adapted, builds it), no data read."""
+        self._adapt_only = names
+        try:
+            super().adapt(dataset)
+        finally:
+            del self._adapt_only
 
     # --- layer names: any column name; inputs keep it as their key --------------------------
 
@@ -292,9 +291,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
         merged = super()._merge_features(features, crossed_features)
         if self.output_mode == "dict":
             return {**merged, **dict(zip(indicator_names, indicators))}
-        # Indicator columns come after keras' concatenation, in name order.
+        # Indicator columns come after keras' concatenation, in name order, joined by a layer
+        # of the class keras just concatenated with (a DataLayer, which keeps working inside
+        # tf.data on any backend, as keras.layers.Concatenate does not; keras exports none).
         if self._indicator_concat is None:
-            self._indicator_concat = TFDConcat(axis=-1)
+            self._indicator_concat = type(self.concat)(axis=-1)
         return self._indicator_concat([merged, *indicators])
 
     def _list_adaptable_preprocessors(self):
@@ -316,19 +317,17 @@ class FeatureSpace(keras.utils.FeatureSpace):
                     f"or 0 for every row; {float32_remedy(*found)}"
                 )
             try:
-                kind.set_statistics(self.preprocessors[name], stats, options)
+                layer = kind.set_statistics(self.preprocessors[name], stats, options)
             except SpecError as e:
                 raise SpecError(f"feature {name!r}: {e}") from None
+            if layer is not None:  # a new layer holding the statistics (keras_internals.with_vocabulary)
+                feature.preprocessor = self.preprocessors[name] = layer
             fill = kind.resolved_fill(stats, options)
             if fill is not None:
                 feature.fill = self.fill_layers[name].fill_value = fill
         if not finish:
             return
-        # What keras' FeatureSpace.adapt does once its layers are adapted.
-        self._is_adapted = True
-        self.get_encoded_features()
-        self.built = True
-        self._sublayers_built = True
+        self._adapt_the_keras_way(tf.data.Dataset.range(0), [])
 
 
 def _add_constructor(kind):

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kdp_beam import dates
+from kdp_beam.builder import keras_internals
 from kdp_beam.feature_types.date import DEFAULT_COMPONENTS
 
 
@@ -48,8 +49,7 @@ class DateEncoding(keras.layers.Layer):
         self.year_std = float(year_std)
         self._pattern = dates.date_pattern(format)
         self._groups = dates.group_names(self._pattern)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keras_internals.take_inputs_as_given(self)  # strings as given, as StringLookup takes them
 
     @property
     def width(self):
@@ -137,8 +137,7 @@ class FillMissing(keras.layers.Layer):
         super().__init__(**kwargs)
         self.fill_value = fill_value
         self.indicator = indicator
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keras_internals.take_inputs_as_given(self)  # no float64 autocast to float32
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
@@ -167,11 +166,13 @@ class FillMissing(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="kdp_beam")
 class TextVectorization(keras.layers.TextVectorization):
     """keras TextVectorization whose symbolic output shape matches what it computes on
-    FeatureSpace's (batch, 1) string inputs (keras declares (batch, 1, tokens) there and
-    returns (batch, tokens), which breaks the feature space's concatenation)."""
+    FeatureSpace's (batch, 1) string inputs (keras declares (batch, 1, tokens) there when it
+    splits, and returns (batch, tokens), which breaks the feature space's concatenation)."""
 
     def compute_output_shape(self, input_shape):
-        if self._split is not None and len(input_shape) == 2 and input_shape[-1] == 1:
+        # It computes on (batch, 1) as on (batch,), split or not (and keras' shape for
+        # (batch,) is right either way).
+        if len(input_shape) == 2 and input_shape[-1] == 1:
             input_shape = input_shape[:1]
         return super().compute_output_shape(input_shape)
 

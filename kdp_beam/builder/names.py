@@ -4,6 +4,8 @@ import hashlib
 import re
 import warnings
 
+import keras
+
 # What TensorFlow takes as a root name scope, less "/" (which keras refuses): a layer
 # named otherwise builds, but fails in model.export() and tf.function tracing.
 _VALID = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.-]*")
@@ -42,3 +44,10 @@ def layer_name(name, names=()):
     if not _VALID.match(safe):
         safe = "f" + safe
     return f"{safe}_{digest}"
+
+
+def auto_name(prefix):
+    """"prefix", then "prefix_1", "prefix_2"...: the name keras gives an unnamed FeatureSpace
+    feature, from the counter keras' own names use (so they never collide)."""
+    uid = keras.backend.get_uid(prefix) - 1
+    return f"{prefix}_{uid}" if uid else prefix

@@ -133,7 +133,9 @@ class FeatureType:
         return None
 
     def set_statistics(self, preprocessor, stats, options):
-        """Leaves the preprocessor as its own adapt() would, with the bundle's statistics."""
+        """Leaves the preprocessor as its own adapt() would, with the bundle's statistics:
+        sets it in place (returns None), or returns a new layer to use instead (one
+        constructed with its state, where keras sets that only at construction)."""
 
     def missing_fill(self, options, feature):
         """(fill, indicator) of the FillMissing layer before its preprocessor, or None for

@@ -133,12 +133,13 @@ class CategoricalType(FeatureType):
         }
 
     def set_statistics(self, preprocessor, stats, options):
-        from kdp_beam.builder.keras_internals import keep_vocabulary_in_config
         from kdp_beam.builder.vocabularies import no_value_vocabulary
 
         vocabulary = list(stats["vocabulary"]) or no_value_vocabulary(options["num_oov_indices"], self.dtype)
         preprocessor.set_vocabulary(vocabulary)
-        keep_vocabulary_in_config(preprocessor, vocabulary)
+        # Saved in the layer's JSON config rather than keras' newline-separated asset file,
+        # so tokens with newlines or empty tokens survive .keras save/load.
+        preprocessor.input_vocabulary = vocabulary
 
     def summary(self, stats, options):
         if stats["distinct_count"] is None:  # approximate counting

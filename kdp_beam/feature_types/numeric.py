@@ -122,9 +122,9 @@ class Float(NumberType):
     keras_method = "float"
 
     def from_keras(self, feature):
-        from kdp_beam.builder.keras_internals import is_identity
+        from kdp_beam.builder.keras_internals import is_identity_layer
 
-        if is_identity(feature.preprocessor) and feature.dtype == "float32" and feature.output_mode == "float":
+        if is_identity_layer(feature.preprocessor) and feature.dtype == "float32" and feature.output_mode == "float":
             return self.missing_options(feature)
         return None
 

@@ -35,8 +35,8 @@ class Passthrough(FeatureType):
         return feature_space.feature(dtype, preprocessor, "float", declaration={"type": self.name, **options})
 
     def from_keras(self, feature):
-        from kdp_beam.builder.keras_internals import is_identity
+        from kdp_beam.builder.keras_internals import is_identity_layer
 
-        if is_identity(feature.preprocessor) and feature.dtype in DTYPES:
+        if is_identity_layer(feature.preprocessor) and feature.dtype in DTYPES:
             return {"dtype": feature.dtype}
         return None

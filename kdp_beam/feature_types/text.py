@@ -100,7 +100,9 @@ class Text(FeatureType):
         p = feature.preprocessor
         if not isinstance(p, keras.layers.TextVectorization):
             return None
-        config = p.get_config()
+        from kdp_beam.builder.keras_internals import text_vectorization_options
+
+        config = text_vectorization_options(p)
         standardize, split, ngrams = config["standardize"], config["split"], config["ngrams"]
         if not (standardize in STANDARDIZE and split in SPLIT):
             return None  # custom tokenisation (a callable, "character"): adapted the keras way
@@ -114,7 +116,7 @@ class Text(FeatureType):
         }
 
     def set_statistics(self, preprocessor, stats, options):
-        from kdp_beam.builder.keras_internals import keep_vocabulary_in_config
+        from kdp_beam.builder.keras_internals import with_vocabulary
         from kdp_beam.builder.layers import idf_weights
         from kdp_beam.builder.vocabularies import no_value_vocabulary
 
@@ -127,9 +129,9 @@ class Text(FeatureType):
         if output_mode == "tf_idf":
             document_counts = stats["vocabulary_document_counts"][:size] if vocabulary else [0]
             weights = idf_weights(document_counts, stats["count"])  # every row is a document
-        vocabulary = vocabulary or no_value_vocabulary(1, "string")
-        preprocessor.set_vocabulary(vocabulary, idf_weights=weights)
-        keep_vocabulary_in_config(preprocessor, vocabulary, weights)
+        # Constructed with its vocabulary, which keras then keeps in the layer's config (not
+        # its newline-separated asset file: tokens with newlines survive .keras save/load).
+        return with_vocabulary(preprocessor, vocabulary or no_value_vocabulary(1, "string"), weights)
 
     def summary(self, stats, options):
         return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"

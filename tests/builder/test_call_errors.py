@@ -178,6 +178,13 @@ def test_in_memory_adapt_of_nested_values_names_the_feature(value):
         FS({"s": FS.string_categorical()}).adapt({"s": value})
 
 
+@pytest.mark.parametrize("declared", [FS.string_categorical, FS.float_normalized])
+def test_in_memory_adapt_of_an_integer_beyond_int64_names_the_feature(declared):
+    """Arrow cannot hold it (an OverflowError, not an Arrow error), as hypothesis found."""
+    with pytest.raises(InputDataError, match="feature 'x' holds values of kinds \\['int'\\]"):
+        FS({"x": declared()}).adapt({"x": [1, -(2**63) - 1]})
+
+
 @given(value=st.lists(values, min_size=1, max_size=4), container=st.sampled_from(["dict", "DataFrame"]))
 def test_any_python_values_adapt_or_raise_input_data_error(value, container):
     pd = pytest.importorskip("pandas")

@@ -174,3 +174,24 @@ def test_custom_adaptable_preprocessors_are_adapted_the_keras_way():
     layer = ours.preprocessors["n"]
     assert np.asarray(layer.mean).item() == np.float32(n.mean())
     assert np.asarray(layer.variance).item() == np.float32(n.var())
+
+
+@pytest.mark.parametrize("container", ["dict", "DataFrame"])
+def test_layers_kdp_beam_has_no_analyzer_for_are_adapted_by_keras_from_in_memory_data(container):
+    """keras' own adapt() takes a dict only from keras 3.15; kdp_beam's takes one with every
+    keras it supports, also for the layers it leaves to keras (character tokens here)."""
+    pd = pytest.importorskip("pandas")
+    data = {"n": DATA["n"][:200], "t": np.array(["ab", "ba", "c", "abc"] * 50)}
+
+    def features(cls):
+        vectorizer = keras.layers.TextVectorization(split="character", output_mode="count")
+        return {"n": cls.float_normalized(), "t": cls.feature("string", vectorizer, "float")}
+
+    reference = keras.utils.FeatureSpace(features(keras.utils.FeatureSpace), output_mode="dict")
+    reference.adapt(tf.data.Dataset.from_tensor_slices(data))
+    ours = kdp_beam.FeatureSpace(features(kdp_beam.FeatureSpace), output_mode="dict")
+    ours.adapt(pd.DataFrame(data) if container == "DataFrame" else data)
+    vocabulary = reference.preprocessors["t"].get_vocabulary()
+    assert sorted(vocabulary) == ["[UNK]", "a", "b", "c"]
+    assert ours.preprocessors["t"].get_vocabulary() == vocabulary
+    np.testing.assert_array_equal(np.asarray(ours(data)["t"]), np.asarray(reference(data)["t"]))

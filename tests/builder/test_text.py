@@ -62,3 +62,18 @@ def test_text_from_a_bundle_saves_and_loads(tmp_path):
     model.save(str(tmp_path / "m.keras"))
     loaded = keras.models.load_model(str(tmp_path / "m.keras"))
     np.testing.assert_array_equal(np.asarray(loaded(batch)), expected)
+
+
+@pytest.mark.parametrize("split", ["whitespace", "character", None])
+@pytest.mark.parametrize("output_mode", ["multi_hot", "count", "tf_idf", "int"])
+def test_declared_shape_on_feature_space_inputs_is_the_computed_one(split, output_mode):
+    """On (batch, 1) strings, split or not, the symbolic shape is what the layer returns."""
+    from kdp_beam.builder.layers import TextVectorization
+
+    length = 3 if output_mode == "int" else None
+    layer = TextVectorization(split=split, output_mode=output_mode, output_sequence_length=length)
+    vocabulary = ["a", "b c", "d"]
+    layer.set_vocabulary(vocabulary, idf_weights=[1.0] * 3 if output_mode == "tf_idf" else None)
+    declared = layer(keras.Input(shape=(1,), dtype="string")).shape
+    computed = layer(tf.constant([["a b c"], ["d"]])).shape
+    assert declared[1:] == tuple(computed[1:])
