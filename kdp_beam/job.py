@@ -13,8 +13,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
-from kdp_beam.analyze import AnalyzeFeatures
-from kdp_beam.artifacts import DEAD_LETTERS, WriteArtifacts
+from kdp_beam.beam.analyze import AnalyzeFeatures
+from kdp_beam.bundle.loader import DEAD_LETTERS, WriteArtifacts
 from kdp_beam.bad_records import check_policy, is_bad_record
 from kdp_beam.errors import KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format

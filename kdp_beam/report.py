@@ -8,7 +8,7 @@ names, tokens) is HTML-escaped.
 import html
 import math
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.output_files import check_output_file, write_output_file
 from kdp_beam.summary import missing_breakdown
 

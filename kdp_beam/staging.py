@@ -35,7 +35,7 @@ deletes someone's data), as is an output that is a file or cannot be written, an
 local disk, the current directory (or one holding it) and a mount point, which no rename
 can replace. Missing parent directories are created.
 Users' own pipelines (``AnalyzeFeatures | WriteArtifacts(path)``) write straight into
-`path` instead; there the manifest is written last (kdp_beam.artifacts.write_bundle).
+`path` instead; there the manifest is written last (kdp_beam.bundle.loader.write_bundle).
 """
 
 import contextlib
@@ -52,7 +52,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from kdp_beam.artifacts import FORMAT_NAME, MANIFEST, _join, _read_bytes
+from kdp_beam.bundle.loader import FORMAT_NAME, MANIFEST, _join, _read_bytes
 from kdp_beam.errors import BundleError
 
 # Every file a bundle (or an interrupted write of one) can hold, relative to the bundle.

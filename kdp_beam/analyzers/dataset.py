@@ -111,7 +111,7 @@ class DatasetAnalyzer:
     Args:
         spec: the FeatureSpec.
         count_tokens: False leaves vocabularies and text out (token_analyzers), for
-            kdp_beam.analyze's keyed path to count them spread over workers.
+            kdp_beam.beam.analyze's keyed path to count them spread over workers.
     """
 
     def __init__(self, spec, count_tokens=True):
@@ -180,7 +180,7 @@ class DatasetAnalyzer:
 
     def to_state(self, acc):
         """The mergeable state as JSON-able data (no pickle), token counts excepted: those
-        are tables, kept by the bundle in files of their own (kdp_beam.artifacts)."""
+        are tables, kept by the bundle in files of their own (kdp_beam.bundle.loader)."""
         return {
             "row_count": acc.row_count,
             "bad_records": dict(acc.bad_records),

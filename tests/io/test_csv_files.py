@@ -20,7 +20,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import InputDataError
 from kdp_beam.infer import infer_features

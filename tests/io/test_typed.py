@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.builder.data import record_batches
+from kdp_beam.io.memory import record_batches
 from kdp_beam.errors import InputDataError
 from kdp_beam.infer import infer_features
 from kdp_beam.io import jsonl
