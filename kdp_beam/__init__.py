@@ -17,7 +17,7 @@ _EXPORTS = {
     "ReadTFRecord": "kdp_beam.io",
     "ReadJsonLines": "kdp_beam.io",
     "AnalyzeFeatures": "kdp_beam.beam.analyze",
-    "WriteArtifacts": "kdp_beam.bundle.loader",
+    "WriteArtifacts": "kdp_beam.bundle.writer",
     "run_analysis": "kdp_beam.job",
     "merge_bundles": "kdp_beam.merge",
     "infer_features": "kdp_beam.infer",

@@ -14,7 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
 from kdp_beam.beam.analyze import AnalyzeFeatures
-from kdp_beam.bundle.loader import DEAD_LETTERS, WriteArtifacts
+from kdp_beam.bundle.layout import DEAD_LETTERS
+from kdp_beam.bundle.writer import WriteArtifacts
 from kdp_beam.bad_records import check_policy, is_bad_record
 from kdp_beam.errors import KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format

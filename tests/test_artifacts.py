@@ -7,7 +7,8 @@ import statistics
 import pytest
 
 from kdp_beam.version import BUNDLE_FORMAT_VERSION
-from kdp_beam.bundle.loader import load_bundle, write_bundle
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.spec import FeatureSpec
 

@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 
 from kdp_beam.analyzers import analyze_batches
 from kdp_beam.analyzers.dates import parse_dates
-from kdp_beam.bundle.loader import MANIFEST, load_bundle, write_bundle
+from kdp_beam.bundle.layout import MANIFEST
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import ARROW_TYPES, column_kinds, column_types, read_problem
 from kdp_beam.dates import PARTS

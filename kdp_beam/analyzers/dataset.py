@@ -180,7 +180,7 @@ class DatasetAnalyzer:
 
     def to_state(self, acc):
         """The mergeable state as JSON-able data (no pickle), token counts excepted: those
-        are tables, kept by the bundle in files of their own (kdp_beam.bundle.loader)."""
+        are tables, kept by the bundle in files of their own (kdp_beam.bundle.writer)."""
         return {
             "row_count": acc.row_count,
             "bad_records": dict(acc.bad_records),

@@ -21,7 +21,7 @@ from kdp_beam.analyzers import DatasetAnalyzer
 from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
-from kdp_beam.bundle.loader import write_token_state
+from kdp_beam.bundle.writer import write_token_state
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_kinds
 
