@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.testing.util import assert_that
 
-from kdp_beam.beam.analyze import CountTokens
+from kdp_beam.beam.keyed_vocabulary import CountTokens
 from kdp_beam.analyzers import analyze_batches
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.job import pipeline_options

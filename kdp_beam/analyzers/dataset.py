@@ -111,7 +111,7 @@ class DatasetAnalyzer:
     Args:
         spec: the FeatureSpec.
         count_tokens: False leaves vocabularies and text out (token_analyzers), for
-            kdp_beam.beam.analyze's keyed path to count them spread over workers.
+            the keyed path (kdp_beam.beam.keyed_vocabulary) to count them spread over workers.
     """
 
     def __init__(self, spec, count_tokens=True):
