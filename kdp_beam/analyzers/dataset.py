@@ -1,7 +1,6 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 from kdp_beam.analyzers.counts import CountAnalyzer
-from kdp_beam.bad_records import BadRecord
 from kdp_beam.analyzers.dates import DateAnalyzer
 from kdp_beam.analyzers.moments import MomentsAnalyzer
 from kdp_beam.analyzers.quantiles import ProfileAnalyzer, QuantilesAnalyzer
@@ -131,10 +130,7 @@ class DatasetAnalyzer:
         )
 
     def add_batch(self, acc, batch):
-        """Folds in a RecordBatch, or counts a BadRecord a reader left out."""
-        if isinstance(batch, BadRecord):
-            acc.bad_records[batch.reason] = acc.bad_records.get(batch.reason, 0) + 1
-            return acc
+        """Folds in a RecordBatch (records readers left out: add_bad_records)."""
         acc.row_count += batch.num_rows
         columns = declared_columns(batch, self._kinds)
         for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
@@ -223,3 +219,18 @@ def analyze_batches(spec, batches):
     for batch in batches:
         acc = analyzer.add_batch(acc, batch)
     return analyzer.finalize(acc)
+
+
+def add_bad_records(statistics, by_reason):
+    """DatasetAnalyzer.finalize's statistics with the records readers left out, counted
+    beside the batches ({reason: count}: kdp_beam.beam.analyze counts the readers' tagged
+    output), added to its counts and to its mergeable state (which kdp-beam merge adds up)."""
+    counts = dict(statistics["state"]["bad_records"])
+    for reason, count in by_reason.items():
+        counts[reason] = counts.get(reason, 0) + count
+    bad = dict(sorted(counts.items()))
+    return {
+        **statistics,
+        "bad_records": {"count": sum(bad.values()), "by_reason": bad},
+        "state": {**statistics["state"], "bad_records": counts},
+    }

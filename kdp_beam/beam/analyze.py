@@ -9,11 +9,14 @@ Two consumers of the same batches (Beam fuses them, so the input is read once):
 """
 
 import apache_beam as beam
+import pyarrow as pa
 
 from kdp_beam.analyzers import DatasetAnalyzer
-from kdp_beam.analyzers.dataset import token_analyzers
+from kdp_beam.analyzers.dataset import add_bad_records, token_analyzers
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
 from kdp_beam.bundle.writer import write_token_state
+from kdp_beam.io.files import BAD_RECORDS, BATCHES
 
 
 class AnalyzerCombineFn(beam.CombineFn):
@@ -39,11 +42,18 @@ class AnalyzerCombineFn(beam.CombineFn):
         return self._analyzer.finalize(accumulator)
 
 
+@beam.typehints.with_input_types(**{BATCHES: pa.RecordBatch, BAD_RECORDS: BadRecord})
+@beam.typehints.with_output_types(dict)
 class AnalyzeFeatures(beam.PTransform):
-    """PCollection[RecordBatch] -> a single statistics document for the spec.
+    """A reader's outputs, or a PCollection of RecordBatches -> the statistics document.
 
-    The output element is ``{"spec": spec JSON, "row_count": n, "features": {name:
-    statistics}}``, what WriteArtifacts writes.
+    The input: what the readers return, ``{"batches": PCollection[RecordBatch],
+    "bad_records": PCollection[BadRecord]}`` (kdp_beam.io.files.Reader), so that ``p |
+    ReadCsv(...) | AnalyzeFeatures(spec)`` counts the records a skip-mode read left out,
+    per reason; or a PCollection[RecordBatch] alone (batches of your own: nothing left
+    out). The single output element is ``{"spec": spec JSON, "row_count": n,
+    "bad_records": {"count", "by_reason"}, "features": {name: statistics}, "state": the
+    mergeable state, "state_files": token state written}``, what WriteArtifacts writes.
 
     Args:
         spec: the FeatureSpec.
@@ -64,7 +74,13 @@ class AnalyzeFeatures(beam.PTransform):
         self.vocabulary_shards = vocabulary_shards
         self.state_dir = state_dir
 
-    def expand(self, batches):
+    def type_check_inputs(self, pvalueish):
+        # Beam's check of the hints above, a PCollection alone checked as a reader's batches.
+        super().type_check_inputs(_as_read_outputs(pvalueish))
+
+    def expand(self, read):
+        read = _as_read_outputs(read)
+        batches = read[BATCHES]
         combine = beam.CombineGlobally(
             AnalyzerCombineFn(DatasetAnalyzer(self.spec, count_tokens=False))
         )
@@ -90,8 +106,51 @@ class AnalyzeFeatures(beam.PTransform):
                 vocabularies=beam.pvalue.AsDict(vocabularies),
                 state_files=state_files,
             )
+        if BAD_RECORDS in read:
+            parts = {"statistics": statistics, "bad_records": read[BAD_RECORDS]}
+            statistics = parts | "CountBadRecords" >> _CountBadRecords()
         spec_json = self.spec.to_json()
         return statistics | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
+
+
+def _as_read_outputs(read):
+    """AnalyzeFeatures' input as a reader's outputs: {"batches": ..., maybe "bad_records"}."""
+    if isinstance(read, beam.PCollection):
+        return {BATCHES: read}
+    if isinstance(read, dict) and BATCHES in read and set(read) <= {BATCHES, BAD_RECORDS}:
+        return read
+    raise TypeError(
+        f"AnalyzeFeatures takes a PCollection of pyarrow RecordBatches, or a reader's outputs "
+        f'{{"{BATCHES}": ..., "{BAD_RECORDS}": ...}}; got {read!r:.200}'
+    )
+
+
+@beam.typehints.with_input_types(statistics=dict, bad_records=BadRecord)
+@beam.typehints.with_output_types(dict)
+class _CountBadRecords(beam.PTransform):
+    """{"statistics": the statistics document, "bad_records": a reader's BadRecords} -> the
+    document with the bad records counted per reason, in its counts and its mergeable state.
+
+    A join (CoGroupByKey) rather than a side input: on some runners (Dask) each side input
+    computes its source again, and the source of bad records is the read."""
+
+    def expand(self, parts):
+        by_reason = (
+            parts["bad_records"]
+            | "Reasons" >> beam.Map(lambda record: record.reason).with_output_types(str)
+            | "CountPerReason" >> beam.combiners.Count.PerElement()
+        )
+        keyed = {
+            "statistics": parts["statistics"] | "KeyStatistics" >> beam.Map(lambda s: (None, s)),
+            "by_reason": by_reason | "KeyReasons" >> beam.Map(lambda counted: (None, counted)),
+        }
+        joined = keyed | "Join" >> beam.CoGroupByKey()
+        return joined | "AddBadRecords" >> beam.MapTuple(_add_bad_records)
+
+
+def _add_bad_records(_, joined):
+    [statistics] = joined["statistics"]
+    return add_bad_records(statistics, dict(joined["by_reason"]))
 
 
 def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):

@@ -11,17 +11,19 @@ the vocabulary is the whole list, which the bundle must hold).
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import GlobalWindows
 
 from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
-from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_kinds
 
 DEFAULT_VOCABULARY_SHARDS = 32
 # Token rows a worker buffers (summed per token) before sending them to their shards.
 FLUSH_ROWS = 1 << 20
+
+ShardKey = tuple[str, int]  # (feature name, shard)
 
 
 class SumTokens(beam.PTransform):
@@ -34,7 +36,9 @@ class SumTokens(beam.PTransform):
         self.shards = shards
         self.flush_rows = flush_rows
 
-    def expand(self, batches):
+    def expand(
+        self, batches: PCollection[pa.RecordBatch]
+    ) -> PCollection[tuple[ShardKey, pa.Table]]:
         return (
             batches
             | "ShardTokenCounts"
@@ -54,7 +58,9 @@ class RankTokens(beam.PTransform):
         super().__init__()
         self.spec = spec
 
-    def expand(self, summed):
+    def expand(
+        self, summed: PCollection[tuple[ShardKey, pa.Table]]
+    ) -> PCollection[tuple[str, dict]]:
         analyzers = token_analyzers(self.spec)
         return (
             summed
@@ -69,7 +75,7 @@ class CountTokens(SumTokens):
     every vocabulary and text feature that has tokens, counted exactly on any number of
     workers (see the module docstring): SumTokens, then RankTokens."""
 
-    def expand(self, batches):
+    def expand(self, batches: PCollection[pa.RecordBatch]) -> PCollection[tuple[str, dict]]:
         return super().expand(batches) | "RankTokens" >> RankTokens(self.spec)
 
 
@@ -90,14 +96,13 @@ class _ShardTokenCounts(beam.DoFn):
         self._buffers = {name: TokenCounts() for name in self._analyzers}
 
     def process(self, batch):
-        if not isinstance(batch, BadRecord):  # those are counted by the global combine
-            for name, column in declared_columns(batch, self._types):
-                table = self._analyzers[name].token_table(column)
-                if table.num_rows:
-                    self._buffers[name].add(table)
-            buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
-            if buffered > self._flush_rows:
-                yield from self._flush()
+        for name, column in declared_columns(batch, self._types):
+            table = self._analyzers[name].token_table(column)
+            if table.num_rows:
+                self._buffers[name].add(table)
+        buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
+        if buffered > self._flush_rows:
+            yield from self._flush()
 
     def finish_bundle(self):
         for element in self._flush():

@@ -1,8 +1,8 @@
 """Writes bundles: write_bundle, the WriteArtifacts PTransform, and the token state the
 keyed vocabulary path writes from its workers (kdp_beam.bundle.layout names every file).
 
-Writing runs on Beam workers, through Beam's FileSystems (local, gs://, s3://), and never
-pickles: JSON and JSON Lines only.
+Writing runs on Beam workers (or in kdp-beam merge), through Beam's FileSystems (local,
+gs://, s3://), and never pickles: JSON and JSON Lines only.
 """
 
 import datetime
@@ -10,6 +10,11 @@ import hashlib
 import json
 import os
 import posixpath
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import PCollection
 
 from kdp_beam.bundle.layout import (
     ANALYZER_STATE,
@@ -28,9 +33,6 @@ from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 def _write_file(output_dir, name, data):
     """Writes one bundle member through Beam's FileSystems; returns its manifest entry.
     Raises BundleError when it cannot be written."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     path = join(output_dir, name)
     try:
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -42,9 +44,6 @@ def _write_file(output_dir, name, data):
 
 def _entry_of(path):
     """The manifest entry of a file written by someone else (dead letters), read in chunks."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     digest, size = hashlib.sha256(), 0
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -87,8 +86,6 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     counts workers wrote) or `token_tables` ({feature: full token-count table}, written
     here). Returns the manifest. Raises BundleError when the directory cannot be written.
     """
-    from apache_beam.io.filesystems import FileSystems
-
     def write(name, data):
         files[name] = _write_file(output_dir, name, data)
 
@@ -151,16 +148,23 @@ def _relative(path, directory):
     return posixpath.relpath(path.replace(os.sep, "/"), directory.replace(os.sep, "/"))
 
 
-def WriteArtifacts(output_dir, input_description=None, dead_letters=()):  # noqa: N802
-    """PTransform: writes AnalyzeFeatures' single output element as a bundle.
+class WriteArtifacts(beam.PTransform):
+    """AnalyzeFeatures' single output element (the statistics document) -> the manifest of
+    the bundle it is written as, in output_dir (write_bundle).
 
     `dead_letters`: the written dead-letter files, usually a side input, so the manifest is
     written only once they are."""
-    import apache_beam as beam
 
-    return "WriteArtifacts" >> beam.Map(
-        write_bundle,
-        output_dir=output_dir,
-        input_description=input_description,
-        dead_letters=dead_letters,
-    )
+    def __init__(self, output_dir, input_description=None, dead_letters=()):
+        super().__init__()
+        self.output_dir = output_dir
+        self.input_description = input_description
+        self.dead_letters = dead_letters
+
+    def expand(self, statistics: PCollection[dict]) -> PCollection[dict]:
+        return statistics | "WriteBundle" >> beam.Map(
+            write_bundle,
+            output_dir=self.output_dir,
+            input_description=self.input_description,
+            dead_letters=self.dead_letters,
+        )

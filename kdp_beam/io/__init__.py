@@ -2,8 +2,10 @@
 
 - Beam readers of sharded files (local, gs://, s3://): ``ReadCsv`` and ``ReadJsonLines``
   (byte ranges, kdp_beam.io.ranges), ``ReadParquet`` (row groups), ``ReadTFRecord`` (whole
-  files), and ``ReadInput``, which picks one by the files' extension; what they share is in
-  kdp_beam.io.files.
+  files), and ``ReadInput``, which picks one by the files' extension. Each returns
+  ``{"batches": PCollection[RecordBatch], "bad_records": PCollection[BadRecord]}`` (the
+  records a skip-mode read left out, a tagged output); what they share is in
+  kdp_beam.io.files (``Reader``).
 - kdp_beam.io.memory: in-memory data (tf.data, a dict of arrays, pandas) for
   ``FeatureSpace.adapt``; it imports no Beam, and TensorFlow only for a tf.data.Dataset.
 
