@@ -310,7 +310,7 @@ def _analyze(args, pipeline_args):
         f"read {summary['rows_read']:,} rows from {files:,} file{'s' * (files != 1)} in "
         f"{summary['seconds']:.1f} s"
     )
-    _say(summary_table(bundle.features, bundle.row_count))
+    _say(summary_table(bundle.spec, bundle.features, bundle.row_count))
     bad = bundle.bad_records
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
@@ -343,13 +343,10 @@ def _warn_of_few_rows(rows, bad, dead_letters):
 def _warn_beyond_float32(bundle):
     """The bundle is right, but a Keras model (float32) cannot use it as is: say so now,
     not when the model is built (which refuses it) or called (which refuses the values)."""
-    from kdp_beam.model_limits import beyond_float32, float32_problem, float32_remedy
-    from kdp_beam.spec import NUMERIC_TYPES
+    from kdp_beam.model_limits import float32_problem, float32_remedy
 
     for name, declaration in bundle.spec.features.items():
-        if declaration.type not in NUMERIC_TYPES:
-            continue
-        found = beyond_float32(declaration.type, bundle.features[name], declaration.options["fill_value"], inputs=True)
+        found = declaration.kind.beyond_float32(bundle.features[name], declaration.options, inputs=True)
         if found:
             _LOG.warning(
                 "feature %r: %s; a Keras model cannot use it as is; %s",
@@ -412,7 +409,7 @@ def _merge(args, pipeline_args):
 
     merge_bundles(args.bundles, args.output)
     bundle = load_bundle(args.output)
-    _say(summary_table(bundle.features, bundle.row_count))
+    _say(summary_table(bundle.spec, bundle.features, bundle.row_count))
     _say(f"wrote the bundle {args.output}")
     return {"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}
 

@@ -19,13 +19,10 @@ ARROW_TYPES = {
 
 
 def column_kinds(spec):
-    """{feature name: kind} for every declared feature, in declaration order: its column
-    kind, or "date" for a date feature without a format (it also reads typed timestamps
-    and dates, as ISO 8601 text; a format describes text, so a date with one reads text)."""
-    return {
-        name: "date" if f.type == "date" and f.options["format"] is None else f.column_kind
-        for name, f in spec.features.items()
-    }
+    """{feature name: kind} for every declared feature, in declaration order, as its type
+    reads it: its column kind, or "date" for text that also comes as typed timestamps and
+    dates (read as ISO 8601 text)."""
+    return {name: f.read_kind for name, f in spec.features.items()}
 
 
 def column_types(spec):
@@ -88,7 +85,7 @@ def read_problem(source, kind):
     if pa.types.is_null(source) or readable[kind]:
         return None
     if pa.types.is_boolean(source):
-        return 'declare it string_categorical (booleans are read as "true" / "false")'
+        return 'declare a string feature, e.g. a string categorical (booleans are read as "true" / "false")'
     if pa.types.is_floating(source) and kind == "integer":
         return (
             "floating-point values are not read as integers, even whole ones: declare a "
@@ -101,8 +98,8 @@ def read_problem(source, kind):
         )
     if readable["float"]:
         return (
-            "numbers are not read as text: declare a numeric feature (integer_categorical "
-            "for codes), or write the column as strings"
+            "numbers are not read as text: declare a numeric feature (an integer "
+            "categorical for codes), or write the column as strings"
         )
     if pa.types.is_nested(source):
         return "a feature holds one value per row: flatten the column into columns of their own"

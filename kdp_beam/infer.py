@@ -1,20 +1,11 @@
 """kdp-beam infer: propose a declaration per column from a sample of the data.
 
 Each choice is written with its reason beside it (the features JSON's "notes", which the
-analysis ignores), ready to edit and pass to `kdp-beam analyze`. The rules, in order:
-
-- no value in the sample: left out (declare it by hand);
-- timestamps and dates (typed, or strings >= 95% parsing as ISO): date;
-- floating point: float_normalized;
-- true/false: string_categorical (analyze reads booleans as the text "true"/"false");
-- integers: integer_categorical when few distinct values (<= 100, and <= 5% of the
-  values); integer_hashed when they look like identifiers (the column is named like one:
-  id, user_id, userId, key, uuid; or every value is distinct and they run densely, as row
-  numbers do); float_normalized otherwise (a count, an amount, a Unix time);
-- strings: date when >= 95% parse as ISO dates; text when they average >= 3 words and are
-  mostly distinct; string_categorical when <= 1,000 distinct; string_hashed otherwise
-  (num_bins: twice the distinct count, to a power of two, at most 2^16);
-- nested values (structs, lists): left out with a note (a feature holds one value per row).
+analysis ignores), ready to edit and pass to `kdp-beam analyze`. A column with no value
+in the sample, or of nested values (structs, lists: a feature holds one value per row), is
+left out with a note; otherwise every type with an infer_rank is asked in that order
+(FeatureType.propose, given a ColumnSample), and the first to propose itself declares it.
+The rules are each type's own; docs/feature-types.md lists them.
 
 The sample is the first rows of the files in order. A CSV sample is typed by pyarrow's
 inference over all of its rows (not its first block only), so a column that changes type
@@ -23,9 +14,9 @@ record that cannot be read (bad UTF-8, a wrong field count) is an error naming i
 and line, as analyze would report it.
 """
 
+import functools
 import io
 import json
-import math
 import re
 
 import pyarrow as pa
@@ -36,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from kdp_beam.analyzers.dates import parse_dates
 from kdp_beam.columns import blank_as_null
 from kdp_beam.errors import InputDataError
+from kdp_beam.feature_types import registered_types
 from kdp_beam.io import infer_format
 from kdp_beam.io.csv import NULL_VALUES, locate_bad_record, read_header
 from kdp_beam.io.files import matched_paths, open_input, require_matches
@@ -43,8 +35,6 @@ from kdp_beam.io.parquet import open_parquet
 from kdp_beam.output_files import write_output_file
 
 DEFAULT_SAMPLE_ROWS = 100_000
-MAX_CATEGORIES = 1000
-MAX_INTEGER_CATEGORIES = 100
 
 
 def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
@@ -220,7 +210,8 @@ _READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_json_line
 
 
 def _declare(name, column, rows):
-    """(declaration or None, reason) for one column of the sample."""
+    """(declaration or None, reason) for one column of the sample: the first type, in
+    infer_rank order, that proposes itself."""
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.dictionary_decode(), kind.value_type
@@ -231,75 +222,77 @@ def _declare(name, column, rows):
             f"nested values ({kind}) are not supported: a feature holds one value per row; "
             "left out: flatten it into columns to use it"
         )
-    column = blank_as_null(column)
-    values = column.drop_null()
-    n = len(values)
-    if n == 0:
+    sample = ColumnSample(name, kind, blank_as_null(column).drop_null())
+    if sample.n == 0:
         return None, f"no value in {rows:,} sampled rows: left out, declare it by hand"
-    distinct = pc.count_distinct(values).as_py()
-    share = f"{distinct:,} distinct in {n:,} values"
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        return "date", f"{kind} values ({share}): a date, read as ISO text"
-    if pa.types.is_floating(kind):
-        return "float_normalized", f"floating point ({share}): normalised with the mean and variance"
-    if pa.types.is_boolean(kind):
-        return "string_categorical", f"true/false, {share}: categories, read as text"
-    if pa.types.is_integer(kind):
-        if distinct <= MAX_INTEGER_CATEGORIES and distinct <= 0.05 * n:
-            return "integer_categorical", f"integers, {share}: few values, one-hot categories"
-        why = _identifier_reason(name, values, distinct, n)
-        if why:
-            bins = _hash_bins(distinct)
-            return (
-                {"type": "integer_hashed", "num_bins": bins},
-                f"integers, {share}: identifiers ({why}); hashed into {bins} bins",
-            )
-        return "float_normalized", f"integers, {share}: a quantity, normalised"
-    if not (pa.types.is_string(kind) or pa.types.is_binary(kind)):
-        return None, f"type {kind} is not supported by inference: declare it by hand"
-    try:
-        values = values.cast(pa.string())
-    except pa.ArrowInvalid:
-        return None, f"bytes that are not UTF-8 text ({share}): left out (kdp_beam reads strings as UTF-8)"
-    _, parsed = parse_dates(values)
-    if parsed.mean() >= 0.95:
-        return "date", f"{parsed.mean():.0%} of {n:,} values parse as ISO dates"
-    what = "strings"
-    if pc.any(_leading_zero(values)).as_py() and pc.all(
-        pc.match_substring_regex(pc.utf8_trim_whitespace(values), r"^[-+]?\d+$")
-    ).as_py():
-        what = "integer codes with leading zeros (007 is not 7: the zeros are part of the code), read as text"
-    words = pc.list_value_length(pc.utf8_split_whitespace(values)).to_numpy()
-    if words.mean() >= 3 and distinct > 0.5 * n:
-        return (
-            {"type": "text", "max_tokens": 10_000, "output_mode": "tf_idf"},
-            f"{words.mean():.1f} words per value, {share}: free text",
-        )
-    if distinct <= MAX_CATEGORIES:
-        return "string_categorical", f"{what}, {share}: categories"
-    bins = _hash_bins(distinct)
-    return (
-        {"type": "string_hashed", "num_bins": bins},
-        f"{what}, {share}: too many for a vocabulary, hashed into {bins} bins",
-    )
+    ranked = sorted((t for t in registered_types() if t.infer_rank is not None), key=lambda t: t.infer_rank)
+    for feature_type in ranked:
+        proposal = feature_type.propose(sample)
+        if proposal is not None:
+            return proposal
+    if sample.is_text_kind and sample.text is None:
+        return None, f"bytes that are not UTF-8 text ({sample.share}): left out (kdp_beam reads strings as UTF-8)"
+    return None, f"type {kind} is not supported by inference: declare it by hand"
 
 
 # id, user_id, user-id, userId, USER_ID, key, uuid: the last word of the name.
 _IDENTIFIER_NAME = re.compile(r"(?:^|[_\-\s.])(?i:id|key|uuid)$|(?<=[a-z])(?:Id|ID|Key|KEY|Uuid|UUID)$")
 
 
-def _identifier_reason(name, values, distinct, n):
-    """Why integer values look like identifiers rather than a quantity, or None."""
-    if _IDENTIFIER_NAME.search(name):
-        return "named like one"
-    low, high = pc.min_max(values).values()
-    if distinct == n and high.as_py() - low.as_py() < 2 * n:
-        return "all distinct and dense, as row numbers"
-    return None
+class ColumnSample:
+    """What a type needs to propose itself for a sampled column: its name, Arrow `kind`,
+    its non-null `values`, `n` of them, `distinct`, and `share` ("12 distinct in 340
+    values"); for text, computed once when first asked."""
 
+    def __init__(self, name, kind, values):
+        self.name, self.kind, self.values = name, kind, values
+        self.n = len(values)
+        self.distinct = pc.count_distinct(values).as_py() if self.n else 0
+        self.share = f"{self.distinct:,} distinct in {self.n:,} values"
 
-def _hash_bins(distinct):
-    return int(min(2 ** math.ceil(math.log2(max(2 * distinct, 2))), 1 << 16))
+    @property
+    def is_text_kind(self):
+        return pa.types.is_string(self.kind) or pa.types.is_binary(self.kind)
+
+    @functools.cached_property
+    def text(self):
+        """The values as strings, or None when they are not text (or not UTF-8)."""
+        if not self.is_text_kind:
+            return None
+        try:
+            return self.values.cast(pa.string())
+        except pa.ArrowInvalid:
+            return None
+
+    @functools.cached_property
+    def iso_date_share(self):
+        """The share of the text values that parse as ISO dates (None: not text)."""
+        if self.text is None:
+            return None
+        return parse_dates(self.text)[1].mean()
+
+    @functools.cached_property
+    def words_per_value(self):
+        return pc.list_value_length(pc.utf8_split_whitespace(self.text)).to_numpy().mean()
+
+    @functools.cached_property
+    def what(self):
+        """How the text values are described: strings, or codes with leading zeros."""
+        text = self.text
+        if pc.any(_leading_zero(text)).as_py() and pc.all(
+            pc.match_substring_regex(pc.utf8_trim_whitespace(text), r"^[-+]?\d+$")
+        ).as_py():
+            return "integer codes with leading zeros (007 is not 7: the zeros are part of the code), read as text"
+        return "strings"
+
+    def identifier_reason(self):
+        """Why integer values look like identifiers rather than a quantity, or None."""
+        if _IDENTIFIER_NAME.search(self.name):
+            return "named like one"
+        low, high = pc.min_max(self.values).values()
+        if self.distinct == self.n and high.as_py() - low.as_py() < 2 * self.n:
+            return "all distinct and dense, as row numbers"
+        return None
 
 
 def write_features(features, path):

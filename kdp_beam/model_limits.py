@@ -9,22 +9,15 @@ beyond float32 (a model refuses those at call time), when it writes the bundle.
 
 import math
 
-from kdp_beam.spec import FLOAT32_MAX
+from kdp_beam.feature_types.options import FLOAT32_MAX
 
 
-def beyond_float32(feature_type, stats, fill_value=None, inputs=False):
-    """(statistic, value) of the first statistic a float32 model of this numeric feature
-    would hold beyond FLOAT32_MAX in magnitude, or None: the mean (the fill of a missing
-    value unless `fill_value` is given; a Normalization's centre), the variance (a
-    Normalization's), the bin boundaries (a Discretization's); with `inputs`, also the
-    data's min and max (values a model cannot take)."""
-    keys = ["min", "max"] if inputs else []
-    if fill_value is None or feature_type == "float_normalized":
-        keys.append("mean")
-    if feature_type == "float_normalized":
-        keys.append("variance")
-    held = [(key, stats.get(key)) for key in keys]
-    held += [("bin boundary", b) for b in stats.get("bin_boundaries") or ()]
+def first_beyond_float32(held):
+    """The first (statistic, value) of `held` beyond FLOAT32_MAX in magnitude, or None.
+    Each numeric type says which statistics its model holds (FeatureType.beyond_float32):
+    the mean (the fill of a missing value unless fill_value is given; a Normalization's
+    centre), the variance (a Normalization's), the bin boundaries (a Discretization's),
+    and, for analyze's warning, the data's min and max (values a model cannot take)."""
     return next(((key, v) for key, v in held if v is not None and abs(v) > FLOAT32_MAX), None)
 
 
@@ -40,5 +33,5 @@ def float32_remedy(statistic, value):
     power = max(math.ceil(math.log10(magnitude)) - target, 1)
     return (
         f"scale the column before analysis (e.g. divide it by 1e{power}), or declare it "
-        "string_categorical if the numbers are codes"
+        "a string categorical if the numbers are codes"
     )

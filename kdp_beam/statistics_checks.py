@@ -1,13 +1,13 @@
-"""The loader's check of a bundle's statistics: structure and values, per feature type.
+"""The loader's check of a bundle's statistics: structure and values.
 
 Checksums catch a damaged file, not a consistent edit (a file changed and its checksum
 re-signed). This check makes such a bundle fail when it is loaded, with a BundleError
 naming the file, the feature and the key, rather than later inside Keras or as NaN in a
-model's output. Every rule is one the writer keeps (docs/bundle-format.md). Which keys a
-feature needs follows from its declaration exactly as
-kdp_beam.analyzers.dataset.feature_analyzers decides what it computes (without importing
-the analysis; tests/test_bundle_validation.py checks that the two agree on every type).
-A plug-in's own statistics are the plug-in's to check; its counts and moments are checked.
+model's output. Every rule is one the writer keeps (docs/bundle-format.md). The counts
+and the missing count are checked here for every feature; the rest by the feature's type
+(FeatureType.check_statistics), with the checks below, from its declaration exactly as
+it decides what the pass computes (tests/test_bundle_validation.py checks that the two
+agree on every type).
 """
 
 import datetime
@@ -16,12 +16,8 @@ import numbers
 import re
 from collections import Counter
 
-from kdp_beam.errors import BundleError, SpecError
-from kdp_beam.spec import OOV_TOKENS
+from kdp_beam.errors import BundleError
 
-VOCABULARY_TYPES = (*OOV_TOKENS, "text")
-VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
-TEXT_RESERVED_TOKENS = ("", "[UNK]")  # TextVectorization's padding and OOV tokens
 INT64_RANGE = (-(2**63), 2**63 - 1)
 _SLACK = 1e-9  # relative: a mean or quantile computed in float64 may pass its bound by rounding
 _DAMAGED = "the bundle was edited or is damaged. Re-run the analysis."
@@ -69,32 +65,27 @@ def check_features(spec, features, row_count, format_version, path_of):
     """
     vocabulary_owners = {}  # vocabulary file -> the feature it belongs to
     for name, declaration in spec.features.items():
-        stats = _Statistics(name, features[name], path_of)
+        kind, options = declaration.kind, declaration.options
+        stats = Statistics(name, features[name], path_of, kind.vocabulary_columns(options))
         if stats.required("type") != declaration.type:
             stats.fail("type", f"is {stats.get('type')!r:.80}, but it is declared {declaration.type!r}")
         _check_counts(stats, row_count)
-        if _has_moments(declaration, stats):
-            _check_moments(stats)
-            if spec.profile:
-                _check_profile(stats)
-        if declaration.type == "float_discretized" and declaration.options["bin_boundaries"] is None:
-            _check_quantiles(stats, declaration.options["num_bins"])
-        if declaration.type in VOCABULARY_TYPES:
+        if kind.vocabulary_columns(options):
             file_name = stats.get("vocabulary_file")
             owner = vocabulary_owners.setdefault(file_name, name)
             if owner != name:
                 stats.fail("vocabulary_file", f"{file_name!r} is feature {owner!r}'s vocabulary")
-            _check_vocabulary(stats, declaration)
-        if declaration.type == "date":
-            _check_date(stats)
+        kind.check_statistics(stats, options, spec.profile)
         _check_missing_count(stats, format_version)
 
 
-class _Statistics:
-    """One feature's statistics, and where each key was read from (for errors)."""
+class Statistics:
+    """One feature's statistics, and where each key was read from (for errors): its
+    `vocabulary_columns` from its vocabulary file, the rest from statistics.json."""
 
-    def __init__(self, name, stats, path_of):
+    def __init__(self, name, stats, path_of, vocabulary_columns=()):
         self.name, self._stats, self._path_of = name, stats, path_of
+        self._vocabulary_columns = vocabulary_columns
 
     def get(self, key, default=None):
         return self._stats.get(key, default)
@@ -104,7 +95,7 @@ class _Statistics:
 
     def fail(self, key, problem):
         source = "statistics.json"
-        if key in VOCABULARY_COLUMNS:  # read from the vocabulary file (a string: checked)
+        if key in self._vocabulary_columns:  # read from the vocabulary file (a string: checked)
             source = self._stats.get("vocabulary_file", source)
         raise BundleError(f"{self._path_of(source)}: feature {self.name!r}: {key} {problem}; {_DAMAGED}")
 
@@ -159,14 +150,7 @@ def _check_missing_count(stats, format_version):
             stats.fail("missing_count", f"is {missing}, not {' + '.join(parts)} ({expected})")
 
 
-def _has_moments(declaration, stats):
-    try:
-        return declaration.column_kind != "string"
-    except SpecError:  # a plug-in not imported here: check its moments if it has them
-        return stats.has("value_count")
-
-
-def _check_moments(stats):
+def check_moments(stats):
     count, null_count = stats.get("count"), stats.get("null_count")
     nan_count, inf_count = stats.count("nan_count"), stats.count("inf_count")
     value_count = stats.count("value_count")
@@ -200,7 +184,7 @@ def _check_moment_values(stats, moments, value_count, keys):
         stats.fail(variance_key, f"{variance!r} is impossible for values in [{low!r}, {high!r}]")
 
 
-def _check_profile(stats):
+def check_profile(stats):
     quantiles = stats.numbers("profile_quantiles")
     _check_epsilon(stats, "profile_epsilon")
     if stats.get("value_count") == 0 and quantiles:
@@ -209,7 +193,7 @@ def _check_profile(stats):
         stats.fail("profile_quantiles", f"lie outside [min, max] {_range(stats)}")
 
 
-def _check_quantiles(stats, num_bins):
+def check_quantiles(stats, num_bins):
     boundaries = stats.numbers("bin_boundaries")
     _check_epsilon(stats, "quantile_epsilon")
     expected = num_bins - 1 if stats.get("value_count") else 0
@@ -225,10 +209,19 @@ def _check_epsilon(stats, key):
         stats.fail(key, f"is {epsilon!r}, not a rank error in (0, 1)")
 
 
-def _check_vocabulary(stats, declaration):
-    kind, options = declaration.type, declaration.options
+def check_vocabulary(stats, valid_tokens, reserved, max_tokens, reserved_indices):
+    """Checks a vocabulary: tokens `valid_tokens(stats, tokens)` accepts, each once, none
+    of the `reserved` ones the layer keeps; counts integers >= 1 in descending order; at
+    most `max_tokens - reserved_indices` tokens. Returns the counts."""
     tokens, counts = stats.required("vocabulary"), stats.required("vocabulary_counts")
-    _check_tokens(stats, kind, tokens)
+    valid_tokens(stats, tokens)
+    distinct = set(tokens)
+    if len(distinct) != len(tokens):
+        twice = next(t for t, n in Counter(tokens).items() if n > 1)
+        stats.fail("vocabulary", f"has the token {twice!r:.80} twice")
+    taken = [t for t in reserved if t in distinct]
+    if taken:
+        stats.fail("vocabulary", f"has {taken[0]!r}, a token the layer reserves")
     # type(), not isinstance: a bool is an int, and these loops run once per token.
     if not all(type(c) is int and c >= 1 for c in counts):
         stats.fail("vocabulary_counts", "are not all integers >= 1")
@@ -237,49 +230,25 @@ def _check_vocabulary(stats, declaration):
     size = stats.count("vocabulary_size")
     if size != len(tokens):
         stats.fail("vocabulary_size", f"is {size}, but the vocabulary file has {len(tokens)} tokens")
-    if options["max_tokens"] is not None:
-        limit = options["max_tokens"] - (1 if kind == "text" else options["num_oov_indices"])
-        if size > limit:
-            stats.fail("vocabulary", f"has {size} tokens, more than max_tokens allows ({limit})")
-    if kind == "text":
-        _check_text(stats, counts)
-    elif options["counting"] == "approximate":
-        _check_approximate(stats, counts)
-    else:
-        _check_distinct(stats, size)
-        counted = stats.get("count")
-        if options["missing_token"] is None:  # missing values are not counted as a token
-            counted -= stats.get("null_count")
-        if sum(counts) > counted:
-            stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
+    if max_tokens is not None and size > max_tokens - reserved_indices:
+        stats.fail("vocabulary", f"has {size} tokens, more than max_tokens allows ({max_tokens - reserved_indices})")
+    return counts
 
 
-def _check_tokens(stats, kind, tokens):
-    """Tokens of the declared kind, each once, none the layer reserves."""
-    if kind == "integer_categorical":
-        low, high = INT64_RANGE
-        bad = [t for t in tokens if type(t) is not int or not low <= t <= high]
-        if bad:
-            stats.fail("vocabulary", f"has the token {bad[0]!r:.80}, not a 64-bit integer")
-    else:
-        bad = [t for t in tokens if type(t) is not str]
-        if bad:
-            stats.fail("vocabulary", f"has the token {bad[0]!r:.80}, not a string")
-        try:
-            "".join(tokens).encode("utf-8")
-        except UnicodeEncodeError:  # JSON can spell lone surrogates, which no layer can hold
-            stats.fail("vocabulary", "has a token that is not valid Unicode (a lone surrogate)")
-    distinct = set(tokens)
-    if len(distinct) != len(tokens):
-        twice = next(t for t, n in Counter(tokens).items() if n > 1)
-        stats.fail("vocabulary", f"has the token {twice!r:.80} twice")
-    reserved = TEXT_RESERVED_TOKENS if kind == "text" else (OOV_TOKENS[kind],)
-    taken = [t for t in reserved if t in distinct]
-    if taken:
-        stats.fail("vocabulary", f"has {taken[0]!r}, a token the layer reserves")
+def check_string_tokens(stats, tokens):
+    """Tokens that are strings a layer can hold (valid Unicode)."""
+    bad = [t for t in tokens if type(t) is not str]
+    if bad:
+        stats.fail("vocabulary", f"has the token {bad[0]!r:.80}, not a string")
+    try:
+        "".join(tokens).encode("utf-8")
+    except UnicodeEncodeError:  # JSON can spell lone surrogates, which no layer can hold
+        stats.fail("vocabulary", "has a token that is not valid Unicode (a lone surrogate)")
 
 
-def _check_text(stats, counts):
+def check_document_counts(stats, counts):
+    """Text: each token's documents between 1 and both its count and the documents; the
+    distinct tokens and the token count bound the vocabulary."""
     documents = stats.required("vocabulary_document_counts")
     if len(documents) != len(counts) or not all(
         _is_integer(d) and 1 <= d <= min(c, stats.get("count")) for d, c in zip(documents, counts)
@@ -288,19 +257,19 @@ def _check_text(stats, counts):
             "vocabulary_document_counts",
             "are not integers between 1 and both the token's count and the number of documents",
         )
-    _check_distinct(stats, len(counts))
+    check_distinct(stats, len(counts))
     token_count = stats.count("token_count")
     if sum(counts) > token_count:
         stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than token_count {token_count}")
 
 
-def _check_distinct(stats, kept):
+def check_distinct(stats, kept):
     distinct = stats.count("distinct_count")
     if distinct < kept:
         stats.fail("distinct_count", f"is {distinct}, fewer than the {kept} tokens kept")
 
 
-def _check_approximate(stats, counts):
+def check_approximate(stats, counts):
     if stats.required("distinct_count") is not None:  # a sketch does not know it
         stats.fail("distinct_count", "is given, but approximate counting cannot know it (null)")
     if stats.required("vocabulary_approximate") is not True:
@@ -310,7 +279,7 @@ def _check_approximate(stats, counts):
         stats.fail("vocabulary_counts", f"reach {counts[0]}, more than count + the error bound")
 
 
-def _check_date(stats):
+def check_date(stats):
     count, null_count = stats.get("count"), stats.get("null_count")
     unparseable = stats.count("unparseable_count", count - null_count, "count - null_count")
     parsed = count - null_count - unparseable

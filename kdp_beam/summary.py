@@ -1,19 +1,6 @@
 """A plain-text table of a bundle's per-feature counts: what was missing, what was seen."""
 
 
-def _describe(stats):
-    if stats.get("type") == "date":
-        return f"{stats['min_date'] or '-'} .. {stats['max_date'] or '-'}"
-    if "vocabulary_size" in stats:
-        if stats["distinct_count"] is None:  # approximate counting
-            bound = stats["vocabulary_count_error_bound"]
-            return f"{stats['vocabulary_size']:,} kept, counts within -{bound:,}"
-        return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
-    if stats.get("mean") is not None:
-        return f"mean {stats['mean']:.6g}, range [{stats['min']:.6g}, {stats['max']:.6g}]"
-    return ""
-
-
 def missing_breakdown(stats):
     """"12 (10 null, 2 NaN)": what the model will fill, by cause."""
     causes = [("null_count", "null"), ("nan_count", "NaN"), ("unparseable_count", "unparseable")]
@@ -22,11 +9,12 @@ def missing_breakdown(stats):
     return f"{total:,} ({', '.join(parts)})" if parts else f"{total:,}"
 
 
-def summary_table(features, row_count):
-    """The table `kdp-beam analyze` prints: one line per feature."""
+def summary_table(spec, features, row_count):
+    """The table `kdp-beam analyze` prints: one line per feature, its values described by
+    its type."""
     header = ("feature", "type", "missing", "values")
     rows = [
-        (name, stats["type"], missing_breakdown(stats), _describe(stats))
+        (name, stats["type"], missing_breakdown(stats), spec.features[name].kind.summary(stats, spec.features[name].options))
         for name, stats in features.items()
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

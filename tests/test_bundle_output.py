@@ -18,7 +18,7 @@ from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.cli import main
 from kdp_beam.errors import BundleError
 from kdp_beam.job import run_analysis
-from kdp_beam.plugins import Statistic, register_statistic
+from kdp_beam.plugins import FeatureType, register_type
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
@@ -63,11 +63,8 @@ def test_a_rerun_replaces_the_whole_output(tmp_path, capsys):
     assert os.listdir(out.parent) == ["out"]  # no staging directory left beside it
 
 
-@register_statistic("nan_statistic")
-class NanStatistic(Statistic):
+class NanAnalyzer:
     """Fails the job at its very end: its NaN cannot be written to statistics.json."""
-
-    column_kind = "float"
 
     def create_accumulator(self):
         return 0
@@ -86,6 +83,17 @@ class NanStatistic(Statistic):
 
     def from_state(self, state):
         return state
+
+
+@register_type
+class NanStatistic(FeatureType):
+    name = "nan_statistic"
+
+    def column_kind(self, options):
+        return "float"
+
+    def analyzers(self, options, profile=False):
+        return {**super().analyzers(options, profile), "nan": NanAnalyzer()}
 
 
 @pytest.mark.parametrize(

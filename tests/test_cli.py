@@ -236,16 +236,20 @@ def test_a_runner_error_is_not_its_own_cause(files, tmp_path, monkeypatch):
 def test_an_internal_error_is_one_line_with_status_1_and_a_traceback_on_request(files, tmp_path, capsys, monkeypatch):
     plugin = tmp_path / "plugins" / "cli_boom_plugin.py"
     write(plugin, (
-        "from kdp_beam.plugins import Statistic, register_statistic\n"
-        "@register_statistic('cli_boom')\n"
-        "class Boom(Statistic):\n"
+        "from kdp_beam.plugins import FeatureType, register_type\n"
+        "class Boom:\n"
         "    def create_accumulator(self): return 0\n"
         "    def add_batch(self, acc, column): return 1 / 0\n"
         "    def merge_accumulators(self, accs): return 0\n"
         "    def finalize(self, acc): return {}\n"
+        "@register_type\n"
+        "class BoomType(FeatureType):\n"
+        "    name = 'cli_boom'\n"
+        "    def column_kind(self, options): return 'float'\n"
+        "    def analyzers(self, options, profile=False): return {'boom': Boom()}\n"
     ))
     monkeypatch.syspath_prepend(str(plugin.parent))
-    features = write(tmp_path / "f.json", json.dumps({"features": {"x": {"type": "custom", "statistic": "cli_boom"}}}))
+    features = write(tmp_path / "f.json", json.dumps({"features": {"x": "cli_boom"}}))
     argv = ["--plugin", "cli_boom_plugin", "analyze", "--features", features, "--input", files["data"]]
     status, _, err = run(capsys, *argv, "--output", tmp_path / "o1")
     assert_one_error_line(

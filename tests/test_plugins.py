@@ -1,4 +1,5 @@
-"""Custom statistics: a registered plug-in runs in the same pass and builds its layer."""
+"""Plug-in feature types: registered by user code, they run in the same pass and build
+their layers, as built-in types do."""
 
 import json
 
@@ -13,16 +14,13 @@ from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.cli import main
 from kdp_beam.errors import SpecError
 from kdp_beam.job import run_analysis
-from kdp_beam.plugins import Statistic, register_statistic
+from kdp_beam.plugins import FeatureType, register_type
 from kdp_beam.spec import FeatureSpec
 from tests.conftest import write_shards
 
 
-@register_statistic("max_abs")
-class MaxAbs(Statistic):
-    """The docstring example of kdp_beam.plugins, registered by user code."""
-
-    column_kind = "float"
+class MaxAbsAnalyzer:
+    """The plug-in's own statistic: the largest magnitude (the analyzer verbs)."""
 
     def create_accumulator(self):
         return 0.0
@@ -43,14 +41,31 @@ class MaxAbs(Statistic):
     def from_state(self, state):
         return state
 
-    def build_layer(self, statistics, name):
-        return keras.layers.Rescaling(1 / (statistics["max_abs"] or 1), name=name)
+
+@register_type
+class MaxAbs(FeatureType):
+    """A type written by user code: x / max |x|."""
+
+    name = "max_abs"
+
+    def column_kind(self, options):
+        return "float"
+
+    def analyzers(self, options, profile=False):
+        return {**super().analyzers(options, profile), "max_abs": MaxAbsAnalyzer()}
+
+    def keras_feature(self, feature_space, name, options, statistics=None):
+        layer = keras.layers.Rescaling(1.0, name=f"{name}_preprocessor")
+        return feature_space.feature("float32", layer, "float", declaration={"type": self.name, **options})
+
+    def set_statistics(self, preprocessor, stats, options):
+        preprocessor.scale = 1 / (stats["max_abs"] or 1)
 
 
 SPEC = {
     "features": {
-        "latency": {"type": "custom", "statistic": "robust_scaler"},
-        "delta": {"type": "custom", "statistic": "max_abs"},
+        "latency": {"type": "custom", "statistic": "robust_scaler"},  # kdp_beam < 0.3's spelling
+        "delta": "max_abs",
         "plain": "float_normalized",
     }
 }
@@ -97,5 +112,40 @@ def test_plugin_state_merges_and_unknown_statistics_say_what_to_import(tmp_path)
     merged, whole = load_bundle(str(tmp_path / "m")), load_bundle(str(tmp_path / "ball"))
     assert merged.features["delta"]["max_abs"] == whole.features["delta"]["max_abs"]
     assert merged.features["latency"]["median"] == pytest.approx(whole.features["latency"]["median"], rel=0.02)
-    with pytest.raises(SpecError, match="'nope' is not registered; import the module"):
-        FeatureSpec({"x": {"type": "custom", "statistic": "nope"}}).features["x"].column_kind
+    for declaration in ({"type": "custom", "statistic": "nope"}, "nope"):
+        with pytest.raises(SpecError, match="unknown feature type 'nope'.*importing its module: kdp-beam --plugin"):
+            FeatureSpec({"x": declaration})
+
+
+def test_a_plugin_type_adapts_like_a_built_in_one(tmp_path):
+    """Declared in code and adapted (in memory and from files), a plug-in type gives the
+    model from_artifacts gives: it is a type like any other."""
+    table = data(3000, seed=5)
+    pattern = write_shards(table, tmp_path / "csv", 2)
+    def declared():
+        return {"latency": kdp_beam.FeatureSpace.robust_scaler(epsilon=0.001), "delta": kdp_beam.FeatureSpace.max_abs()}
+
+    in_memory = kdp_beam.FeatureSpace(declared(), output_mode="dict")
+    in_memory.adapt({k: table[k].to_numpy() for k in ("latency", "delta")})
+    from_files = kdp_beam.FeatureSpace(declared(), output_mode="dict")
+    from_files.adapt(pattern)
+    batch = {k: table[k].to_numpy()[:20] for k in ("latency", "delta")}
+    delta = np.abs(table["delta"].to_numpy()).max()
+    np.testing.assert_allclose(np.asarray(in_memory(batch)["delta"])[:, 0], batch["delta"] / delta, rtol=1e-6)
+    for name in ("latency", "delta"):
+        np.testing.assert_allclose(np.asarray(from_files(batch)[name]), np.asarray(in_memory(batch)[name]), rtol=1e-6)
+    with pytest.raises(SpecError, match="robust_scaler: epsilon must be a rank error"):
+        kdp_beam.FeatureSpace.robust_scaler(epsilon=2)
+
+
+def test_a_plugin_type_has_its_summary_line_and_report_section(tmp_path):
+    from kdp_beam.report import render_report
+    from kdp_beam.summary import summary_table
+
+    pattern = write_shards(data(500), tmp_path / "csv", 1)
+    run_analysis(FeatureSpec.from_json(SPEC), pattern, str(tmp_path / "b"))
+    bundle = load_bundle(str(tmp_path / "b"))
+    median, iqr = bundle.features["latency"]["median"], bundle.features["latency"]["iqr"]
+    assert f"median {median:.6g}, IQR {iqr:.6g}" in summary_table(bundle.spec, bundle.features, bundle.row_count)
+    page = render_report(bundle)
+    assert "<th>max_abs</th>" in page and "<th>iqr</th>" in page

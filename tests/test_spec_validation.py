@@ -13,7 +13,9 @@ import kdp_beam.plugins.robust_scaler  # noqa: F401 - registers "robust_scaler"
 from kdp_beam import spec
 from kdp_beam.cli import main
 from kdp_beam.errors import SpecError
-from kdp_beam.spec import FEATURE_TYPES, FeatureSpec
+from kdp_beam.feature_types import categorical, numeric, options, registered_types
+from kdp_beam.feature_types import text as text_type
+from kdp_beam.spec import FeatureSpec
 
 # A valid spec with every feature type, option family and cross form.
 VALID = {
@@ -42,8 +44,8 @@ VALID = {
     "notes": "people's notes",
 }
 
-OPTION_NAMES = sorted({o for _, options in FEATURE_TYPES.values() for o in options})
-KEYS = ["type", "feature_names", *OPTION_NAMES, *VALID]
+OPTION_NAMES = sorted({o for kind in registered_types() for o in kind.options})
+KEYS = ["type", "feature_names", "statistic", "options", *OPTION_NAMES, *VALID]
 json_scalars = (
     st.none()
     | st.booleans()
@@ -51,7 +53,7 @@ json_scalars = (
     | st.sampled_from([0, -1, 1, 2, 3, 2**31, 2**63, 10**12, -(10**30)])
     | st.floats()
     | st.sampled_from([math.nan, math.inf, -math.inf, 1e300, 3.5e38, 1.5])
-    | st.sampled_from(sorted(FEATURE_TYPES) + KEYS + ["one_hot", "int", "dict", "exact"])
+    | st.sampled_from(sorted(kind.name for kind in registered_types()) + KEYS + ["one_hot", "int", "dict", "exact"])
     | st.text(max_size=8)
 )
 json_values = st.recursive(
@@ -92,7 +94,7 @@ def mutated_specs(draw):
                 container[draw(st.sampled_from(KEYS))] = draw(json_values)
             else:
                 container.append(draw(json_values))
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             continue  # an earlier mutation removed or replaced this place
     return obj
 
@@ -145,7 +147,8 @@ def test_the_valid_spec_builds():
         ({"features": {"a": {"type": "float_discretized", "num_bins": "5"}}}, ["feature 'a'", "num_bins", "'5'"]),
         ({"features": {"a": {"type": "float_discretized", "bin_boundaries": 3}}}, ["feature 'a'", "bin_boundaries"]),
         ({"features": {"a": {"type": "date", "components": 3}}}, ["feature 'a'", "components"]),
-        ({"features": {"a": {"type": "custom", "statistic": "x", "options": {"k": math.nan}}}}, ["feature 'a'", "options"]),
+        ({"features": {"a": {"type": "custom", "statistic": "robust_scaler", "options": {"epsilon": math.nan}}}}, ["feature 'a'", "epsilon"]),
+            ({"features": {"a": {"type": "robust_scaler", "epsilon": [math.inf]}}}, ["feature 'a'", "epsilon", "JSON"]),
         ({"features": {"a": "float"}, "hashing_dim": "8"}, ["hashing_dim", "'8'"]),
         ({"features": {"a": "string_hashed"}, "hashing_dim": None}, ["feature 'a'", "hashing_dim"]),
     ],
@@ -172,30 +175,30 @@ def _declaration(type_, **options):
 
 SIZES = [
     # (declaration at the bound, the argument, its bound)
-    (lambda v: _declaration("float_discretized", num_bins=v), "num_bins", spec.MAX_QUANTILE_BINS),
-    (lambda v: _declaration("float_discretized", bin_boundaries=list(range(v - 1))), "bin_boundaries", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("string_hashed", num_bins=v), "num_bins", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("integer_hashed", num_bins=v, output_mode="int"), "num_bins", spec.MAX_INDEX),
-    (lambda v: _declaration("string_categorical", max_tokens=v), "max_tokens", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("integer_categorical", max_tokens=v, output_mode="int"), "max_tokens", spec.MAX_INDEX),
+    (lambda v: _declaration("float_discretized", num_bins=v), "num_bins", numeric.MAX_QUANTILE_BINS),
+    (lambda v: _declaration("float_discretized", bin_boundaries=list(range(v - 1))), "bin_boundaries", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("string_hashed", num_bins=v), "num_bins", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("integer_hashed", num_bins=v, output_mode="int"), "num_bins", options.MAX_INDEX),
+    (lambda v: _declaration("string_categorical", max_tokens=v), "max_tokens", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("integer_categorical", max_tokens=v, output_mode="int"), "max_tokens", options.MAX_INDEX),
     (lambda v: _declaration("string_categorical", max_tokens=v, output_mode="int", counting="approximate"),
-     "max_tokens", spec.MAX_APPROXIMATE_TOKENS),
-    (lambda v: _declaration("string_categorical", num_oov_indices=v), "num_oov_indices", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("text", max_tokens=v), "max_tokens", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("text", max_tokens=v, output_mode="int", sequence_length=4), "max_tokens", spec.MAX_INDEX),
-    (lambda v: _declaration("text", output_mode="int", sequence_length=v), "sequence_length", spec.MAX_ENCODED_WIDTH),
-    (lambda v: _declaration("text", ngrams=v), "ngrams", spec.MAX_NGRAM),
-    (lambda v: _declaration("text", ngrams=[1, v]), "ngrams", spec.MAX_NGRAM),
+     "max_tokens", categorical.MAX_APPROXIMATE_TOKENS),
+    (lambda v: _declaration("string_categorical", num_oov_indices=v), "num_oov_indices", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("text", max_tokens=v), "max_tokens", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("text", max_tokens=v, output_mode="int", sequence_length=4), "max_tokens", options.MAX_INDEX),
+    (lambda v: _declaration("text", output_mode="int", sequence_length=v), "sequence_length", options.MAX_ENCODED_WIDTH),
+    (lambda v: _declaration("text", ngrams=v), "ngrams", text_type.MAX_NGRAM),
+    (lambda v: _declaration("text", ngrams=[1, v]), "ngrams", text_type.MAX_NGRAM),
     (lambda v: {"features": {"a": "string_hashed", "b": "string_hashed"},
-                "crosses": [{"feature_names": ["a", "b"], "crossing_dim": v}]}, "crossing_dim", spec.MAX_ENCODED_WIDTH),
+                "crosses": [{"feature_names": ["a", "b"], "crossing_dim": v}]}, "crossing_dim", options.MAX_ENCODED_WIDTH),
     (lambda v: {"features": {"a": "string_hashed", "b": "string_hashed"},
                 "crosses": [{"feature_names": ["a", "b"], "crossing_dim": v, "output_mode": "int"}]},
-     "crossing_dim", spec.MAX_INDEX),
+     "crossing_dim", options.MAX_INDEX),
     (lambda v: {"features": {"a": "string_hashed", "b": "string_hashed"}, "crossing_dim": v,
-                "crosses": [["a", "b"]]}, "crossing_dim", spec.MAX_ENCODED_WIDTH),
-    (lambda v: {"features": {"col": "string_hashed"}, "hashing_dim": v}, "hashing_dim", spec.MAX_ENCODED_WIDTH),
+                "crosses": [["a", "b"]]}, "crossing_dim", options.MAX_ENCODED_WIDTH),
+    (lambda v: {"features": {"col": "string_hashed"}, "hashing_dim": v}, "hashing_dim", options.MAX_ENCODED_WIDTH),
     (lambda v: {"features": {"col": "float_discretized"}, "num_discretization_bins": v},
-     "num_discretization_bins", spec.MAX_QUANTILE_BINS),
+     "num_discretization_bins", numeric.MAX_QUANTILE_BINS),
 ]
 
 
@@ -215,13 +218,13 @@ def test_sizes_are_accepted_up_to_their_bound_and_refused_past_it(make, argument
 def test_the_bounds_are_what_the_analysis_can_compute():
     from tfx_bsl.sketches import MisraGriesSketch
 
-    from kdp_beam.analyzers.dataset import APPROXIMATE_BUCKETS_PER_TOKEN
+    from kdp_beam.feature_types.categorical import APPROXIMATE_BUCKETS_PER_TOKEN
     from kdp_beam.analyzers.quantiles import DEFAULT_EPSILON
 
     # Finer bins than the sketch's rank error would be its noise.
-    assert spec.MAX_QUANTILE_BINS == round(1 / DEFAULT_EPSILON)
+    assert numeric.MAX_QUANTILE_BINS == round(1 / DEFAULT_EPSILON)
     # The approximate count's sketch at its largest works (past ~2**28 buckets tfx_bsl aborts).
-    buckets = APPROXIMATE_BUCKETS_PER_TOKEN * spec.MAX_APPROXIMATE_TOKENS
+    buckets = APPROXIMATE_BUCKETS_PER_TOKEN * categorical.MAX_APPROXIMATE_TOKENS
     assert buckets < 2**28
     MisraGriesSketch(buckets).AddValues(__import__("pyarrow").array(["a"]))
 

@@ -1,56 +1,19 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
-from kdp_beam.analyzers.counts import CountAnalyzer
-from kdp_beam.analyzers.dates import DateAnalyzer
-from kdp_beam.analyzers.moments import MomentsAnalyzer
-from kdp_beam.analyzers.quantiles import ProfileAnalyzer, QuantilesAnalyzer
-from kdp_beam.analyzers.text import TextAnalyzer
-from kdp_beam.analyzers.vocabulary import ApproximateVocabularyAnalyzer, VocabularyAnalyzer
-from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_kinds
+from kdp_beam.columns import blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError
-from kdp_beam.spec import OOV_TOKENS
-
-
-TOKEN_ANALYZERS = ("vocabulary", "text")  # analyzers whose state grows with the vocabulary
-APPROXIMATE_BUCKETS_PER_TOKEN = 10  # Misra-Gries counters per kept token
 
 
 def feature_analyzers(feature, profile=False):
-    """The analyzers a declaration needs, keyed by a stable name (`profile`: also the
-    distribution sketch of numeric features, for reports)."""
-    analyzers = {"counts": CountAnalyzer()}
-    if feature.column_kind != "string":
-        analyzers["moments"] = MomentsAnalyzer()
-        if profile:
-            analyzers["profile"] = ProfileAnalyzer()
-    options = feature.options
-    if feature.type == "float_discretized" and options["bin_boundaries"] is None:
-        analyzers["quantiles"] = QuantilesAnalyzer(options["num_bins"])
-    if feature.type in OOV_TOKENS:
-        max_tokens = options["max_tokens"]
-        vocabulary = dict(
-            max_size=None if max_tokens is None else max_tokens - options["num_oov_indices"],
-            excluded_tokens=[OOV_TOKENS[feature.type]],
-            missing_token=options["missing_token"],
-            token_type=ARROW_TYPES[feature.column_kind],
-        )
-        if options["counting"] == "approximate":  # bounded state: in the global combine
-            analyzers["approximate_vocabulary"] = ApproximateVocabularyAnalyzer(
-                buckets=APPROXIMATE_BUCKETS_PER_TOKEN * max_tokens, **vocabulary
-            )
-        else:
-            analyzers["vocabulary"] = VocabularyAnalyzer(**vocabulary)
-    if feature.type == "text":
-        analyzers["text"] = TextAnalyzer(
-            options["max_tokens"], options["standardize"], options["split"], options["ngrams"]
-        )
-    if feature.type == "date":
-        analyzers["date"] = DateAnalyzer(options["format"])
-    if feature.type == "custom":
-        from kdp_beam.plugins import create_statistic
+    """The analyzers a declaration needs, keyed by a stable name, as its type says
+    (`profile`: also the distribution sketch of numeric features, for reports)."""
+    return feature.kind.analyzers(feature.options, profile)
 
-        analyzers["custom"] = create_statistic(options["statistic"], options["options"])
-    return analyzers
+
+def is_keyed(analyzer):
+    """Whether its state grows with the number of distinct tokens (exact vocabularies,
+    text): kdp_beam.beam.keyed_vocabulary counts those spread over workers by token."""
+    return getattr(analyzer, "keyed", False)
 
 
 def missing_count(stats):
@@ -81,8 +44,8 @@ def token_analyzers(spec):
     """{feature name: its token-counting analyzer} (vocabularies and text)."""
     found = {}
     for name, feature in spec.features.items():
-        for key, analyzer in feature_analyzers(feature).items():
-            if key in TOKEN_ANALYZERS:
+        for analyzer in feature_analyzers(feature).values():
+            if is_keyed(analyzer):
                 found[name] = analyzer
     return found
 
@@ -120,7 +83,7 @@ class DatasetAnalyzer:
         for name, feature in spec.features.items():
             analyzers = feature_analyzers(feature, spec.profile)
             if not count_tokens:
-                analyzers = {k: a for k, a in analyzers.items() if k not in TOKEN_ANALYZERS}
+                analyzers = {k: a for k, a in analyzers.items() if not is_keyed(a)}
             self._plan.append((name, analyzers))
 
     def create_accumulator(self):
@@ -182,10 +145,10 @@ class DatasetAnalyzer:
             "bad_records": dict(acc.bad_records),
             "features": {
                 name: {
-                    # A plug-in without to_state keeps no state: its bundles cannot merge.
+                    # An analyzer without to_state keeps no state: its bundles cannot merge.
                     key: analyzer.to_state(feature_acc) if hasattr(analyzer, "to_state") else None
                     for (key, analyzer), feature_acc in zip(analyzers.items(), accs)
-                    if key not in TOKEN_ANALYZERS
+                    if not is_keyed(analyzer)
                 }
                 for (name, analyzers), accs in zip(self._plan, acc.features)
             },
@@ -196,12 +159,12 @@ class DatasetAnalyzer:
         features = []
         for name, analyzers in self._plan:
             saved = state["features"][name]
-            stateless = [k for k, a in analyzers.items() if k not in TOKEN_ANALYZERS and saved.get(k) is None]
+            stateless = [k for k, a in analyzers.items() if not is_keyed(a) and saved.get(k) is None]
             if stateless:
                 raise ValueError(f"feature {name!r}: {stateless} kept no mergeable state")
             features.append(
                 [
-                    analyzer.create_accumulator() if key in TOKEN_ANALYZERS else analyzer.from_state(saved[key])
+                    analyzer.create_accumulator() if is_keyed(analyzer) else analyzer.from_state(saved[key])
                     for key, analyzer in analyzers.items()
                 ]
             )

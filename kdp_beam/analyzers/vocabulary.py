@@ -90,6 +90,8 @@ class VocabularyAnalyzer:
         token_type: the Arrow type of the tokens.
     """
 
+    keyed = True  # its state grows with the vocabulary: counted spread over workers by token
+
     def __init__(self, max_size=None, excluded_tokens=(), missing_token=None, token_type=pa.string()):
         self.token_type = token_type
         self.max_size = max_size
@@ -175,6 +177,8 @@ class ApproximateVocabularyAnalyzer(VocabularyAnalyzer):
     so a token whose true count exceeds the k-th largest by more than twice that bound is
     always kept. ``distinct_count`` is unknown (null).
     """
+
+    keyed = False  # bounded state: in the global combine
 
     def __init__(self, max_size, buckets, excluded_tokens=(), missing_token=None, token_type=pa.string()):
         super().__init__(max_size, excluded_tokens, missing_token, token_type)

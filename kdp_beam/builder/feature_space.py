@@ -14,17 +14,17 @@ from kdp_beam.builder.declarations import (
     spec_of,
 )
 from kdp_beam.builder.inputs import checked_inputs
-from kdp_beam.builder.layer_state import set_statistics
-from kdp_beam.builder.layers import DateEncoding, FillMissing, TextVectorization
+from kdp_beam.builder.layers import FillMissing
 from kdp_beam.builder.names import layer_name
 from kdp_beam.errors import InputDataError, SpecError
-from kdp_beam.model_limits import beyond_float32, float32_problem, float32_remedy
-from kdp_beam.spec import DEFAULT_DATE_COMPONENTS, NUMERIC_TYPES
+from kdp_beam.feature_types import on_register, registered_types
+from kdp_beam.model_limits import float32_problem, float32_remedy
+from kdp_beam.spec import Feature as Declaration
+from kdp_beam.spec import bound_arguments
 
-# Not exported by keras: FeatureSpace's Feature record, its concat layer and the identity
-# preprocessor FeatureSpace.float() uses.
+# Not exported by keras: FeatureSpace's Feature record and its concat layer.
 from keras.src.layers.preprocessing.feature_space import Feature as KerasFeature
-from keras.src.layers.preprocessing.feature_space import TFDConcat, TFDIdentity
+from keras.src.layers.preprocessing.feature_space import TFDConcat
 from keras.src.utils.naming import auto_name
 
 _LOG = logging.getLogger(__name__)
@@ -41,7 +41,10 @@ class Feature(KerasFeature):
         missing_token: categoricals: what a missing value ("" or None) is looked up as;
             None: the OOV index.
         fill: the resolved fill value (set from the statistics; saved with the model).
-        statistic, statistic_options: the plug-in a custom feature's layer was built by.
+        declaration: the kdp_beam declaration it was made from (a JSON dict with "type"),
+            None for records keras made.
+        statistic, statistic_options: read from models saved by kdp_beam < 0.3 (a plug-in's
+            name and options), as the declaration.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Feature(KerasFeature):
         missing_indicator=False,
         missing_token=None,
         fill=None,
+        declaration=None,
         statistic=None,
         statistic_options=None,
     ):
@@ -61,8 +65,9 @@ class Feature(KerasFeature):
         self.missing_indicator = missing_indicator
         self.missing_token = missing_token
         self.fill = fill
-        self.statistic = statistic  # a plug-in's name (kdp_beam.plugins), for custom features
-        self.statistic_options = statistic_options
+        if declaration is None and statistic is not None:
+            declaration = {"type": statistic, **(statistic_options or {})}
+        self.declaration = declaration
 
     def get_config(self):
         return {
@@ -71,8 +76,7 @@ class Feature(KerasFeature):
             "missing_indicator": self.missing_indicator,
             "missing_token": self.missing_token,
             "fill": self.fill,
-            "statistic": self.statistic,
-            "statistic_options": self.statistic_options,
+            "declaration": self.declaration,
         }
 
 
@@ -95,7 +99,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
       (analysed by the Beam pipeline; ``pipeline_args`` are Beam options).
     - ``FeatureSpace.from_artifacts(path)`` builds an adapted FeatureSpace from a bundle
       written by ``kdp-beam analyze``, touching no data.
-    - ``FeatureSpace.passthrough(dtype)`` declares a feature fed to the model as is.
+    - A constructor per registered type (kdp_beam.feature_types): keras' own, with the
+      same arguments, kdp_beam's extensions and plug-ins.
     - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
       by kdp_beam.builder.names.layer_name and kept unique.
     - A call checks every value against its feature and raises an InputDataError naming
@@ -118,123 +123,20 @@ class FeatureSpace(keras.utils.FeatureSpace):
     def feature(cls, dtype, preprocessor, output_mode, **missing):
         return Feature(dtype, preprocessor, output_mode, **missing)
 
-    @classmethod
-    def float(cls, name=None, fill_value=None, missing_indicator=False):
-        feature = super().float(name=name)
-        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
-
-    @classmethod
-    def float_rescaled(cls, scale=1.0, offset=0.0, name=None, fill_value=None, missing_indicator=False):
-        feature = super().float_rescaled(scale=scale, offset=offset, name=name)
-        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
-
-    @classmethod
-    def float_normalized(cls, name=None, fill_value=None, missing_indicator=False):
-        feature = super().float_normalized(name=name)
-        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
-
-    @classmethod
-    def float_discretized(
-        cls,
-        num_bins,
-        bin_boundaries=None,
-        output_mode="one_hot",
-        name=None,
-        fill_value=None,
-        missing_indicator=False,
-    ):
-        feature = super().float_discretized(num_bins, bin_boundaries, output_mode, name)
-        return _with(feature, fill_value=fill_value, missing_indicator=missing_indicator)
-
-    @classmethod
-    def integer_categorical(
-        cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None, missing_token=None
-    ):
-        """As keras', but read as int64, so IDs above 2**31 keep their identity."""
-        feature = super().integer_categorical(max_tokens, num_oov_indices, output_mode, name)
-        return _with(feature, dtype="int64", missing_token=missing_token)
-
-    @classmethod
-    def string_categorical(
-        cls, max_tokens=None, num_oov_indices=1, output_mode="one_hot", name=None, missing_token=None
-    ):
-        feature = super().string_categorical(max_tokens, num_oov_indices, output_mode, name)
-        return _with(feature, missing_token=missing_token)
-
-    @classmethod
-    def integer_hashed(cls, num_bins, output_mode="one_hot", name=None):
-        """As keras', but read as int64."""
-        return _with(super().integer_hashed(num_bins, output_mode, name), dtype="int64")
-
-    @classmethod
-    def text(
-        cls,
-        max_tokens=None,
-        output_mode="multi_hot",
-        ngrams=None,
-        sequence_length=None,
-        standardize="lower_and_strip_punctuation",
-        split="whitespace",
-        name=None,
-    ):
-        """Free text through keras TextVectorization (an extension beyond keras).
-
-        output_mode "multi_hot", "count" or "tf_idf" gives max_tokens-wide floats;
-        "int" gives token indices padded to sequence_length (use output_mode="dict").
-        """
-        name = name or auto_name("text")
-        preprocessor = TextVectorization(
-            max_tokens=max_tokens,
-            standardize=standardize,
-            split=split,
-            ngrams=tuple(ngrams) if isinstance(ngrams, list) else ngrams,
-            output_mode=output_mode,
-            output_sequence_length=sequence_length,
-            name=f"{name}_preprocessor",
-        )
-        mode = "int" if output_mode == "int" else "float"
-        return cls.feature(dtype="string", preprocessor=preprocessor, output_mode=mode)
-
-    @classmethod
-    def date(cls, format=None, components=None, missing_indicator=False, name=None):  # noqa: A002
-        """A date or timestamp string encoded by kdp_beam's DateEncoding (an extension
-        beyond keras): the normalised year, sin/cos of the cyclical components."""
-        name = name or auto_name("date")
-        preprocessor = DateEncoding(
-            format=format,
-            components=components or DEFAULT_DATE_COMPONENTS,
-            missing_indicator=missing_indicator,
-            name=f"{name}_preprocessor",
-        )
-        return cls.feature(dtype="string", preprocessor=preprocessor, output_mode="float")
-
-    @classmethod
-    def passthrough(cls, dtype="float32", name=None):
-        """A feature fed to the model unchanged (an extension beyond keras)."""
-        name = name or auto_name("passthrough")
-        preprocessor = TFDIdentity(dtype=dtype, name=f"{name}_preprocessor")
-        return cls.feature(dtype=dtype, preprocessor=preprocessor, output_mode="float")
-
     def __init__(self, features, *args, **kwargs):
         super().__init__(features, *args, **kwargs)
         self.fill_layers = {}
         for name, feature in self.features.items():
             declaration = declaration_of(name, feature)
-            if declaration is None:
+            policy = None if declaration is None else declaration.kind.missing_fill(declaration.options, feature)
+            if policy is None:
                 continue
-            options = declaration.options  # the policy, as declaration_of read it
-            if declaration.type in NUMERIC_TYPES:
-                fill = feature.fill if getattr(feature, "fill", None) is not None else options["fill_value"]
-                indicator = options["missing_indicator"]
-                if indicator and f"{name}{INDICATOR_SUFFIX}" in self.features:
-                    raise SpecError(
-                        f"feature {name!r}: its missing indicator would be named "
-                        f"{name + INDICATOR_SUFFIX!r}, which is another feature's name"
-                    )
-            elif declaration.type == "string_categorical" and options["missing_token"] is not None:
-                fill, indicator = options["missing_token"], False
-            else:
-                continue
+            fill, indicator = policy
+            if indicator and f"{name}{INDICATOR_SUFFIX}" in self.features:
+                raise SpecError(
+                    f"feature {name!r}: its missing indicator would be named "
+                    f"{name + INDICATOR_SUFFIX!r}, which is another feature's name"
+                )
             self.fill_layers[name] = FillMissing(fill, indicator, name=f"{layer_name(name)}_fill_missing")
         self._indicator_concat = None
 
@@ -320,8 +222,10 @@ class FeatureSpace(keras.utils.FeatureSpace):
     # --- layer names: any column name; inputs keep it as their key --------------------------
 
     def _standardize_feature(self, name, feature):
-        if feature in ("text", "date", "passthrough"):  # kdp_beam's extensions by name
-            return getattr(self, feature)(name=layer_name(name))
+        kinds = {kind.name: kind for kind in registered_types()}
+        if isinstance(feature, str) and feature in kinds:  # a type by its bare name
+            bare = {option: getattr(self, attribute) for option, attribute in kinds[feature].bare_defaults.items()}
+            return getattr(self, feature)(name=layer_name(name), **bare)
         return super()._standardize_feature(layer_name(name), feature)
 
     def _feature_to_input(self, name, feature):
@@ -404,20 +308,20 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 continue  # a custom preprocessor, adapted (or not adaptable) by the user
             if bundle_spec is not None:
                 check_compatible(name, declaration, bundle_spec, source)
-            if declaration.type == "custom":
-                continue  # its plug-in built the layer from the statistics
-            stats = statistics[name]
-            if declaration.type in NUMERIC_TYPES:
-                _refuse_beyond_float32(name, declaration, stats)
+            kind, options, stats = declaration.kind, declaration.options, statistics[name]
+            found = kind.beyond_float32(stats, options)
+            if found:  # the data's values, not the declaration, are at fault
+                raise InputDataError(
+                    f"feature {name!r}: {float32_problem(*found)}, so the model would give NaN "
+                    f"or 0 for every row; {float32_remedy(*found)}"
+                )
             try:
-                set_statistics(self.preprocessors[name], stats)
+                kind.set_statistics(self.preprocessors[name], stats, options)
             except SpecError as e:
                 raise SpecError(f"feature {name!r}: {e}") from None
-            if declaration.type in NUMERIC_TYPES:
-                fill_value = declaration.options["fill_value"]
-                mean = stats.get("mean")
-                feature.fill = fill_value if fill_value is not None else (mean if mean is not None else 0.0)
-                self.fill_layers[name].fill_value = feature.fill
+            fill = kind.resolved_fill(stats, options)
+            if fill is not None:
+                feature.fill = self.fill_layers[name].fill_value = fill
         if not finish:
             return
         # What keras' FeatureSpace.adapt does once its layers are adapted.
@@ -427,12 +331,21 @@ class FeatureSpace(keras.utils.FeatureSpace):
         self._sublayers_built = True
 
 
-def _refuse_beyond_float32(name, declaration, stats):
-    """The model computes in float32: a statistic it would hold beyond float32 (a mean of
-    2e50) is inf there and every output NaN or 0, so it is refused (kdp_beam.model_limits)."""
-    found = beyond_float32(declaration.type, stats, declaration.options["fill_value"])
-    if found:  # the data's values, not the declaration, are at fault
-        raise InputDataError(
-            f"feature {name!r}: {float32_problem(*found)}, so the model would give NaN or 0 for "
-            f"every row; {float32_remedy(*found)}"
-        )
+def _add_constructor(kind):
+    """FeatureSpace.<type name>(...): keras' classmethod for its own types (the same
+    positional arguments, then name), kdp_beam's for every other registered type; the
+    options are checked as declarations are (SpecError naming the argument)."""
+    positional = (*kind.keras_arguments, "name")
+
+    def construct(cls, *args, **kwargs):
+        options = bound_arguments(kind.name, positional, args, kwargs)
+        name = options.pop("name", None) or auto_name(kind.name)
+        declaration = Declaration(kind.name, **options)
+        return kind.keras_feature(cls, name, declaration.options)
+
+    construct.__name__ = construct.__qualname__ = kind.name
+    construct.__doc__ = kind.__doc__
+    setattr(FeatureSpace, kind.name, classmethod(construct))
+
+
+on_register(_add_constructor)

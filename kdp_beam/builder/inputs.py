@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from kdp_beam.errors import InputDataError
-from kdp_beam.spec import FLOAT32_MAX, MAX_INT64, OOV_TOKENS
+from kdp_beam.feature_types.categorical import IntegerCategorical
+from kdp_beam.feature_types.options import FLOAT32_MAX, MAX_INT64
 
 _ONE_PER_ROW = "Pass one value per row: shape (n,) or (n, 1), or a scalar for one row."
 _TOO_LARGE = "Numbers must fit the feature's dtype: scale them first."
@@ -126,7 +127,7 @@ def _missing_value(feature):
         return ""
     if feature.dtype.startswith("int"):
         token = getattr(feature, "missing_token", None)  # keras' own records: None
-        return OOV_TOKENS["integer_categorical"] if token is None else token
+        return IntegerCategorical.oov_token if token is None else token
     return np.nan
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kdp_beam import dates
-from kdp_beam.spec import DEFAULT_DATE_COMPONENTS
+from kdp_beam.feature_types.date import DEFAULT_COMPONENTS
 
 
 def _flat(inputs):
@@ -26,7 +26,7 @@ class DateEncoding(keras.layers.Layer):
 
     Args:
         format: None for ISO 8601, or a strftime-style format (%Y %m %d %H %M %S).
-        components: names from kdp_beam.spec.DATE_COMPONENTS, in output order.
+        components: names from kdp_beam.feature_types.date.COMPONENTS, in output order.
         missing_indicator: append a 0/1 column, 1 where the value is missing.
         year_mean, year_std: the year's statistics (set from a bundle or by adapt()).
     """
@@ -34,7 +34,7 @@ class DateEncoding(keras.layers.Layer):
     def __init__(
         self,
         format=None,  # noqa: A002
-        components=tuple(DEFAULT_DATE_COMPONENTS),
+        components=tuple(DEFAULT_COMPONENTS),
         missing_indicator=False,
         year_mean=0.0,
         year_std=1.0,

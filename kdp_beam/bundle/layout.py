@@ -27,6 +27,9 @@ DEAD_LETTERS = "bad_records"  # directory of the records a skip-mode run left ou
 STATE = "state"  # mergeable state (kdp-beam merge): analyzers.json and token counts
 ANALYZER_STATE = f"{STATE}/analyzers.json"
 FORMAT_NAME = "kdp_beam artifact bundle"
+# The columns a vocabulary file may have, in order (each type says which it has:
+# FeatureType.vocabulary_columns).
+VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 

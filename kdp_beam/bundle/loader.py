@@ -12,12 +12,7 @@ import json
 from kdp_beam.bundle.layout import DEAD_LETTERS, FORMAT_NAME, MANIFEST, STATE, STATISTICS, is_remote, join
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.spec import FeatureSpec
-from kdp_beam.statistics_checks import (
-    VOCABULARY_COLUMNS,
-    VOCABULARY_TYPES,
-    check_document,
-    check_features,
-)
+from kdp_beam.statistics_checks import check_document, check_features
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 
@@ -112,6 +107,9 @@ def load_bundle(path, with_state=False):
     statistics_path = join(path, STATISTICS)
     statistics = _parse_json(contents[STATISTICS], statistics_path)
     check_document(statistics, spec, statistics_path)
+    for name in _old_plugin_features(manifest):  # their statistics say "type": "custom"
+        if statistics["features"][name].get("type") == "custom":
+            statistics["features"][name]["type"] = spec.features[name].type
     row_count = statistics["row_count"]
     if manifest.get("row_count") != row_count:
         raise BundleError(
@@ -127,6 +125,24 @@ def load_bundle(path, with_state=False):
     if with_state:
         bundle.state = _state(bundle, contents)
     return bundle
+
+
+def _old_plugin_features(manifest):
+    """The features a kdp_beam 0.2 bundle declares as plug-ins, {"type": "custom",
+    "statistic": NAME}: read as the type NAME (kdp_beam.spec.Feature)."""
+    features = manifest["spec"].get("features", {})
+    return [n for n, d in features.items() if isinstance(d, dict) and d.get("type") == "custom"]
+
+
+def _renamed_plugin_state(bundle, analyzer_state):
+    """A 0.2 plug-in's state was kept under "custom": it is its type's own analyzer's."""
+    from kdp_beam.analyzers.dataset import feature_analyzers
+
+    for name in _old_plugin_features(bundle.manifest):
+        saved = analyzer_state["features"][name]
+        new = [key for key in feature_analyzers(bundle.spec.features[name]) if key not in saved]
+        if "custom" in saved and len(new) == 1:
+            saved[new[0]] = saved.pop("custom")
 
 
 def _state(bundle, contents):
@@ -148,13 +164,14 @@ def _state(bundle, contents):
             for name, file_names in state.get("tokens", {}).items()
         }
         analyzer_state = _parse_json(contents[analyzers], join(path, analyzers))
+        _renamed_plugin_state(bundle, analyzer_state)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
     unknown = sorted(tokens.keys() - bundle.features.keys())
     if unknown:
         raise BundleError(f"{join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature")
     for name, feature in bundle.spec.features.items():
-        if feature.type not in VOCABULARY_TYPES or feature.options.get("counting") == "approximate":
+        if not _counts_tokens_by_key(feature):
             continue
         distinct = sum(table.num_rows for table in tokens.get(name, []))
         expected = bundle.features[name]["distinct_count"]
@@ -166,6 +183,13 @@ def _state(bundle, contents):
                 "Re-run the analysis of this bundle."
             )
     return {"analyzers": analyzer_state, "tokens": tokens}
+
+
+def _counts_tokens_by_key(feature):
+    """Whether the feature's tokens are counted spread over workers, their state kept."""
+    from kdp_beam.analyzers.dataset import feature_analyzers, is_keyed
+
+    return any(is_keyed(a) for a in feature_analyzers(feature).values())
 
 
 def read_token_state(data):
@@ -212,22 +236,23 @@ def _with_vocabulary(path, name, stats, declaration, contents):
     the values are checked by check_features."""
     file_name = stats.get("vocabulary_file")
     where = f"{join(path, STATISTICS)}: feature {name!r}: vocabulary_file"
-    if declaration.type not in VOCABULARY_TYPES:
+    columns = declaration.kind.vocabulary_columns(declaration.options)
+    if not columns:
         if file_name is not None:
             raise BundleError(f"{where} is given, but a {declaration.type} feature has no vocabulary")
         return stats
     if not (isinstance(file_name, str) and file_name.startswith("vocabularies/") and file_name in contents):
         raise BundleError(f"{where} {file_name!r:.100} is not a vocabulary file the manifest lists")
-    width = 3 if declaration.type == "text" else 2
+    width = len(columns)
     vocabulary_path = join(path, file_name)
     rows = []
     for number, line in enumerate(contents[file_name].splitlines(), start=1):
         where = f"{vocabulary_path}: line {number}: feature {name!r}: vocabulary"
         row = _parse_json(line, where)
         if not isinstance(row, list) or len(row) != width:
-            shape = "[token, count, document_count]" if width == 3 else "[token, count]"
+            shape = "[token, " + ", ".join(c.removeprefix("vocabulary_").removesuffix("s") for c in columns[1:]) + "]"
             raise BundleError(f"{where} line {row!r:.80} is not {shape}; the bundle is damaged")
         rows.append(row)
-    for key, column in zip(VOCABULARY_COLUMNS, list(zip(*rows)) or [()] * width):
+    for key, column in zip(columns, list(zip(*rows)) or [()] * width):
         stats[key] = list(column)
     return stats

@@ -21,12 +21,12 @@ from kdp_beam.bundle.layout import (
     FORMAT_NAME,
     MANIFEST,
     STATISTICS,
+    VOCABULARY_COLUMNS,
     join,
     token_state_name,
     vocabulary_file_name,
 )
 from kdp_beam.errors import BundleError
-from kdp_beam.statistics_checks import VOCABULARY_COLUMNS
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 

@@ -1,84 +1,34 @@
-"""Custom statistics: your own accumulator in the same single pass, and the Keras layer
-built from its result.
+"""Plug-in feature types: your own feature, as capable as a built-in one.
 
-A plug-in is a class with the analyzer verbs every kdp_beam statistic has, plus the layer:
+A plug-in is a kdp_beam.feature_types.FeatureType subclass, registered — the interface
+every built-in type implements (kdp_beam/feature_types/): its options and their checks, the
+column it reads, the analyzers it needs in the same single pass, the check of its
+statistics when a bundle is loaded, its Keras layer and how the statistics set it, its
+summary line and report section. Declared in the features JSON by its name, with its
+options beside the type: ``{"type": "robust_scaler", "epsilon": 0.001}``; in Python
+``kdp_beam.spec.robust_scaler(epsilon=...)`` and ``FeatureSpace.robust_scaler(...)``.
 
-    from kdp_beam.plugins import Statistic, register_statistic
-
-    @register_statistic("max_abs")
-    class MaxAbs(Statistic):
-        column_kind = "float"                      # read as float64 ("integer", "string")
-
-        def create_accumulator(self):              # the state of no data
-            return 0.0
-        def add_batch(self, acc, column):          # a pyarrow column (nulls = missing)
-            values = column.drop_null().to_numpy()
-            return max(acc, float(abs(values).max())) if len(values) else acc
-        def merge_accumulators(self, accs):        # associative and commutative
-            return max(accs)
-        def finalize(self, acc):                   # JSON-able statistics, into the bundle
-            return {"max_abs": acc}
-        def to_state(self, acc):                   # JSON-able, for kdp-beam merge
-            return acc
-        def from_state(self, state):
-            return state
-        def build_layer(self, statistics, name):   # the feature's Keras preprocessor
-            import keras
-            return keras.layers.Rescaling(1 / (statistics["max_abs"] or 1), name=name)
-
-Declared in the features JSON as
-``{"type": "custom", "statistic": "max_abs", "options": {...}}`` (options are passed to the
-class's constructor). The module that registers it must be imported wherever the
-declaration is used: `kdp-beam analyze --plugin my.module`, and in training code before
-``FeatureSpace.from_artifacts``. Beam ships the instance to workers with the pipeline, so
-it runs inside the same pass on any runner. Loading a bundle never imports anything named
-in it: an unregistered statistic is an error saying which module to import.
+The module that registers it must be imported wherever the declaration is used:
+``kdp-beam analyze --plugin my.module``, and in training code before
+``FeatureSpace.from_artifacts``. Beam ships the analyzers to workers with the pipeline, so
+they run inside the same pass on any runner. Loading a bundle never imports anything named
+in it: an unregistered type is an error saying which module to import.
 
 kdp_beam.plugins.robust_scaler is a complete example (median and interquartile range).
+Declarations of kdp_beam < 0.3, ``{"type": "custom", "statistic": NAME, "options": {...}}``,
+still load: they mean ``{"type": NAME, ...options}``.
 """
 
 import importlib
 
 from kdp_beam.errors import SpecError
+from kdp_beam.feature_types import FeatureType, register_type
 
-_REGISTRY = {}
-
-
-class Statistic:
-    """Base class of plug-ins (duck typing works too); ``self.options`` holds the
-    declaration's options."""
-
-    column_kind = "float"
-
-    def __init__(self, **options):
-        self.options = options
-
-
-def register_statistic(name):
-    """Class decorator: makes the statistic usable as ``"statistic": name``."""
-
-    def register(cls):
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def statistic_class(name):
-    if name not in _REGISTRY:
-        raise SpecError(
-            f"custom statistic {name!r} is not registered; import the module that registers "
-            f"it first (kdp-beam --plugin MODULE). Registered: {sorted(_REGISTRY)}"
-        )
-    return _REGISTRY[name]
-
-
-def create_statistic(name, options):
-    return statistic_class(name)(**(options or {}))
+__all__ = ["FeatureType", "import_plugins", "register_type"]
 
 
 def import_plugins(modules):
-    """Imports plug-in modules (the CLI's --plugin), which register their statistics.
+    """Imports plug-in modules (the CLI's --plugin), which register their types.
 
     Raises SpecError naming the module when it cannot be found; other errors of the
     module's own code propagate as they are.

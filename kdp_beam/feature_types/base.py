@@ -1,0 +1,177 @@
+"""The feature-type interface: what one kind of feature is, from declaration to report.
+
+Built-in types and plug-ins implement the same class; everything else (the spec, the fused
+analysis, the bundle loader, FeatureSpace, the summary, the report, infer) asks the type
+through these methods and knows no type by name. A type module imports neither Keras nor
+the analyzers at import time: analysis workers never load TensorFlow, the builder never
+loads Beam; each method imports what it needs.
+
+`options` below is always the validated declaration's options (a dict, every option
+present); `stats` one feature's statistics as the bundle holds them.
+"""
+
+from kdp_beam.errors import SpecError
+from kdp_beam.feature_types.options import REQUIRED, is_strict_json, shown
+
+
+class FeatureType:
+    """One kind of feature. Subclass it, set the class attributes, override what differs,
+    and register it (kdp_beam.feature_types.register_type).
+
+    Class attributes:
+        name: the declaration's "type", and the name of its constructors
+            (``kdp_beam.spec.<name>(...)``, ``FeatureSpace.<name>(...)``).
+        options: {option: default}, REQUIRED for one without a default; in the order of
+            the Python constructor's positional arguments.
+        keras_arguments: the positional arguments of ``FeatureSpace.<name>`` before
+            ``name`` (keras.utils.FeatureSpace's order, for its own types).
+        bare_defaults: {option: FeatureSpec attribute} an option takes from the spec when
+            the feature is declared by its bare name (a hashed type takes
+            ``hashing_dim`` bins).
+        encoding_options: the options the statistics never depend on, which only shape
+            the encoding (output_mode, a fill value...): code building a model from a
+            bundle may choose them differently from the bundle's declaration; every other
+            option must agree (compared_options).
+        infer_rank: the order in which `kdp-beam infer` asks types to propose themselves
+            for a column (lower first); None: never proposed.
+    """
+
+    name = None
+    options = {}
+    keras_arguments = ()
+    bare_defaults = {}
+    encoding_options = ()
+    infer_rank = None
+
+    # --- the declaration --------------------------------------------------------------
+
+    def declare(self, options):
+        """The options with defaults filled in, checked (SpecError naming the argument)."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise SpecError(f"unknown argument(s) {unknown}; accepted: {sorted(self.options)}")
+        merged = {**self.options, **options}
+        missing = [k for k, v in merged.items() if v is REQUIRED]
+        if missing:
+            raise SpecError(f"argument(s) {missing} are required")
+        # The bundle's manifest holds the declaration as strict JSON (no NaN or inf).
+        for option, value in merged.items():
+            if not is_strict_json(value):
+                raise SpecError(f"{option} must be a JSON value (finite numbers), got {shown(value)}")
+        return self.validate(merged)
+
+    def validate(self, options):
+        """Checks and normalises the options (every one present); returns them."""
+        return options
+
+    def column_kind(self, options):
+        """What the values are: "float" (float64), "integer" (int64) or "string"."""
+        raise NotImplementedError
+
+    def read_kind(self, options):
+        """How readers read the column (kdp_beam.columns.read_problem's kinds): the
+        column kind, or "date" for text that may also come as typed timestamps."""
+        return self.column_kind(options)
+
+    def crossable(self, options):
+        """Whether a cross can take it: its preprocessor gives one integer or string."""
+        return False
+
+    def compared_options(self, options):
+        """The options a model built from a bundle must share with the bundle's
+        declaration: all but the encoding_options, so a new option is compared unless its
+        type says the statistics do not depend on it."""
+        return [option for option in options if option not in self.encoding_options]
+
+    # --- the analysis -----------------------------------------------------------------
+
+    def analyzers(self, options, profile=False):
+        """{stable key: analyzer} the pass computes for the feature (kdp_beam.analyzers'
+        four verbs). Counts for every feature; moments of numbers (and, with `profile`,
+        their distribution sketch for reports)."""
+        from kdp_beam.analyzers.counts import CountAnalyzer
+        from kdp_beam.analyzers.moments import MomentsAnalyzer
+        from kdp_beam.analyzers.quantiles import ProfileAnalyzer
+
+        found = {"counts": CountAnalyzer()}
+        if self.column_kind(options) != "string":
+            found["moments"] = MomentsAnalyzer()
+            if profile:
+                found["profile"] = ProfileAnalyzer()
+        return found
+
+    # --- the bundle -------------------------------------------------------------------
+
+    def vocabulary_columns(self, options):
+        """The columns of its vocabulary file in the bundle ("vocabulary" first), or ()
+        when it has none."""
+        return ()
+
+    def check_statistics(self, stats, options, profile=False):
+        """The loader's check of its statistics (a kdp_beam.statistics_checks.Statistics):
+        fails naming the key when a value is impossible. The counts and, for numbers, the
+        moments; a type adds its own."""
+        from kdp_beam import statistics_checks as checks
+
+        if self.column_kind(options) != "string":  # as analyzers() decides, without them
+            checks.check_moments(stats)
+            if profile:
+                checks.check_profile(stats)
+
+    # --- the Keras model --------------------------------------------------------------
+
+    def keras_feature(self, feature_space, name, options, statistics=None):
+        """Its FeatureSpace feature record (``feature_space.feature(...)``, with
+        ``declaration=`` set), its preprocessor unadapted unless `statistics` are given;
+        layers are named ``f"{name}_..."``."""
+        raise NotImplementedError
+
+    def from_keras(self, feature):
+        """Its options, when a keras FeatureSpace feature record that carries no kdp_beam
+        declaration (one made by keras.utils.FeatureSpace itself, or around a keras
+        layer) is of this type; else None."""
+        return None
+
+    def set_statistics(self, preprocessor, stats, options):
+        """Leaves the preprocessor as its own adapt() would, with the bundle's statistics."""
+
+    def missing_fill(self, options, feature):
+        """(fill, indicator) of the FillMissing layer before its preprocessor, or None for
+        none: `fill` replaces a missing value (None until resolved_fill gives it),
+        `indicator` adds a 0/1 column."""
+        return None
+
+    def resolved_fill(self, stats, options):
+        """The fill value once the statistics are known (e.g. the mean); None: as
+        missing_fill said."""
+        return None
+
+    def beyond_float32(self, stats, options, inputs=False):
+        """(statistic, value) of the first statistic the float32 model would hold beyond
+        float32, or None (with `inputs`, also input values it could not take)."""
+        return None
+
+    # --- people -----------------------------------------------------------------------
+
+    def summary(self, stats, options):
+        """The "values" cell of its line in the table `kdp-beam analyze` prints."""
+        return ""
+
+    def report_section(self, stats, options):
+        """(details, chart): two HTML fragments of its section in `kdp-beam report`
+        (kdp_beam.report_parts draws them; every string from the data escaped)."""
+        from kdp_beam import report_parts
+
+        shown_stats = [
+            (k, v) for k, v in stats.items()
+            if k not in ("count", "null_count", "missing_count", "type") and not isinstance(v, (list, dict))
+        ]
+        return report_parts.rows(shown_stats), ""
+
+    def propose(self, sample):
+        """(declaration, reason) when `kdp-beam infer` should declare the sampled column
+        (a kdp_beam.infer.ColumnSample) as this type, else None."""
+        return None
+
+    def __repr__(self):
+        return f"<feature type {self.name}>"

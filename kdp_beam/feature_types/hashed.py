@@ -1,0 +1,90 @@
+"""Hashed categories: string_hashed and integer_hashed (keras' FeatureSpace types). Nothing
+to learn beyond the counts: a value's bin is its hash modulo num_bins."""
+
+import math
+
+from kdp_beam.feature_types.base import FeatureType
+from kdp_beam.feature_types.options import ONE_HOT_OR_INT, REQUIRED, integer, one_of, width
+from kdp_beam.feature_types.registry import register_type
+
+MAX_INFERRED_BINS = 1 << 16
+
+
+def inferred_bins(distinct):
+    """infer's num_bins: twice the distinct count, to a power of two, at most 2^16."""
+    return int(min(2 ** math.ceil(math.log2(max(2 * distinct, 2))), MAX_INFERRED_BINS))
+
+
+class HashedType(FeatureType):
+    options = {"num_bins": REQUIRED, "output_mode": "one_hot"}
+    keras_arguments = ("num_bins", "output_mode")
+    bare_defaults = {"num_bins": "hashing_dim"}
+    encoding_options = ("output_mode",)
+
+    def validate(self, options):
+        one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
+        options["num_bins"] = integer(options["num_bins"], "num_bins", 1, *width("num_bins", options["output_mode"]))
+        return options
+
+    def column_kind(self, options):
+        return "string" if self.dtype == "string" else "integer"
+
+    def crossable(self, options):
+        return True
+
+    def keras_feature(self, feature_space, name, options, statistics=None):
+        import keras
+
+        made = getattr(keras.utils.FeatureSpace, self.name)(
+            options["num_bins"], output_mode=options["output_mode"], name=name
+        )
+        return feature_space.feature(
+            self.dtype, made.preprocessor, made.output_mode, declaration={"type": self.name, **options}
+        )
+
+    def from_keras(self, feature):
+        import keras
+
+        # keras' integer_hashed declares int32 inputs, kdp_beam's int64.
+        if isinstance(feature.preprocessor, keras.layers.Hashing) and (feature.dtype == "string") == (self.dtype == "string"):
+            return {"num_bins": feature.preprocessor.num_bins, "output_mode": feature.output_mode}
+        return None
+
+    def report_section(self, stats, options):
+        return "", "<p class=note>hashed: no statistics beyond counts</p>"
+
+    def propose(self, sample):
+        why = self.why_hashed(sample)
+        if why is None:
+            return None
+        bins = inferred_bins(sample.distinct)
+        return {"type": self.name, "num_bins": bins}, f"{why} hashed into {bins} bins"
+
+
+@register_type
+class IntegerHashed(HashedType):
+    """Integers hashed into num_bins bins, read as int64."""
+
+    name = "integer_hashed"
+    dtype = "int64"
+    infer_rank = 50
+
+    def why_hashed(self, sample):
+        import pyarrow as pa
+
+        why = sample.identifier_reason() if pa.types.is_integer(sample.kind) else None
+        return None if why is None else f"integers, {sample.share}: identifiers ({why});"
+
+
+@register_type
+class StringHashed(HashedType):
+    """Strings hashed into num_bins bins."""
+
+    name = "string_hashed"
+    dtype = "string"
+    infer_rank = 60
+
+    def why_hashed(self, sample):
+        if sample.text is None:
+            return None
+        return f"{sample.what}, {sample.share}: too many for a vocabulary,"

@@ -1,0 +1,89 @@
+"""The pieces of `kdp-beam report`'s page a feature type draws its section with: tables,
+bar charts and histograms as inline HTML and SVG, every string escaped."""
+
+import html
+import math
+
+
+def escape(value):
+    return html.escape(str(value), quote=True)
+
+
+def number(value):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return f"{value:,}" if isinstance(value, int) else escape(value)
+
+
+def rows(pairs):
+    cells = "".join(f"<tr><th>{escape(k)}</th><td class=n>{number(v)}</td></tr>" for k, v in pairs)
+    return f"<table>{cells}</table>"
+
+
+def bar_chart(labels, values, title, width=460, max_bars=20):
+    """Horizontal bars of the first `max_bars` (label, value) pairs, as inline SVG."""
+    labels, values = list(labels)[:max_bars], list(values)[:max_bars]
+    if not values:
+        return "<p class=note>no values</p>"
+    top, row, label_width = max(values) or 1, 18, 150
+    height = row * len(values) + 24
+    bars = []
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = 20 + i * row
+        length = (width - label_width - 70) * value / top
+        text = str(label) if len(str(label)) <= 24 else str(label)[:23] + "…"
+        bars.append(
+            f'<text x="{label_width - 6}" y="{y + 12}" text-anchor="end">{escape(text)}</text>'
+            f'<rect x="{label_width}" y="{y + 2}" width="{length:.1f}" height="{row - 5}" fill="#4a7bd0"/>'
+            f'<text x="{label_width + length + 4:.1f}" y="{y + 12}">{value:,}</text>'
+        )
+    return (
+        f'<svg class="chart bars" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+        f'<text x="0" y="12" font-weight="600">{escape(title)}</text>{"".join(bars)}</svg>'
+    )
+
+
+def histogram(points, title, width=460, height=170):
+    """An equal-frequency histogram from quantile points q0 (min) .. qk (max): each of the
+    k bins holds 1/k of the values, so its height is its density 1 / (k * width)."""
+    points = [p for p in points if p is not None and math.isfinite(p)]
+    if len(points) < 2 or points[-1] == points[0]:
+        return "<p class=note>a single value: no histogram</p>"
+    low, high, bins = points[0], points[-1], len(points) - 1
+    span = high - low
+    widths = [max(b - a, span * 1e-3) for a, b in zip(points[:-1], points[1:])]
+    densities = [1 / (bins * w) for w in widths]
+    top = max(densities)
+    plot_w, plot_h, left = width - 20, height - 40, 10
+    rects = []
+    for a, w, d in zip(points[:-1], widths, densities):
+        x = left + plot_w * (a - low) / span
+        h = plot_h * d / top
+        rects.append(
+            f'<rect x="{x:.1f}" y="{20 + plot_h - h:.1f}" width="{max(plot_w * w / span, 1):.1f}" '
+            f'height="{h:.1f}" fill="#4a7bd0" fill-opacity="0.75"/>'
+        )
+    return (
+        f'<svg class="chart histogram" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+        f'<text x="0" y="12" font-weight="600">{escape(title)}</text>{"".join(rects)}'
+        f'<text x="{left}" y="{height - 4}">{number(low)}</text>'
+        f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end">{number(high)}</text></svg>'
+    )
+
+
+def vocabulary_section(stats, denominator, what, extra=()):
+    """(details, chart) of a vocabulary: distinct and kept tokens, the share of the
+    `denominator` values (or tokens: `what`) the kept ones cover, `extra` rows, and the
+    most frequent tokens' bars."""
+    kept = sum(stats["vocabulary_counts"])
+    coverage = kept / denominator if denominator else 0.0
+    distinct = stats["distinct_count"]
+    pairs = [
+        ("distinct", distinct if distinct is not None else "approximate"),
+        ("kept (max_tokens)", stats["vocabulary_size"]),
+        (f"coverage of {what}", f"{coverage:.1%}"),
+        *extra,
+    ]
+    return rows(pairs), bar_chart(stats["vocabulary"], stats["vocabulary_counts"], "most frequent")
