@@ -16,14 +16,14 @@ _EXPORTS = {
     "ReadInput": "kdp_beam.io",
     "ReadTFRecord": "kdp_beam.io",
     "ReadJsonLines": "kdp_beam.io",
-    "AnalyzeFeatures": "kdp_beam.analyze",
-    "WriteArtifacts": "kdp_beam.artifacts",
+    "AnalyzeFeatures": "kdp_beam.beam.analyze",
+    "WriteArtifacts": "kdp_beam.bundle.writer",
     "run_analysis": "kdp_beam.job",
     "merge_bundles": "kdp_beam.merge",
     "infer_features": "kdp_beam.infer",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
-    "load_bundle": "kdp_beam.artifacts",
+    "load_bundle": "kdp_beam.bundle.loader",
     # Keras (TensorFlow, no Beam)
     "FeatureSpace": "kdp_beam.builder",
     "build_preprocessor": "kdp_beam.builder",

@@ -1,10 +1,11 @@
 """Records a reader could not use, under ``--on-bad-record=skip``: kept, never dropped.
 
-Readers in skip mode emit a ``BadRecord`` in place of each record they cannot read, in the
-same PCollection as the RecordBatches. The analysis counts them per reason (the bundle's
-``bad_records``) and the job writes every one, with its reason, as a JSON line of the
-dead-letter output next to the bundle. Under ``fail`` (the default) the first one stops
-the run with an InputDataError saying the same things.
+Readers in skip mode emit a ``BadRecord`` in place of each record they cannot read, on a
+tagged output beside the RecordBatches (kdp_beam.io.files.Reader: ``{"batches",
+"bad_records"}``). The analysis counts them per reason (the bundle's ``bad_records``) and
+the job writes every one, with its reason, as a JSON line of the dead-letter output next to
+the bundle. Under ``fail`` (the default) the first one stops the run with an
+InputDataError saying the same things.
 """
 
 import json
@@ -58,10 +59,6 @@ class BadRecord(SlotsState):
 
     def __repr__(self):
         return f"BadRecord({self.file!r}, {self.reason!r}, {self.detail!r})"
-
-
-def is_bad_record(element):
-    return isinstance(element, BadRecord)
 
 
 def check_policy(on_bad_record):

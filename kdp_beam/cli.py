@@ -283,7 +283,8 @@ def _logging(verbose):
 
 def _analyze(args, pipeline_args):
     from kdp_beam import progress
-    from kdp_beam.artifacts import DEAD_LETTERS, load_bundle
+    from kdp_beam.bundle.layout import DEAD_LETTERS
+    from kdp_beam.bundle.loader import load_bundle
     from kdp_beam.job import read_spec, run_analysis
     from kdp_beam.summary import summary_table
 
@@ -402,7 +403,7 @@ def _report(args, pipeline_args):
 
 
 def _merge(args, pipeline_args):
-    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.bundle.loader import load_bundle
     from kdp_beam.merge import merge_bundles
     from kdp_beam.summary import summary_table
 

@@ -13,12 +13,13 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
-from kdp_beam.analyze import AnalyzeFeatures
-from kdp_beam.artifacts import DEAD_LETTERS, WriteArtifacts
-from kdp_beam.bad_records import check_policy, is_bad_record
+from kdp_beam.beam.analyze import AnalyzeFeatures
+from kdp_beam.bundle.layout import DEAD_LETTERS
+from kdp_beam.bundle.writer import WriteArtifacts
+from kdp_beam.bad_records import BadRecord, check_policy
 from kdp_beam.errors import KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format
-from kdp_beam.io.files import require_matches
+from kdp_beam.io.files import BAD_RECORDS, require_matches
 from kdp_beam.io.preflight import check_schemas
 from kdp_beam.progress import matched_sizes
 from kdp_beam.spec import FeatureSpec
@@ -105,9 +106,8 @@ def add_analysis(
         options["split_size"] = split_size
     read = pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
     dead_letters = (
-        read
-        | "BadRecords" >> beam.Filter(is_bad_record)
-        | "AsJsonLines" >> beam.Map(lambda record: record.to_json_line())
+        read[BAD_RECORDS]
+        | "AsJsonLines" >> beam.Map(BadRecord.to_json_line)
         | "WriteBadRecords"
         >> beam.io.WriteToText(
             FileSystems.join(output_dir, DEAD_LETTERS, "part"),

@@ -14,7 +14,9 @@ import os
 
 from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
 from kdp_beam.analyzers.vocabulary import TokenCounts
-from kdp_beam.artifacts import STATISTICS, load_bundle, write_bundle
+from kdp_beam.bundle.layout import STATISTICS
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.staging import is_local, staged_output
 

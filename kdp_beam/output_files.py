@@ -1,12 +1,12 @@
 """Single output files (a report page, a proposed features JSON): checked before the work,
 so that a path that cannot be written fails at once with one clear error, not after the
-work or as a raw OSError. (Bundles are directories: kdp_beam.artifacts writes those.)"""
+work or as a raw OSError. (Bundles are directories: kdp_beam.bundle.writer writes those.)"""
 
 import os
 
 from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam.artifacts import MANIFEST
+from kdp_beam.bundle.layout import MANIFEST
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io.files import matched_paths
 from kdp_beam.staging import is_bundle_manifest

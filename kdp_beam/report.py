@@ -5,7 +5,7 @@ network, so it opens anywhere and can be mailed. Every string from the data (fea
 names, tokens) is HTML-escaped.
 """
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.output_files import check_output_file, write_output_file
 from kdp_beam.report_parts import escape as _e
 from kdp_beam.report_parts import rows

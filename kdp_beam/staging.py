@@ -35,7 +35,7 @@ deletes someone's data), as is an output that is a file or cannot be written, an
 local disk, the current directory (or one holding it) and a mount point, which no rename
 can replace. Missing parent directories are created.
 Users' own pipelines (``AnalyzeFeatures | WriteArtifacts(path)``) write straight into
-`path` instead; there the manifest is written last (kdp_beam.artifacts.write_bundle).
+`path` instead; there the manifest is written last (kdp_beam.bundle.writer.write_bundle).
 """
 
 import contextlib
@@ -52,7 +52,8 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from kdp_beam.artifacts import FORMAT_NAME, MANIFEST, _join, _read_bytes
+from kdp_beam.bundle.layout import FORMAT_NAME, MANIFEST, join
+from kdp_beam.bundle.loader import read_bytes
 from kdp_beam.errors import BundleError
 
 # Every file a bundle (or an interrupted write of one) can hold, relative to the bundle.
@@ -145,7 +146,7 @@ def _sibling(output, kind):
     parent, name = (os.path if is_local(output) else posixpath).split(output)
     if not name:
         raise BundleError(f"{output} cannot be a bundle: name a directory inside it")
-    return _join(parent, f".{name}.kdp-beam-{kind}-{uuid.uuid4().hex[:12]}")
+    return join(parent, f".{name}.kdp-beam-{kind}-{uuid.uuid4().hex[:12]}")
 
 
 def _files_under(directory):
@@ -175,7 +176,7 @@ def is_bundle_manifest(directory):
     """Whether `directory` holds a kdp_beam bundle's manifest.json (another tool's, or an
     unreadable one, is not)."""
     try:
-        manifest = json.loads(_read_bytes(_join(directory, MANIFEST)).decode("utf-8"))
+        manifest = json.loads(read_bytes(join(directory, MANIFEST)).decode("utf-8"))
     except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not ours
         return False
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME

@@ -6,8 +6,9 @@ import statistics
 
 import pytest
 
-from kdp_beam import artifacts
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.version import BUNDLE_FORMAT_VERSION
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.spec import FeatureSpec
 
@@ -72,7 +73,7 @@ def test_every_token_and_integer_round_trips_exactly(bundle_dir):
     assert bundle.features["city"]["vocabulary_counts"] == list(range(len(ODD_TOKENS), 0, -1))
     assert bundle.features["id"]["vocabulary"] == [2**62, -(2**40), 0]
     assert bundle.manifest["input"] == {"pattern": "data/*.csv", "format": "csv"}
-    assert bundle.manifest["format_version"] == artifacts.BUNDLE_FORMAT_VERSION
+    assert bundle.manifest["format_version"] == BUNDLE_FORMAT_VERSION
     assert bundle.spec.features["city"].type == "string_categorical"
 
 
@@ -110,9 +111,9 @@ def test_damaged_bundles_fail_naming_the_file(bundle_dir, damage, words):
 
 def test_newer_format_version_says_which_kdp_beam_reads_it(bundle_dir):
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    manifest.update(format_version=artifacts.BUNDLE_FORMAT_VERSION + 1, kdp_beam_version="9.0.0")
+    manifest.update(format_version=BUNDLE_FORMAT_VERSION + 1, kdp_beam_version="9.0.0")
     (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=f"format version {artifacts.BUNDLE_FORMAT_VERSION + 1}.*Upgrade kdp_beam to at least 9.0.0"):
+    with pytest.raises(BundleError, match=f"format version {BUNDLE_FORMAT_VERSION + 1}.*Upgrade kdp_beam to at least 9.0.0"):
         load_bundle(str(bundle_dir))
 
 

@@ -2,22 +2,31 @@
 statistics equal those of the good records alone."""
 
 import codecs
+import collections
+import csv
 import glob
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
+import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pytest
 import tensorflow as tf
+from apache_beam.testing.util import assert_that
+from apache_beam.typehints.decorators import TypeCheckError
 
+from kdp_beam import AnalyzeFeatures, ReadCsv, WriteArtifacts
 from kdp_beam.analyzers import analyze_batches
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bad_records import BadRecord
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
-from kdp_beam.job import run_analysis
+from kdp_beam.job import pipeline_options, run_analysis
+from kdp_beam.merge import merge_bundles
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec(
@@ -235,3 +244,119 @@ def test_cli_skip_reports_what_it_left_out(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "5 bad records left out" in done.stderr
     assert glob.glob(str(tmp_path / "b" / "bad_records" / "*.jsonl"))
+
+
+# --- the readers' two outputs ---------------------------------------------------------------
+
+OUTPUT_SPEC = FeatureSpec({"x": "float_normalized", "n": "integer_categorical", "name": "string_categorical"})
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def write_mixed_csv(path, seed):
+    """Good and bad records in a random order, written by Python's csv module (names with
+    commas and quotes in them; no newline: the file is read in byte ranges too)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(300):
+        x, n, name = f"{rng.normal(0, 10):.3f}", str(rng.integers(-5, 50)), ["a", "b,c", 'q"d', "é", ""][i % 5]
+        kind = rng.integers(0, 10)
+        if kind == 0:
+            records.append([x, n, name, "extra"])  # a wrong field count
+        elif kind == 1:
+            records.append(["oops", n, name])  # not a number
+        elif kind == 2:
+            records.append([x, "3.5", name])  # not an integer
+        else:
+            records.append([rng.choice([x, ""]), rng.choice([n, ""]), name])
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows([["x", "n", "name"]] + records)
+
+
+def python_reading(path):
+    """The oracle, Python's csv module: (the good rows as typed tuples, the bad records as
+    (line, fields, reason))."""
+    good, bad = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        next(reader)
+        while True:
+            line = reader.line_num + 1  # where the next record starts
+            record = next(reader, None)
+            if record is None:
+                return good, bad
+            if len(record) != 3:
+                bad.append((line, tuple(record), "wrong_field_count"))
+            elif not (record[0] == "" or NUMBER.fullmatch(record[0])) or not re.fullmatch(r"-?\d*", record[1]):
+                bad.append((line, tuple(record), "unparseable_number"))
+            else:
+                x, n, name = record
+                good.append((float(x) if x else None, int(n) if n else None, name))
+
+
+def rows_of(batches):
+    return collections.Counter(tuple(row.values()) for batch in batches for row in batch.to_pylist())
+
+
+@pytest.mark.parametrize("split_size", [0, 1000], ids=["whole", "byte_ranges"])
+def test_readers_give_batches_and_bad_records_on_two_outputs(tmp_path, split_size):
+    """ReadCsv's main output holds only RecordBatches (the good rows), its tagged output
+    only BadRecords (the bad ones), both typed; a plain ``ReadCsv | AnalyzeFeatures`` chain
+    counts the bad ones per reason, in the statistics and in the mergeable state, which
+    kdp-beam merge adds up; run_analysis writes them as dead letters."""
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    write_mixed_csv(first, seed=1)
+    write_mixed_csv(second, seed=2)
+    good, bad = python_reading(first)
+    assert len(good) > 200 and {reason for *_, reason in bad} == {"wrong_field_count", "unparseable_number"}
+    by_reason = dict(collections.Counter(reason for *_, reason in bad))
+
+    def only_batches(elements):
+        assert all(isinstance(e, pa.RecordBatch) for e in elements)
+        assert rows_of(elements) == collections.Counter(good)
+
+    def only_bad_records(elements):
+        assert all(isinstance(e, BadRecord) for e in elements)
+        found = [(e.line, tuple(e.record), e.reason) for e in elements]
+        if split_size:  # ranges after the first know no line numbers
+            assert sorted(f[1:] for f in found) == sorted(b[1:] for b in bad)
+        else:
+            assert sorted(found) == sorted(bad)
+
+    chained = tmp_path / "chained"
+    with beam.Pipeline(options=pipeline_options([])) as p:
+        read = p | ReadCsv(str(first), OUTPUT_SPEC, block_size=512, split_size=split_size, on_bad_record="skip")
+        assert set(read) == {"batches", "bad_records"}
+        assert (read["batches"].element_type, read["bad_records"].element_type) == (pa.RecordBatch, BadRecord)
+        assert_that(read["batches"], only_batches, label="OnlyBatches")
+        assert_that(read["bad_records"], only_bad_records, label="OnlyBadRecords")
+        _ = read | AnalyzeFeatures(OUTPUT_SPEC, state_dir=str(chained)) | WriteArtifacts(str(chained))
+        # Batches of one's own (here the reader's main output alone): nothing left out.
+        _ = read["batches"] | "Alone" >> AnalyzeFeatures(OUTPUT_SPEC) | "WriteAlone" >> WriteArtifacts(str(tmp_path / "alone"))
+        with pytest.raises(TypeCheckError, match="input batches: expected .*RecordBatch.*, got .*BadRecord"):
+            _ = read["bad_records"] | "Wrong" >> AnalyzeFeatures(OUTPUT_SPEC)
+
+    bundle = load_bundle(str(chained), with_state=True)
+    assert bundle.row_count == len(good)
+    assert bundle.bad_records["by_reason"] == by_reason and bundle.bad_records["count"] == len(bad)
+    assert bundle.state["analyzers"]["bad_records"] == by_reason
+    assert not bundle.bad_records["files"]  # the user's own pipeline writes no dead letters
+    alone = load_bundle(str(tmp_path / "alone"))
+    assert alone.bad_records == {"count": 0, "by_reason": {}, "files": []}
+    assert alone.features == bundle.features
+
+    # run_analysis: the same counts, and every bad record as a dead letter.
+    run_analysis(OUTPUT_SPEC, str(first), str(tmp_path / "job"), split_size=split_size, on_bad_record="skip")
+    job = load_bundle(str(tmp_path / "job"))
+    assert job.bad_records["by_reason"] == by_reason and job.features == bundle.features
+    letters = [(r["line"], tuple(r["record"]), r["reason"]) for r in dead_letters(job)]
+    assert sorted(letter[1:] for letter in letters) == sorted(b[1:] for b in bad)
+    if not split_size:
+        assert sorted(letters) == sorted(bad)
+
+    # Merged with the bundle of other data, the counts add up.
+    run_analysis(OUTPUT_SPEC, str(second), str(tmp_path / "other"), split_size=split_size, on_bad_record="skip")
+    merge_bundles([str(chained), str(tmp_path / "other")], str(tmp_path / "merged"))
+    other = collections.Counter(reason for *_, reason in python_reading(second)[1])
+    merged = load_bundle(str(tmp_path / "merged"), with_state=True)
+    assert merged.bad_records["by_reason"] == dict(sorted((collections.Counter(by_reason) + other).items()))
+    assert merged.state["analyzers"]["bad_records"] == merged.bad_records["by_reason"]

@@ -13,7 +13,8 @@ import pytest
 import kdp_beam
 import tests.object_store as store
 from kdp_beam.analyzers import analyze_batches
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.cli import main
 from kdp_beam.errors import BundleError
 from kdp_beam.job import run_analysis

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import kdp_beam
 from kdp_beam.analyzers import analyze_batches
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.spec import FeatureSpec
 

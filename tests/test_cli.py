@@ -401,7 +401,7 @@ def test_a_features_file_with_a_utf8_bom_is_read(files, tmp_path, capsys):
     assert status == 0, err
     with open(files["data"], newline="") as f:  # oracle: Python's csv module
         names = [row["name"] for row in csv.DictReader(f)]
-    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.bundle.loader import load_bundle
 
     stats = load_bundle(str(tmp_path / "b")).features["name"]
     assert dict(zip(stats["vocabulary"], stats["vocabulary_counts"])) == {n: names.count(n) for n in names}

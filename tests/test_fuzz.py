@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 
 from kdp_beam.analyzers import analyze_batches
 from kdp_beam.analyzers.dates import parse_dates
-from kdp_beam.artifacts import MANIFEST, load_bundle, write_bundle
+from kdp_beam.bundle.layout import MANIFEST
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import ARROW_TYPES, column_kinds, column_types, read_problem
 from kdp_beam.dates import PARTS
@@ -40,6 +42,7 @@ from kdp_beam.io.parquet import _ListRowGroups, _ReadRowGroup
 from kdp_beam.io.ranges import byte_ranges
 from kdp_beam.io.tfrecord import _DecodeExamples, _ReadRecords
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import split_outputs
 from tests.io.test_csv_numbers import csv_rule
 
 SPEC = FeatureSpec(
@@ -211,9 +214,9 @@ def read_or_clear_error(dofn, element, skip):
     except InputDataError:
         event("clear error")
         return None
-    bad = [e for e in elements if isinstance(e, BadRecord)]
+    batches, bad = split_outputs(elements)
     assert skip or not bad
-    return [e for e in elements if not isinstance(e, BadRecord)], bad
+    return batches, bad
 
 
 @FUZZ
@@ -537,9 +540,10 @@ def test_generated_csv_reads_as_python_reads_it(tmp_path_factory, file, compress
             event("fail mode: the first bad record named")
         return
     assert skip or not bad
-    rows = [r for e in elements if not isinstance(e, BadRecord) for r in e.to_pylist()]
+    batches, bad_records = split_outputs(elements)
+    rows = [r for batch in batches for r in batch.to_pylist()]
     assert nan_as_text((rows, [])) == nan_as_text((good, []))
-    found = [(b.row, b.reason) for b in elements if isinstance(b, BadRecord)]
+    found = [(b.row, b.reason) for b in bad_records]
     assert found == bad if len(ranges) == 1 else sorted(r for _, r in found) == sorted(r for _, r in bad)
     event("read as Python reads it")
 

@@ -12,7 +12,8 @@ def imported_after(code):
 
 def test_analysis_imports_no_tensorflow():
     code = (
-        "import kdp_beam, kdp_beam.job, kdp_beam.cli, kdp_beam.io, kdp_beam.analyze, kdp_beam.analyzers, "
+        "import kdp_beam, kdp_beam.job, kdp_beam.cli, kdp_beam.io, kdp_beam.beam.analyze, "
+        "kdp_beam.beam.keyed_vocabulary, kdp_beam.analyzers, kdp_beam.bundle.writer, "
         "kdp_beam.merge, kdp_beam.infer, kdp_beam.report, kdp_beam.plugins.robust_scaler"
     )
     assert imported_after(code) == "['apache_beam']"

@@ -14,7 +14,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import kdp_beam
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec

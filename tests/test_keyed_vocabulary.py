@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.testing.util import assert_that
 
-from kdp_beam.analyze import CountTokens
+from kdp_beam.beam.keyed_vocabulary import CountTokens
 from kdp_beam.analyzers import analyze_batches
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.job import pipeline_options
@@ -67,7 +67,7 @@ def test_shards_are_stable_and_spread():
 
 
 def test_approximate_counting_keeps_its_stated_error_bound(tmp_path):
-    from kdp_beam.artifacts import load_bundle
+    from kdp_beam.bundle.loader import load_bundle
     from kdp_beam.job import run_analysis
     from tests.conftest import write_shards
 

@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.cli import main
 from kdp_beam.errors import BundleError
 from kdp_beam.job import run_analysis

@@ -10,7 +10,7 @@ import pytest
 
 import kdp_beam
 import kdp_beam.plugins.robust_scaler  # noqa: F401 - registers "robust_scaler"
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.cli import main
 from kdp_beam.errors import SpecError
 from kdp_beam.job import run_analysis

@@ -13,7 +13,8 @@ import pyarrow as pa
 
 import kdp_beam
 from kdp_beam.analyzers import analyze_batches
-from kdp_beam.artifacts import load_bundle, write_bundle
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.spec import FeatureSpec
 from tests.test_bundle_output import files_in
@@ -21,7 +22,7 @@ from tests.test_bundle_output import files_in
 WRITER = """
 import json, sys
 import apache_beam.io.filesystems  # imported first, so "writing" means writing
-from kdp_beam.artifacts import write_bundle
+from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.staging import staged_output
 statistics = json.load(open(sys.argv[1]))
 print("writing", flush=True)

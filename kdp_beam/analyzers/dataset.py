@@ -1,6 +1,5 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
-from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError
 
@@ -13,7 +12,7 @@ def feature_analyzers(feature, profile=False):
 
 def is_keyed(analyzer):
     """Whether its state grows with the number of distinct tokens (exact vocabularies,
-    text): kdp_beam.analyze counts those spread over workers by token."""
+    text): kdp_beam.beam.keyed_vocabulary counts those spread over workers by token."""
     return getattr(analyzer, "keyed", False)
 
 
@@ -74,7 +73,7 @@ class DatasetAnalyzer:
     Args:
         spec: the FeatureSpec.
         count_tokens: False leaves vocabularies and text out (token_analyzers), for
-            kdp_beam.analyze's keyed path to count them spread over workers.
+            the keyed path (kdp_beam.beam.keyed_vocabulary) to count them spread over workers.
     """
 
     def __init__(self, spec, count_tokens=True):
@@ -94,10 +93,7 @@ class DatasetAnalyzer:
         )
 
     def add_batch(self, acc, batch):
-        """Folds in a RecordBatch, or counts a BadRecord a reader left out."""
-        if isinstance(batch, BadRecord):
-            acc.bad_records[batch.reason] = acc.bad_records.get(batch.reason, 0) + 1
-            return acc
+        """Folds in a RecordBatch (records readers left out: add_bad_records)."""
         acc.row_count += batch.num_rows
         columns = declared_columns(batch, self._kinds)
         for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
@@ -143,7 +139,7 @@ class DatasetAnalyzer:
 
     def to_state(self, acc):
         """The mergeable state as JSON-able data (no pickle), token counts excepted: those
-        are tables, kept by the bundle in files of their own (kdp_beam.artifacts)."""
+        are tables, kept by the bundle in files of their own (kdp_beam.bundle.writer)."""
         return {
             "row_count": acc.row_count,
             "bad_records": dict(acc.bad_records),
@@ -186,3 +182,18 @@ def analyze_batches(spec, batches):
     for batch in batches:
         acc = analyzer.add_batch(acc, batch)
     return analyzer.finalize(acc)
+
+
+def add_bad_records(statistics, by_reason):
+    """DatasetAnalyzer.finalize's statistics with the records readers left out, counted
+    beside the batches ({reason: count}: kdp_beam.beam.analyze counts the readers' tagged
+    output), added to its counts and to its mergeable state (which kdp-beam merge adds up)."""
+    counts = dict(statistics["state"]["bad_records"])
+    for reason, count in by_reason.items():
+        counts[reason] = counts.get(reason, 0) + count
+    bad = dict(sorted(counts.items()))
+    return {
+        **statistics,
+        "bad_records": {"count": sum(bad.values()), "by_reason": bad},
+        "state": {**statistics["state"], "bad_records": counts},
+    }

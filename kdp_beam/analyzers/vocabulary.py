@@ -2,7 +2,7 @@
 
 Token-counting analyzers (this one and TextAnalyzer) share one shape, so the same counts
 can be kept in one accumulator (in-process analysis) or spread over workers by token
-(kdp_beam.analyze's keyed path, for vocabularies of any size):
+(kdp_beam.beam.keyed_vocabulary, for vocabularies of any size):
 
 - ``token_table(column)``: one batch's counts, a table with a "token" column and one or
   more count columns ("count", ...);

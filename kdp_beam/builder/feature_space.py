@@ -6,9 +6,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from kdp_beam.artifacts import Bundle, load_bundle
 from kdp_beam.builder import keras_internals
-from kdp_beam.builder.data import record_batches
+from kdp_beam.bundle.loader import Bundle, load_bundle
+from kdp_beam.io.memory import record_batches
 from kdp_beam.builder.declarations import (
     check_compatible,
     declaration_of,
@@ -137,7 +137,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         """An adapted FeatureSpace from a bundle directory (local, gs://, s3://).
 
         Args:
-            path: the bundle directory, or a loaded kdp_beam.artifacts.Bundle.
+            path: the bundle directory, or a loaded kdp_beam.bundle.loader.Bundle.
             features: None to take every feature as the bundle declares it; or a dict as
                 for FeatureSpace (the code's own declarations), each of which must have
                 been analysed the same way in the bundle.

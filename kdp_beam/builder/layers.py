@@ -66,7 +66,7 @@ class DateEncoding(keras.layers.Layer):
     def adapt(self, data):
         """Year statistics from an array or tf.data.Dataset of date strings (one pass)."""
         from kdp_beam.analyzers.dates import DateAnalyzer
-        from kdp_beam.builder.data import string_batches
+        from kdp_beam.io.memory import string_batches
 
         analyzer = DateAnalyzer(self.format)
         acc = analyzer.create_accumulator()

@@ -14,7 +14,7 @@ from kdp_beam import bad_records, numbers
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import column_types
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, ProgressLog, open_input
+from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 # Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
@@ -63,10 +63,12 @@ class ReadCsv(ReadByteRanges):
     ``on_bad_record="fail"`` (default) raises InputDataError naming the file, row
     (1-based, header excluded), line and column for a wrong field count, an unparseable
     number or bad UTF-8. ``"skip"`` emits a kdp_beam.bad_records.BadRecord for each such
-    record instead, in the same PCollection, and reads on: the fast path runs until the
-    first bad record, then that range is re-read record by record after the rows already
-    emitted. An unterminated quote, or a declared column missing from the header, fails in
-    both modes: no record boundary after it can be trusted / the file has no such column.
+    record instead, on the ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files:
+    ``{"batches": RecordBatches, "bad_records": BadRecords}``), and reads on: the fast path
+    runs until the first bad record, then that range is re-read record by record after the
+    rows already emitted. An unterminated quote, or a declared column missing from the
+    header, fails in both modes: no record boundary after it can be trusted / the file has
+    no such column.
     """
 
     def _range_reader(self):
@@ -107,11 +109,8 @@ class _ReadCsvRange(beam.DoFn):
             if problem or not self._skip:
                 raise InputDataError(problem or locate_bad_record(path, header, self._types, e)) from None
             # Skip mode: this range again, record by record, after the rows emitted.
-            emitted = progress.rows
-            for element in _records_skipping_bad(path, header, start, end, emitted, self._types):
-                if not isinstance(element, BadRecord):
-                    progress.add(element)
-                yield element
+            records = _records_skipping_bad(path, header, start, end, progress.rows, self._types)
+            yield from emitted(records, progress)
             progress.done()
             return
         _check_quotes(path, reading.stream, end)

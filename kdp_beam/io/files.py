@@ -1,4 +1,5 @@
-"""What every reader shares: matching and opening files, read metrics and progress logs."""
+"""What every reader shares: its outputs, matching and opening files, read metrics and
+progress logs."""
 
 import bz2
 import io
@@ -12,17 +13,63 @@ import urllib.parse
 import zlib
 
 import apache_beam as beam
+import pyarrow as pa
 import zstandard
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.pvalue import PBegin, PCollection, TaggedOutput
 
 from kdp_beam import progress
+from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import InputDataError
 
 _LOG = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 10.0
+
+# A reader's outputs: the RecordBatches, and (a tagged output) the records it left out.
+BATCHES = "batches"
+BAD_RECORDS = "bad_records"
+
+
+class Reader(beam.PTransform):
+    """The readers' base: PBegin -> ``{"batches": PCollection[pyarrow.RecordBatch],
+    "bad_records": PCollection[BadRecord]}``.
+
+    The batches are the reading DoFn's main output and the BadRecords its tagged output
+    (``beam.pvalue.TaggedOutput``): under ``on_bad_record="skip"`` the records it leaves
+    out, under ``"fail"`` none (the first one raises). AnalyzeFeatures takes this dict as
+    it is (``p | ReadCsv(...) | AnalyzeFeatures(spec)``) and counts the bad records per
+    reason; pass ``["batches"]`` to transforms of your own, and write ``["bad_records"]``
+    wherever you keep records left out (``BadRecord.to_json_line``).
+    """
+
+    def default_type_hints(self):
+        # A type per output: Beam's decorators declare the type of a main output only.
+        hints = super().default_type_hints()
+        return hints.with_output_types(**{BATCHES: pa.RecordBatch, BAD_RECORDS: BadRecord})
+
+    @staticmethod
+    def _read(units, label, read_fn):
+        """The reader's outputs: `read_fn` (a DoFn emitting RecordBatches, and each BadRecord
+        as a TaggedOutput(BAD_RECORDS, ...)) applied to the units of work."""
+        read = units | label >> beam.ParDo(read_fn).with_output_types(
+            pa.RecordBatch, **{BAD_RECORDS: BadRecord}
+        ).with_outputs(BAD_RECORDS, main=BATCHES)
+        return {BATCHES: read[BATCHES], BAD_RECORDS: read[BAD_RECORDS]}
+
+
+def emitted(elements, progress_log):
+    """The RecordBatches and BadRecords of a reading, in file order, as its DoFn emits
+    them: batches on the main output, counted by `progress_log`; bad records on the
+    BAD_RECORDS output."""
+    for element in elements:
+        if isinstance(element, BadRecord):
+            yield TaggedOutput(BAD_RECORDS, element)
+        else:
+            progress_log.add(element)
+            yield element
 
 
 class READ_METRICS:  # noqa: N801 - a namespace of Beam counters
@@ -42,7 +89,7 @@ class MatchInputFiles(beam.PTransform):
         self.patterns = as_patterns(file_pattern)
         self.spread = spread  # False when the reader spreads finer units (byte ranges)
 
-    def expand(self, pbegin):
+    def expand(self, pbegin: PBegin) -> PCollection[FileMetadata]:
         matched = (
             pbegin
             | "Patterns" >> beam.Create(self.patterns)

@@ -15,7 +15,7 @@ from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, read_problem
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, ProgressLog, open_input
+from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 _LOG = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ class ReadJsonLines(ReadByteRanges):
     start in it (0 disables splitting). One object per line: a line that is not a JSON
     object (an object spread over lines, or two on one line, included), a declared key
     given twice, or a value of the wrong type, raises InputDataError naming the file, line
-    and key; under ``on_bad_record="skip"`` it becomes a BadRecord and reading goes on.
+    and key; under ``on_bad_record="skip"`` it becomes a BadRecord, on the
+    ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files: ``{"batches":
+    RecordBatches, "bad_records": BadRecords}``), and reading goes on.
     """
 
     def _range_reader(self):
@@ -54,10 +56,7 @@ class _ReadJsonRange(beam.DoFn):
         with open_input(path) as raw:  # decompresses by extension; a cut file is an error
             stream = RecordRange(raw, start, end)
             for block in _line_blocks(stream, self._block_size, stream.first):
-                for element in self._read_block(path, block):
-                    if not isinstance(element, BadRecord):
-                        progress.add(element)
-                    yield element
+                yield from emitted(self._read_block(path, block), progress)
         progress.done()
         if start == 0:
             READ_METRICS.files.inc()

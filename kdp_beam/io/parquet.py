@@ -7,15 +7,16 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import PBegin
 
 from kdp_beam.columns import cast_column, check_readable, column_kinds
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog
+from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog, Reader
 
 DEFAULT_BATCH_ROWS = 65536
 
 
-class ReadParquet(beam.PTransform):
+class ReadParquet(Reader):
     """Reads the declared columns of Parquet files into RecordBatches.
 
     Each row group is a unit of work, so one large file is read by many workers. Every
@@ -26,6 +27,9 @@ class ReadParquet(beam.PTransform):
     -> string, booleans -> "true"/"false", timestamps and dates -> ISO 8601 text for a
     date feature, type null -> missing). A file that cannot be read raises InputDataError
     saying whether the storage failed (retry) or the bytes are not valid Parquet.
+
+    The outputs are a Reader's (kdp_beam.io.files): ``{"batches": RecordBatches,
+    "bad_records": BadRecords}``, the latter always empty here.
     """
 
     def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail"):
@@ -36,14 +40,14 @@ class ReadParquet(beam.PTransform):
         self.spec = spec
         self.batch_rows = batch_rows
 
-    def expand(self, pbegin):
-        return (
+    def expand(self, pbegin: PBegin):
+        row_groups = (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
             | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec))
             | "SpreadRowGroups" >> beam.Reshuffle()
-            | "ReadRowGroup" >> beam.ParDo(_ReadRowGroup(self.spec, self.batch_rows))
         )
+        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows))
 
 
 class _ListRowGroups(beam.DoFn):

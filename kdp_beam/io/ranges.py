@@ -3,19 +3,21 @@ Lines): each range owns the records that start in it."""
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.pvalue import PBegin
 
 from kdp_beam import bad_records
-from kdp_beam.io.files import MatchInputFiles, check_regular_file
+from kdp_beam.io.files import MatchInputFiles, Reader, check_regular_file
 from kdp_beam.numbers import holds_hex
 
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of text per RecordBatch
 
 
-class ReadByteRanges(beam.PTransform):
+class ReadByteRanges(Reader):
     """The readers of line-based files (ReadCsv, ReadJsonLines): match the files, cut each
     into byte ranges (byte_ranges), spread the ranges over workers and read each with the
-    subclass's DoFn of (path, start, end), from `_range_reader()`."""
+    subclass's DoFn of (path, start, end), from `_range_reader()`. The outputs are a
+    Reader's: ``{"batches": RecordBatches, "bad_records": BadRecords}``."""
 
     def __init__(
         self,
@@ -36,14 +38,14 @@ class ReadByteRanges(beam.PTransform):
     def _range_reader(self):
         raise NotImplementedError
 
-    def expand(self, pbegin):
-        return (
+    def expand(self, pbegin: PBegin):
+        ranges = (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern, spread=False)
             | "SplitFiles" >> beam.FlatMap(byte_ranges, split_size=self.split_size)
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRange" >> beam.ParDo(self._range_reader())
         )
+        return self._read(ranges, "ReadRange", self._range_reader())
 
 
 def byte_ranges(metadata, split_size):

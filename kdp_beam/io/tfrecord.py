@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil  # the record framing and its CRCs
+from apache_beam.pvalue import PBegin, TaggedOutput
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
@@ -17,7 +18,7 @@ from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, MatchInputFiles
+from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader
 
 DEFAULT_BATCH_RECORDS = 8192
 _SCHEMA_TYPES = {
@@ -27,7 +28,7 @@ _SCHEMA_TYPES = {
 }
 
 
-class ReadTFRecord(beam.PTransform):
+class ReadTFRecord(Reader):
     """Reads TFRecord files of tf.Example into RecordBatches of the declared features.
 
     Records are read file by file (.gz by extension; a damaged file raises InputDataError
@@ -41,6 +42,9 @@ class ReadTFRecord(beam.PTransform):
     that are not UTF-8 in a string feature. Under ``on_bad_record="skip"`` such records
     become BadRecords (the serialized record kept as hex, its record number as ``row`` and,
     in an uncompressed file, its byte offset) and the rest of the batch is read.
+
+    The outputs are a Reader's (kdp_beam.io.files): ``{"batches": RecordBatches,
+    "bad_records": BadRecords}``.
     """
 
     def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS, on_bad_record="fail"):
@@ -51,13 +55,13 @@ class ReadTFRecord(beam.PTransform):
         self.batch_records = batch_records
         self.on_bad_record = on_bad_record
 
-    def expand(self, pbegin):
-        return (
+    def expand(self, pbegin: PBegin):
+        records = (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
             | "ReadRecords" >> beam.ParDo(_ReadRecords(self.batch_records))
-            | "Decode" >> beam.ParDo(_DecodeExamples(self.spec, self.on_bad_record))
         )
+        return self._read(records, "Decode", _DecodeExamples(self.spec, self.on_bad_record))
 
 
 class _ReadRecords(beam.DoFn):
@@ -117,7 +121,8 @@ class _DecodeExamples(beam.DoFn):
             decoded = self._decoder.DecodeBatch([record for *_, record in numbered_records])
         except Exception:  # tfx_bsl raises plain RuntimeError/ValueError
             decoded, numbered_records, bad = self._decode_one_by_one(numbered_records)
-            yield from bad
+            for record in bad:
+                yield TaggedOutput(BAD_RECORDS, record)
         dropped = np.zeros(decoded.num_rows, dtype=bool)
         for name, kind in self._kinds.items():
             counts = _value_counts(decoded.column(name))
@@ -134,7 +139,7 @@ class _DecodeExamples(beam.DoFn):
                     )
                 for row in np.flatnonzero(rows & ~dropped):
                     detail, _ = _describe(reason, name, counts[row])
-                    yield _bad(numbered_records[row], reason, detail, name)
+                    yield TaggedOutput(BAD_RECORDS, _bad(numbered_records[row], reason, detail, name))
                 dropped |= rows
         if dropped.any():
             decoded = decoded.filter(pa.array(~dropped))

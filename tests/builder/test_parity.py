@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kdp_beam
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.builder.declarations import spec_of
 from kdp_beam.job import run_analysis
 from tests.builder.helpers import DATA, ROWS, declare, feature_data_table

@@ -20,7 +20,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import InputDataError
 from kdp_beam.infer import infer_features
@@ -29,6 +29,7 @@ from kdp_beam.io.files import matched_paths
 from kdp_beam.io.jsonl import _ReadJsonRange
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import split_outputs
 from tests.io.test_formats import comparable
 
 SPEC = FeatureSpec({"x": "float_normalized", "n": "integer_categorical", "s": "string_categorical"})
@@ -54,9 +55,8 @@ def read(path, skip):
     """The rows (as dicts) and bad records the reader's DoFn yields for the whole file."""
     mode = "skip" if skip else "fail"
     dofn = (_ReadCsvRange if ".csv" in str(path) else _ReadJsonRange)(SPEC, 256, mode)
-    elements = list(dofn.process((str(path), 0, None)))
-    rows = [row for e in elements if not isinstance(e, BadRecord) for row in e.to_pylist()]
-    return rows, [e for e in elements if isinstance(e, BadRecord)]
+    batches, bad = split_outputs(dofn.process((str(path), 0, None)))
+    return [row for batch in batches for row in batch.to_pylist()], bad
 
 
 # --- compressed files ---------------------------------------------------------------------

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kdp_beam.bad_records import BadRecord
 from kdp_beam.columns import cast_column
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _parses, _ReadCsvRange, _typed_batch
 from kdp_beam.numbers import holds_hex
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import split_outputs
 
 NUMBERISH = st.text(alphabet=list("0123456789.eE+-_ \tnaifINFAxX٣\r,\"()"), max_size=8)
 ODD = [
@@ -80,8 +80,8 @@ def read_csv(path, arrow_type, skip, block_size=1 << 20):
         elements = list(_ReadCsvRange(spec, block_size, "skip" if skip else "fail").process((str(path), 0, None)))
     except InputDataError as e:
         return e
-    values = [v for e in elements if not isinstance(e, BadRecord) for v in e.column("x").to_pylist()]
-    return values, [e for e in elements if isinstance(e, BadRecord)]
+    batches, bad = split_outputs(elements)
+    return [v for batch in batches for v in batch.column("x").to_pylist()], bad
 
 
 @given(values=st.lists(NUMBERISH | st.sampled_from(ODD), min_size=1, max_size=6), arrow_type=TYPES,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from kdp_beam.artifacts import load_bundle
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec

@@ -14,16 +14,16 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from kdp_beam.artifacts import load_bundle
-from kdp_beam.bad_records import BadRecord
-from kdp_beam.builder.data import record_batches
+from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
 from kdp_beam.infer import infer_features
 from kdp_beam.io import jsonl
 from kdp_beam.io.jsonl import _ReadJsonRange
+from kdp_beam.io.memory import record_batches
 from kdp_beam.io.parquet import _ListRowGroups, _ReadRowGroup
 from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import split_outputs
 
 SPEC = FeatureSpec({"s": "string_categorical", "n": "integer_categorical"})
 
@@ -65,7 +65,7 @@ def test_the_in_memory_path_follows_the_same_rule():
     for data, words in [
         ({"s": np.array([1, 2]), "n": np.array([1, 2])}, "column 's' is int64, which cannot be read as a string feature"),
         ({"s": np.array(["a", "b"]), "n": np.array([1.0, 2.0])}, "column 'n' is double, which cannot be read as an integer feature"),
-        ({"s": np.array(["a", "b"]), "n": np.array([True, False])}, "column 'n' is bool.*declare it string_categorical"),
+        ({"s": np.array(["a", "b"]), "n": np.array([True, False])}, "column 'n' is bool.*declare a string feature, e.g. a string categorical"),
     ]:
         with pytest.raises(InputDataError, match=words):
             list(record_batches(data, SPEC))
@@ -226,7 +226,7 @@ def test_booleans_are_true_false_tokens_in_string_columns_and_refused_as_integer
         bundles.append(stats)
         if fmt != "csv":  # CSV has no booleans: "true" is text, and not an integer
             message = error_of(lambda: run_analysis(FeatureSpec({"b": "integer_categorical"}), str(tmp_path / f"b.{fmt}"), str(tmp_path / "x")))
-            assert "declare it string_categorical" in message and f"b.{fmt}" in message
+            assert "declare a string feature, e.g. a string categorical" in message and f"b.{fmt}" in message
     assert bundles[0] == bundles[1] == bundles[2]
 
 
@@ -242,10 +242,9 @@ def test_json_booleans_read_alike_by_pyarrow_and_line_by_line(tmp_path):
     expected = [{k: (str(v).lower() if isinstance(v, bool) else v) for k, v in line.items()} for line in lines]
     expected += [{"b": "true", "s": None}] * 10
     for block_size in (64, 512, 1 << 20):  # blocks of a few lines each, or the whole file
-        elements = list(_ReadJsonRange(spec, block_size, "skip").process((str(path), 0, None)))
-        rows = [row for e in elements if not isinstance(e, BadRecord) for row in e.to_pylist()]
-        assert rows == expected
-        assert [(e.line, e.reason) for e in elements if isinstance(e, BadRecord)] == [(len(lines) + 1, "wrong_type")]
+        batches, bad = split_outputs(_ReadJsonRange(spec, block_size, "skip").process((str(path), 0, None)))
+        assert [row for batch in batches for row in batch.to_pylist()] == expected
+        assert [(e.line, e.reason) for e in bad] == [(len(lines) + 1, "wrong_type")]
 
 
 # --- JSON Lines: nesting deeper than Python's parser goes; line numbers past a range -------
@@ -259,9 +258,9 @@ def test_json_lines_nested_deeper_than_python_goes(tmp_path):
     lines = ['{"x": 1.0}', '{"x": 2.0, "y": %s}' % DEEP, '{"x": %s}' % DEEP, DEEP, '{"x": 3.0}']
     path.write_text("\n".join(lines) + "\n")
     spec = FeatureSpec({"x": "float_normalized"})
-    elements = list(_ReadJsonRange(spec, 1 << 20, "skip").process((str(path), 0, None)))
-    rows = [row["x"] for e in elements if not isinstance(e, BadRecord) for row in e.to_pylist()]
-    bad = [(e.line, e.reason, e.detail) for e in elements if isinstance(e, BadRecord)]
+    batches, bad_records = split_outputs(_ReadJsonRange(spec, 1 << 20, "skip").process((str(path), 0, None)))
+    rows = [row["x"] for batch in batches for row in batch.to_pylist()]
+    bad = [(e.line, e.reason, e.detail) for e in bad_records]
     assert rows == [1.0, 2.0, 3.0]  # an undeclared key is ignored, however deep
     assert [(line, reason) for line, reason, _ in bad] == [(3, "not_json"), (4, "not_json")]
     assert "nested too deeply for Python's JSON parser" in bad[0][2] and bad[1][2] == "not a JSON object"

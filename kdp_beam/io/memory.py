@@ -1,4 +1,7 @@
-"""In-memory data (tf.data, dict of arrays, pandas) as RecordBatches for the analyzers."""
+"""In-memory data (tf.data, dict of arrays, pandas) as RecordBatches for the analyzers.
+
+For FeatureSpace.adapt: no Beam, and TensorFlow is imported only to read a tf.data.Dataset
+(the analysis workers never import it)."""
 
 import numpy as np
 import pyarrow as pa

@@ -1,220 +1,19 @@
-"""The artifact bundle: a versioned, checksummed directory of JSON statistics.
+"""Loads bundles: load_bundle reads and verifies one (checksums, declarations, the values
+of every feature type's statistics), Bundle holds it; read_token_state reads the mergeable
+state kdp-beam merge needs.
 
-Layout (docs/bundle-format.md is the contract)::
-
-    manifest.json                 format version, kdp_beam version, spec, row count, input,
-                                  and the sha256 and size of every other file
-    statistics.json               per-feature statistics
-    vocabularies/NNN-<name>.jsonl one ["token", count] JSON array per line, by rank
-                                  (["token", count, document_count] for text features)
-
-The manifest is written last, through a rename, so a bundle whose writing was interrupted
-has no manifest and never loads as valid. Loading reads plain JSON only (never pickle) and
-needs no Beam pipeline.
+Loading reads plain JSON only (never pickle), never runs code named in a bundle, and needs
+no Beam pipeline (Beam's FileSystems only for remote paths): training code loads bundles.
 """
 
-import datetime
 import hashlib
 import json
-import os
-import posixpath
-import re
 
+from kdp_beam.bundle.layout import DEAD_LETTERS, FORMAT_NAME, MANIFEST, STATE, STATISTICS, is_remote, join
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.spec import FeatureSpec
 from kdp_beam.statistics_checks import check_document, check_features
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
-
-MANIFEST = "manifest.json"
-STATISTICS = "statistics.json"
-DEAD_LETTERS = "bad_records"  # directory of the records a skip-mode run left out
-STATE = "state"  # mergeable state (kdp-beam merge): analyzers.json and token counts
-ANALYZER_STATE = f"{STATE}/analyzers.json"
-FORMAT_NAME = "kdp_beam artifact bundle"
-# The columns a vocabulary file may have, in order (each type says which it has:
-# FeatureType.vocabulary_columns).
-VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-
-
-def _join(directory, name):
-    """A bundle member's path: "/"-separated names inside the bundle, native on disk."""
-    if _SCHEME.match(directory):
-        return posixpath.join(directory, name)
-    return os.path.join(directory, *name.split("/"))
-
-
-def _slug(index, feature_name):
-    """The feature's position plus a sanitised prefix of its name: no name ("../x", "a/b",
-    1,000 characters) can become a path outside the bundle or collide with another."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", feature_name)[:48].strip("_") or "feature"
-    return f"{index:03d}-{slug}"
-
-
-def vocabulary_file_name(index, feature_name):
-    """A safe relative file name for a feature's vocabulary."""
-    return f"vocabularies/{_slug(index, feature_name)}.jsonl"
-
-
-def token_state_name(index, feature_name, shard):
-    """A safe relative file name for one shard of a feature's full token counts."""
-    return f"{STATE}/tokens/{_slug(index, feature_name)}/shard-{shard:03d}.jsonl"
-
-
-def _write_file(output_dir, name, data):
-    """Writes one bundle member through Beam's FileSystems; returns its manifest entry.
-    Raises BundleError when it cannot be written."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    path = _join(output_dir, name)
-    try:
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            f.write(data)
-    except OSError as e:  # Beam's BeamIOError is one too
-        raise BundleError(f"cannot write {path} ({e}); choose a bundle directory you can write") from None
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-
-
-def _entry_of(path):
-    """The manifest entry of a file written by someone else (dead letters), read in chunks."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    digest, size = hashlib.sha256(), 0
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"sha256": digest.hexdigest(), "bytes": size}
-
-
-def write_token_state(output_dir, index, feature_name, shard, table):
-    """Writes one shard of a feature's full token counts (the mergeable state of a
-    vocabulary), sorted by token so equal counts give equal bytes.
-
-    Returns (feature name, file name, manifest entry): the feature travels with its file,
-    so nothing has to recover it from the file name."""
-    table = table.sort_by("token")
-    name = token_state_name(index, feature_name, shard)
-    columns = [table[c].to_pylist() for c in table.column_names]
-    return feature_name, name, _write_file(output_dir, name, _vocabulary_bytes(columns))
-
-
-def read_token_state(data):
-    """A token-count table from the bytes of a token state file."""
-    import pyarrow as pa
-
-    rows = [json.loads(line) for line in data.splitlines()]
-    names = ["token", "count", "document_count"][: len(rows[0]) if rows else 2]
-    return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
-
-
-def _json_bytes(obj):
-    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
-
-
-def _vocabulary_bytes(columns):
-    lines = (json.dumps(list(row), ensure_ascii=False) for row in zip(*columns))
-    return "".join(line + "\n" for line in lines).encode()
-
-
-# --- writing (runs on a Beam worker; Beam's FileSystems reach local, gs://, s3://) --------
-
-
-def write_bundle(statistics, output_dir, input_description=None, dead_letters=(), token_tables=None):
-    """Writes a statistics document (AnalyzeFeatures' output) as a bundle in output_dir.
-
-    An existing bundle there is first invalidated (its manifest deleted) and the manifest
-    is written last, so a crash mid-way leaves no valid bundle rather than a mix of old and
-    new files. Files of an earlier bundle not rewritten stay, unread: run_analysis and
-    merge_bundles write into a staging directory instead (kdp_beam.staging).
-    `dead_letters`: paths of the files holding the records the run left out, listed with
-    their checksums. The mergeable state goes under state/: ``statistics["state"]``
-    (analyzers), ``statistics["state_files"]`` ((feature, file name, entry) of the token
-    counts workers wrote) or `token_tables` ({feature: full token-count table}, written
-    here). Returns the manifest. Raises BundleError when the directory cannot be written.
-    """
-    from apache_beam.io.filesystems import FileSystems
-
-    def write(name, data):
-        files[name] = _write_file(output_dir, name, data)
-
-    manifest_path = _join(output_dir, MANIFEST)
-    if FileSystems.exists(manifest_path):
-        FileSystems.delete([manifest_path])
-    files = {}
-    features = {}
-    for index, (name, stats) in enumerate(statistics["features"].items()):
-        stats = dict(stats)
-        if "vocabulary" in stats:
-            file_name = vocabulary_file_name(index, name)
-            columns = [stats.pop(key) for key in VOCABULARY_COLUMNS if key in stats]
-            write(file_name, _vocabulary_bytes(columns))
-            stats["vocabulary_file"] = file_name
-        features[name] = stats
-    names = list(statistics["features"])
-    state_files = list(statistics.get("state_files", ()))
-    for name, table in (token_tables or {}).items():
-        state_files.append(write_token_state(output_dir, names.index(name), name, 0, table))
-    state = None
-    if statistics.get("state") is not None:
-        write(ANALYZER_STATE, _json_bytes(statistics["state"]))
-        tokens = {}
-        for feature, file_name, entry in state_files:
-            files[file_name] = entry
-            tokens.setdefault(feature, []).append(file_name)
-        state = {
-            "analyzers": ANALYZER_STATE,
-            "tokens": {name: sorted(tokens[name]) for name in names if name in tokens},
-        }
-    bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
-    bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
-    for path in dead_letters:
-        files[_relative(path, output_dir)] = _entry_of(path)
-    write(
-        STATISTICS,
-        _json_bytes(
-            {"row_count": statistics["row_count"], "bad_records": bad, "features": features}
-        ),
-    )
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": BUNDLE_FORMAT_VERSION,
-        "kdp_beam_version": __version__,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "row_count": statistics["row_count"],
-        "bad_record_count": bad["count"],
-        "input": input_description or {},
-        "spec": statistics["spec"],
-        "state": state,
-        "files": files,
-    }
-    _write_file(output_dir, MANIFEST + ".tmp", _json_bytes(manifest))
-    FileSystems.rename([manifest_path + ".tmp"], [manifest_path])
-    return manifest
-
-
-def _relative(path, directory):
-    return posixpath.relpath(path.replace(os.sep, "/"), directory.replace(os.sep, "/"))
-
-
-def WriteArtifacts(output_dir, input_description=None, dead_letters=()):  # noqa: N802
-    """PTransform: writes AnalyzeFeatures' single output element as a bundle.
-
-    `dead_letters`: the written dead-letter files, usually a side input, so the manifest is
-    written only once they are."""
-    import apache_beam as beam
-
-    return "WriteArtifacts" >> beam.Map(
-        write_bundle,
-        output_dir=output_dir,
-        input_description=input_description,
-        dead_letters=dead_letters,
-    )
-
-
-# --- loading (training code: no Beam pipeline, no pickle) ---------------------------------
 
 
 class Bundle:
@@ -244,8 +43,9 @@ class Bundle:
         return f"Bundle({self.path!r}, {self.row_count} rows, {len(self.features)} features)"
 
 
-def _read_bytes(path):
-    if _SCHEME.match(path):
+def read_bytes(path):
+    """The bytes of a file at a local path or a URL (gs://, s3://: Beam's FileSystems)."""
+    if is_remote(path):
         from apache_beam.io.filesystems import FileSystems
 
         with FileSystems.open(path) as f:
@@ -279,9 +79,9 @@ def load_bundle(path, with_state=False):
     (kdp_beam.statistics_checks), so a consistently edited bundle fails here, with the file,
     feature and key, not later inside Keras. Never runs code from the bundle.
     """
-    manifest_path = _join(path, MANIFEST)
+    manifest_path = join(path, MANIFEST)
     try:
-        manifest_bytes = _read_bytes(manifest_path)
+        manifest_bytes = read_bytes(manifest_path)
     except (FileNotFoundError, OSError, IOError) as e:
         raise BundleError(
             f"{manifest_path} cannot be read ({e}): {path} is not a kdp_beam bundle, "
@@ -304,7 +104,7 @@ def load_bundle(path, with_state=False):
         spec = FeatureSpec.from_json(manifest.get("spec"))
     except (SpecError, TypeError, AttributeError, ValueError) as e:
         raise BundleError(f"{manifest_path}: the declarations are not valid ({e})") from None
-    statistics_path = _join(path, STATISTICS)
+    statistics_path = join(path, STATISTICS)
     statistics = _parse_json(contents[STATISTICS], statistics_path)
     check_document(statistics, spec, statistics_path)
     for name in _old_plugin_features(manifest):  # their statistics say "type": "custom"
@@ -320,7 +120,7 @@ def load_bundle(path, with_state=False):
         name: _with_vocabulary(path, name, dict(stats), spec.features[name], contents)
         for name, stats in statistics["features"].items()
     }
-    check_features(spec, features, row_count, version, lambda name: _join(path, name))
+    check_features(spec, features, row_count, version, lambda name: join(path, name))
     bundle = Bundle(path, manifest, spec, row_count, features, statistics.get("bad_records"))
     if with_state:
         bundle.state = _state(bundle, contents)
@@ -363,13 +163,13 @@ def _state(bundle, contents):
             name: [read_token_state(contents[f]) for f in file_names]
             for name, file_names in state.get("tokens", {}).items()
         }
-        analyzer_state = _parse_json(contents[analyzers], _join(path, analyzers))
+        analyzer_state = _parse_json(contents[analyzers], join(path, analyzers))
         _renamed_plugin_state(bundle, analyzer_state)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
     unknown = sorted(tokens.keys() - bundle.features.keys())
     if unknown:
-        raise BundleError(f"{_join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature")
+        raise BundleError(f"{join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature")
     for name, feature in bundle.spec.features.items():
         if not _counts_tokens_by_key(feature):
             continue
@@ -392,22 +192,31 @@ def _counts_tokens_by_key(feature):
     return any(is_keyed(a) for a in feature_analyzers(feature).values())
 
 
+def read_token_state(data):
+    """A token-count table from the bytes of a token state file."""
+    import pyarrow as pa
+
+    rows = [json.loads(line) for line in data.splitlines()]
+    names = ["token", "count", "document_count"][: len(rows[0]) if rows else 2]
+    return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
+
+
 def _verified_files(path, manifest, with_state=False):
     """{name: bytes} of every file the manifest lists (state/ only `with_state`, dead
     letters never), each checked against its sha256."""
     files = manifest.get("files")
     if not isinstance(files, dict) or STATISTICS not in files:
-        raise BundleError(f"{_join(path, MANIFEST)} does not list {STATISTICS}")
+        raise BundleError(f"{join(path, MANIFEST)} does not list {STATISTICS}")
     contents = {}
     for name, expected in files.items():
         _check_relative(name, path)
         if name.startswith(DEAD_LETTERS + "/") or (name.startswith(STATE + "/") and not with_state):
             continue  # not needed to build a model (dead letters are people's to read)
-        file_path = _join(path, name)
+        file_path = join(path, name)
         if not isinstance(expected, dict):
-            raise BundleError(f"{_join(path, MANIFEST)}: no size and sha256 for {name!r}")
+            raise BundleError(f"{join(path, MANIFEST)}: no size and sha256 for {name!r}")
         try:
-            data = _read_bytes(file_path)
+            data = read_bytes(file_path)
         except (FileNotFoundError, OSError, IOError) as e:
             raise BundleError(f"{file_path}: listed in the manifest but cannot be read ({e})") from None
         if len(data) != expected.get("bytes") or hashlib.sha256(data).hexdigest() != expected.get(
@@ -426,7 +235,7 @@ def _with_vocabulary(path, name, stats, declaration, contents):
     features), each line checked to be [token, count] ([token, count, documents] for text);
     the values are checked by check_features."""
     file_name = stats.get("vocabulary_file")
-    where = f"{_join(path, STATISTICS)}: feature {name!r}: vocabulary_file"
+    where = f"{join(path, STATISTICS)}: feature {name!r}: vocabulary_file"
     columns = declaration.kind.vocabulary_columns(declaration.options)
     if not columns:
         if file_name is not None:
@@ -435,7 +244,7 @@ def _with_vocabulary(path, name, stats, declaration, contents):
     if not (isinstance(file_name, str) and file_name.startswith("vocabularies/") and file_name in contents):
         raise BundleError(f"{where} {file_name!r:.100} is not a vocabulary file the manifest lists")
     width = len(columns)
-    vocabulary_path = _join(path, file_name)
+    vocabulary_path = join(path, file_name)
     rows = []
     for number, line in enumerate(contents[file_name].splitlines(), start=1):
         where = f"{vocabulary_path}: line {number}: feature {name!r}: vocabulary"

@@ -1,0 +1,161 @@
+"""AnalyzeFeatures: every feature's statistics in one pass over RecordBatches, on Beam.
+
+Two consumers of the same batches (Beam fuses them, so the input is read once):
+
+- one global combine of the fused DatasetAnalyzer: counts, moments, quantiles, dates,
+  whose state is small whatever the data;
+- the keyed path for vocabularies and text (kdp_beam.beam.keyed_vocabulary), whose state
+  grows with the number of distinct tokens, spread over ``vocabulary_shards`` keys.
+"""
+
+import apache_beam as beam
+import pyarrow as pa
+
+from kdp_beam.analyzers import DatasetAnalyzer
+from kdp_beam.analyzers.dataset import add_bad_records, token_analyzers
+from kdp_beam.bad_records import BadRecord
+from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
+from kdp_beam.bundle.writer import write_token_state
+from kdp_beam.io.files import BAD_RECORDS, BATCHES
+
+
+class AnalyzerCombineFn(beam.CombineFn):
+    """Any kdp_beam analyzer as a Beam CombineFn whose input elements are whole batches.
+
+    Beam has no batch API for combines (combiner lifting calls add_input per element), so
+    each element is a RecordBatch and add_input reduces all of it, vectorised.
+    """
+
+    def __init__(self, analyzer):
+        self._analyzer = analyzer
+
+    def create_accumulator(self):
+        return self._analyzer.create_accumulator()
+
+    def add_input(self, accumulator, batch):
+        return self._analyzer.add_batch(accumulator, batch)
+
+    def merge_accumulators(self, accumulators):
+        return self._analyzer.merge_accumulators(accumulators)
+
+    def extract_output(self, accumulator):
+        return self._analyzer.finalize(accumulator)
+
+
+@beam.typehints.with_input_types(**{BATCHES: pa.RecordBatch, BAD_RECORDS: BadRecord})
+@beam.typehints.with_output_types(dict)
+class AnalyzeFeatures(beam.PTransform):
+    """A reader's outputs, or a PCollection of RecordBatches -> the statistics document.
+
+    The input: what the readers return, ``{"batches": PCollection[RecordBatch],
+    "bad_records": PCollection[BadRecord]}`` (kdp_beam.io.files.Reader), so that ``p |
+    ReadCsv(...) | AnalyzeFeatures(spec)`` counts the records a skip-mode read left out,
+    per reason; or a PCollection[RecordBatch] alone (batches of your own: nothing left
+    out). The single output element is ``{"spec": spec JSON, "row_count": n,
+    "bad_records": {"count", "by_reason"}, "features": {name: statistics}, "state": the
+    mergeable state, "state_files": token state written}``, what WriteArtifacts writes.
+
+    Args:
+        spec: the FeatureSpec.
+        fanout: intermediate keys of the global combine, so thousands of bundles do not
+            all merge on one worker (Beam's CombineGlobally.with_fanout). None lets Beam
+            decide.
+        vocabulary_shards: how many keys token counts are spread over.
+        state_dir: the bundle directory, where each shard's full token counts are written
+            (the mergeable state kdp-beam merge reads); None writes nothing.
+    """
+
+    def __init__(
+        self, spec, fanout=None, vocabulary_shards=DEFAULT_VOCABULARY_SHARDS, state_dir=None
+    ):
+        super().__init__()
+        self.spec = spec
+        self.fanout = fanout
+        self.vocabulary_shards = vocabulary_shards
+        self.state_dir = state_dir
+
+    def type_check_inputs(self, pvalueish):
+        # Beam's check of the hints above, a PCollection alone checked as a reader's batches.
+        super().type_check_inputs(_as_read_outputs(pvalueish))
+
+    def expand(self, read):
+        read = _as_read_outputs(read)
+        batches = read[BATCHES]
+        combine = beam.CombineGlobally(
+            AnalyzerCombineFn(DatasetAnalyzer(self.spec, count_tokens=False))
+        )
+        if self.fanout:
+            combine = combine.with_fanout(self.fanout)
+        statistics = batches | "CombineStatistics" >> combine
+        analyzers = token_analyzers(self.spec)
+        if analyzers:
+            summed = batches | "SumTokens" >> SumTokens(self.spec, self.vocabulary_shards)
+            vocabularies = summed | "RankTokens" >> RankTokens(self.spec)
+            state_files = []
+            if self.state_dir is not None:  # each shard's full counts, written by its worker
+                names = list(self.spec.features)
+                state_files = summed | "WriteTokenState" >> beam.MapTuple(
+                    lambda key, table: write_token_state(
+                        self.state_dir, names.index(key[0]), key[0], key[1], table
+                    )
+                )
+                state_files = beam.pvalue.AsList(state_files)
+            statistics = statistics | "AttachVocabularies" >> beam.Map(
+                _attach_vocabularies,
+                analyzers=analyzers,
+                vocabularies=beam.pvalue.AsDict(vocabularies),
+                state_files=state_files,
+            )
+        if BAD_RECORDS in read:
+            parts = {"statistics": statistics, "bad_records": read[BAD_RECORDS]}
+            statistics = parts | "CountBadRecords" >> _CountBadRecords()
+        spec_json = self.spec.to_json()
+        return statistics | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
+
+
+def _as_read_outputs(read):
+    """AnalyzeFeatures' input as a reader's outputs: {"batches": ..., maybe "bad_records"}."""
+    if isinstance(read, beam.PCollection):
+        return {BATCHES: read}
+    if isinstance(read, dict) and BATCHES in read and set(read) <= {BATCHES, BAD_RECORDS}:
+        return read
+    raise TypeError(
+        f"AnalyzeFeatures takes a PCollection of pyarrow RecordBatches, or a reader's outputs "
+        f'{{"{BATCHES}": ..., "{BAD_RECORDS}": ...}}; got {read!r:.200}'
+    )
+
+
+@beam.typehints.with_input_types(statistics=dict, bad_records=BadRecord)
+@beam.typehints.with_output_types(dict)
+class _CountBadRecords(beam.PTransform):
+    """{"statistics": the statistics document, "bad_records": a reader's BadRecords} -> the
+    document with the bad records counted per reason, in its counts and its mergeable state.
+
+    A join (CoGroupByKey) rather than a side input: on some runners (Dask) each side input
+    computes its source again, and the source of bad records is the read."""
+
+    def expand(self, parts):
+        by_reason = (
+            parts["bad_records"]
+            | "Reasons" >> beam.Map(lambda record: record.reason).with_output_types(str)
+            | "CountPerReason" >> beam.combiners.Count.PerElement()
+        )
+        keyed = {
+            "statistics": parts["statistics"] | "KeyStatistics" >> beam.Map(lambda s: (None, s)),
+            "by_reason": by_reason | "KeyReasons" >> beam.Map(lambda counted: (None, counted)),
+        }
+        joined = keyed | "Join" >> beam.CoGroupByKey()
+        return joined | "AddBadRecords" >> beam.MapTuple(_add_bad_records)
+
+
+def _add_bad_records(_, joined):
+    [statistics] = joined["statistics"]
+    return add_bad_records(statistics, dict(joined["by_reason"]))
+
+
+def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):
+    for name, analyzer in analyzers.items():
+        found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
+        statistics["features"][name].update(found)
+    statistics["state_files"] = list(state_files)  # (feature, file name, manifest entry)
+    return statistics
