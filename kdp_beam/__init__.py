@@ -19,8 +19,8 @@ _EXPORTS = {
     "AnalyzeFeatures": "kdp_beam.beam.analyze",
     "WriteArtifacts": "kdp_beam.bundle.writer",
     "run_analysis": "kdp_beam.job",
-    "merge_bundles": "kdp_beam.merge",
-    "infer_features": "kdp_beam.infer",
+    "merge_bundles": "kdp_beam.tools.merge",
+    "infer_features": "kdp_beam.tools.infer",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
     "load_bundle": "kdp_beam.bundle.loader",

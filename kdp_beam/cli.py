@@ -378,7 +378,7 @@ def _worker_output_hidden(verbose):
 
 
 def _infer(args, pipeline_args):
-    from kdp_beam.infer import infer_features, write_features
+    from kdp_beam.tools.infer import infer_features, write_features
     from kdp_beam.output_files import check_output_file
 
     check_output_file(args.output, "features JSON", inputs=args.input)
@@ -395,7 +395,7 @@ def _infer(args, pipeline_args):
 
 
 def _report(args, pipeline_args):
-    from kdp_beam.report import write_report
+    from kdp_beam.tools.report import write_report
 
     write_report(args.bundle, args.output)
     _say(f"wrote {args.output}")
@@ -404,7 +404,7 @@ def _report(args, pipeline_args):
 
 def _merge(args, pipeline_args):
     from kdp_beam.bundle.loader import load_bundle
-    from kdp_beam.merge import merge_bundles
+    from kdp_beam.tools.merge import merge_bundles
     from kdp_beam.summary import summary_table
 
     merge_bundles(args.bundles, args.output)

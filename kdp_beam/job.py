@@ -23,7 +23,7 @@ from kdp_beam.io.files import BAD_RECORDS, require_matches
 from kdp_beam.io.preflight import check_schemas
 from kdp_beam.progress import matched_sizes
 from kdp_beam.spec import FeatureSpec
-from kdp_beam.staging import staged_output
+from kdp_beam.bundle.staging import staged_output
 
 # Beam's default DirectRunner first tries to download the Prism runner; the FnApiRunner is
 # the same local execution without that download (and honours --direct_running_mode).
@@ -207,7 +207,7 @@ def run_analysis(
     pipeline = _pipeline(options)
     watch = progress(matched_sizes(input_pattern), options) if progress else contextlib.nullcontext()
     # The whole bundle is written beside output_dir and replaces it only when the job
-    # succeeds (kdp_beam.staging says what is guaranteed on which file system).
+    # succeeds (kdp_beam.bundle.staging says what is guaranteed on which file system).
     with staged_output(output_dir) as staging_dir:
         add_analysis(
             pipeline, spec, input_pattern, staging_dir, input_format, fanout, split_size, on_bad_record

@@ -9,7 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from kdp_beam.bundle.layout import MANIFEST
 from kdp_beam.errors import KdpBeamError
 from kdp_beam.io.files import matched_paths
-from kdp_beam.staging import is_bundle_manifest
+from kdp_beam.bundle.staging import is_bundle_manifest
 
 
 def check_output_file(path, what, inputs=None):

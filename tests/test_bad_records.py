@@ -26,7 +26,7 @@ from kdp_beam.bad_records import BadRecord
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
 from kdp_beam.job import pipeline_options, run_analysis
-from kdp_beam.merge import merge_bundles
+from kdp_beam.tools.merge import merge_bundles
 from kdp_beam.spec import FeatureSpec
 
 SPEC = FeatureSpec(

@@ -1,5 +1,5 @@
 """A run's output appears whole and only if the run succeeds; an output that is not a
-bundle is refused before the job starts (kdp_beam.staging)."""
+bundle is refused before the job starts (kdp_beam.bundle.staging)."""
 
 import json
 import os
@@ -205,7 +205,7 @@ def test_write_bundle_to_a_path_it_cannot_write_is_a_bundle_error(tmp_path):
 
 
 def test_without_an_atomic_exchange_the_previous_bundle_is_moved_aside_then_deleted(tmp_path, monkeypatch):
-    import kdp_beam.staging as staging
+    import kdp_beam.bundle.staging as staging
 
     monkeypatch.setattr(staging, "_exchange", lambda a, b: False)  # macOS, Windows, ...
     out = tmp_path / "runs" / "out"
@@ -268,7 +268,7 @@ def test_an_object_store_output_is_replaced_whole(tmp_path, objects):
 
 
 def test_an_object_store_swap_killed_at_any_change_leaves_the_previous_bundle_none_or_the_new(tmp_path, objects):
-    from kdp_beam.staging import staged_output
+    from kdp_beam.bundle.staging import staged_output
 
     out = "memstore://bucket/out"
     previous = {"spec": SPEC.to_json(), **analyze_batches(SPEC, [pa.record_batch({"x": [1.0], "name": ["a"]})])}

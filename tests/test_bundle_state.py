@@ -11,7 +11,7 @@ import pytest
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import BundleError
 from kdp_beam.job import run_analysis
-from kdp_beam.merge import merge_bundles
+from kdp_beam.tools.merge import merge_bundles
 from kdp_beam.spec import FeatureSpec
 
 NAMES = [f"f{i}" for i in range(1001)]  # positions 000 to 1000: past three digits

@@ -88,7 +88,7 @@ def test_merge_refuses_other_declarations_and_stateless_bundles(tmp_path):
     other = FeatureSpec({"amount": "float_normalized"})
     run_analysis(other, str(tmp_path / "d" / "*.csv"), str(tmp_path / "b"))
     with pytest.raises(BundleError, match="other declarations"):
-        from kdp_beam.merge import merge_bundles
+        from kdp_beam.tools.merge import merge_bundles
 
         merge_bundles([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "m"))
     stats = load_bundle(str(tmp_path / "b"))
@@ -104,7 +104,7 @@ def test_merge_refuses_one_bundle_given_twice(tmp_path, capsys):
     count, so it is refused, naming both, and nothing is written."""
     import shutil
 
-    from kdp_beam.merge import merge_bundles
+    from kdp_beam.tools.merge import merge_bundles
 
     write_shards(day_table(1, rows=50), tmp_path / "d", 1)
     a = str(tmp_path / "a")

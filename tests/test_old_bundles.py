@@ -11,7 +11,7 @@ import pytest
 import kdp_beam
 import kdp_beam.plugins.robust_scaler  # noqa: F401 - registers "robust_scaler"
 from kdp_beam.bundle.loader import load_bundle
-from kdp_beam.merge import merge_bundles
+from kdp_beam.tools.merge import merge_bundles
 
 OLD = Path(__file__).parent / "data" / "kdp_beam-0.2"
 BATCH = {

@@ -139,7 +139,7 @@ def test_a_plugin_type_adapts_like_a_built_in_one(tmp_path):
 
 
 def test_a_plugin_type_has_its_summary_line_and_report_section(tmp_path):
-    from kdp_beam.report import render_report
+    from kdp_beam.tools.report import render_report
     from kdp_beam.summary import summary_table
 
     pattern = write_shards(data(500), tmp_path / "csv", 1)

@@ -23,7 +23,7 @@ WRITER = """
 import json, sys
 import apache_beam.io.filesystems  # imported first, so "writing" means writing
 from kdp_beam.bundle.writer import write_bundle
-from kdp_beam.staging import staged_output
+from kdp_beam.bundle.staging import staged_output
 statistics = json.load(open(sys.argv[1]))
 print("writing", flush=True)
 with staged_output(sys.argv[2]) as staging_dir:  # as run_analysis and merge_bundles write

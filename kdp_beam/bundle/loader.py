@@ -12,7 +12,7 @@ import json
 from kdp_beam.bundle.layout import DEAD_LETTERS, FORMAT_NAME, MANIFEST, STATE, STATISTICS, is_remote, join
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.spec import FeatureSpec
-from kdp_beam.statistics_checks import check_document, check_features
+from kdp_beam.bundle.checks import check_document, check_features
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 
@@ -76,7 +76,7 @@ def load_bundle(path, with_state=False):
     Checks: the manifest exists and is a kdp_beam manifest of a readable format version;
     every listed file it reads exists with the recorded size and sha256; the spec is valid;
     the statistics have the structure and values the writer gives each feature type
-    (kdp_beam.statistics_checks), so a consistently edited bundle fails here, with the file,
+    (kdp_beam.bundle.checks), so a consistently edited bundle fails here, with the file,
     feature and key, not later inside Keras. Never runs code from the bundle.
     """
     manifest_path = join(path, MANIFEST)

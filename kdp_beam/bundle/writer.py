@@ -79,7 +79,7 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     An existing bundle there is first invalidated (its manifest deleted) and the manifest
     is written last, so a crash mid-way leaves no valid bundle rather than a mix of old and
     new files. Files of an earlier bundle not rewritten stay, unread: run_analysis and
-    merge_bundles write into a staging directory instead (kdp_beam.staging).
+    merge_bundles write into a staging directory instead (kdp_beam.bundle.staging).
     `dead_letters`: paths of the files holding the records the run left out, listed with
     their checksums. The mergeable state goes under state/: ``statistics["state"]``
     (analyzers), ``statistics["state_files"]`` ((feature, file name, entry) of the token

@@ -108,10 +108,10 @@ class FeatureType:
         return ()
 
     def check_statistics(self, stats, options, profile=False):
-        """The loader's check of its statistics (a kdp_beam.statistics_checks.Statistics):
+        """The loader's check of its statistics (a kdp_beam.bundle.checks.Statistics):
         fails naming the key when a value is impossible. The counts and, for numbers, the
         moments; a type adds its own."""
-        from kdp_beam import statistics_checks as checks
+        from kdp_beam.bundle import checks
 
         if self.column_kind(options) != "string":  # as analyzers() decides, without them
             checks.check_moments(stats)
@@ -161,8 +161,8 @@ class FeatureType:
 
     def report_section(self, stats, options):
         """(details, chart): two HTML fragments of its section in `kdp-beam report`
-        (kdp_beam.report_parts draws them; every string from the data escaped)."""
-        from kdp_beam import report_parts
+        (kdp_beam.tools.report_parts draws them; every string from the data escaped)."""
+        from kdp_beam.tools import report_parts
 
         shown_stats = [
             (k, v) for k, v in stats.items()
@@ -172,7 +172,7 @@ class FeatureType:
 
     def propose(self, sample):
         """(declaration, reason) when `kdp-beam infer` should declare the sampled column
-        (a kdp_beam.infer.ColumnSample) as this type, else None."""
+        (a kdp_beam.tools.infer.ColumnSample) as this type, else None."""
         return None
 
     def __repr__(self):

@@ -87,7 +87,7 @@ class CategoricalType(FeatureType):
         return VOCABULARY_COLUMNS
 
     def check_statistics(self, stats, options, profile=False):
-        from kdp_beam import statistics_checks as checks
+        from kdp_beam.bundle import checks
 
         super().check_statistics(stats, options, profile)
         counts = checks.check_vocabulary(stats, self.valid_tokens, (self.oov_token,), options["max_tokens"], options["num_oov_indices"])
@@ -148,7 +148,7 @@ class CategoricalType(FeatureType):
         return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
 
     def report_section(self, stats, options):
-        from kdp_beam import report_parts
+        from kdp_beam.tools import report_parts
 
         counted_missing = options["missing_token"] is not None
         denominator = stats["count"] - (0 if counted_missing else stats["null_count"])
@@ -177,7 +177,7 @@ class IntegerCategorical(CategoricalType):
 
     @staticmethod
     def valid_tokens(stats, tokens):
-        from kdp_beam.statistics_checks import INT64_RANGE
+        from kdp_beam.bundle.checks import INT64_RANGE
 
         low, high = INT64_RANGE
         bad = [t for t in tokens if type(t) is not int or not low <= t <= high]
@@ -214,7 +214,7 @@ class StringCategorical(CategoricalType):
 
     @staticmethod
     def valid_tokens(stats, tokens):
-        from kdp_beam.statistics_checks import check_string_tokens
+        from kdp_beam.bundle.checks import check_string_tokens
 
         check_string_tokens(stats, tokens)
 

@@ -58,7 +58,7 @@ class Date(FeatureType):
         return found
 
     def check_statistics(self, stats, options, profile=False):
-        from kdp_beam import statistics_checks as checks
+        from kdp_beam.bundle import checks
 
         super().check_statistics(stats, options, profile)
         checks.check_date(stats)
@@ -91,7 +91,7 @@ class Date(FeatureType):
     def report_section(self, stats, options):
         import math
 
-        from kdp_beam import report_parts
+        from kdp_beam.tools import report_parts
 
         std = None if stats["year_variance"] is None else math.sqrt(stats["year_variance"])
         pairs = [

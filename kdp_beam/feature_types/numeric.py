@@ -93,7 +93,7 @@ class NumberType(FeatureType):
     def report_section(self, stats, options):
         import math
 
-        from kdp_beam import report_parts
+        from kdp_beam.tools import report_parts
 
         mean, variance = stats.get("mean"), stats.get("variance")
         std = None if variance is None else math.sqrt(variance)
@@ -250,7 +250,7 @@ class FloatDiscretized(NumberType):
     def check_statistics(self, stats, options, profile=False):
         super().check_statistics(stats, options, profile)
         if options["bin_boundaries"] is None:
-            from kdp_beam import statistics_checks as checks
+            from kdp_beam.bundle import checks
 
             checks.check_quantiles(stats, options["num_bins"])
 

@@ -72,7 +72,7 @@ class Text(FeatureType):
         return VOCABULARY_COLUMNS
 
     def check_statistics(self, stats, options, profile=False):
-        from kdp_beam import statistics_checks as checks
+        from kdp_beam.bundle import checks
 
         super().check_statistics(stats, options, profile)
         counts = checks.check_vocabulary(stats, checks.check_string_tokens, RESERVED_TOKENS, options["max_tokens"], 1)
@@ -137,7 +137,7 @@ class Text(FeatureType):
         return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
 
     def report_section(self, stats, options):
-        from kdp_beam import report_parts
+        from kdp_beam.tools import report_parts
 
         per_document = stats["token_count"] / stats["count"] if stats["count"] else 0
         extra = [("tokens", stats["token_count"]), ("tokens per document", f"{per_document:.2f}")]

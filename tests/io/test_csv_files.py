@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.errors import InputDataError
-from kdp_beam.infer import infer_features
+from kdp_beam.tools.infer import infer_features
 from kdp_beam.io.csv import _ReadCsvRange, _records_skipping_bad, read_header
 from kdp_beam.io.files import matched_paths
 from kdp_beam.io.jsonl import _ReadJsonRange

@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.errors import InputDataError
-from kdp_beam.infer import infer_features
+from kdp_beam.tools.infer import infer_features
 from kdp_beam.io import jsonl
 from kdp_beam.io.jsonl import _ReadJsonRange
 from kdp_beam.io.memory import record_batches

@@ -18,14 +18,14 @@ from kdp_beam.bundle.layout import STATISTICS
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.errors import BundleError
-from kdp_beam.staging import is_local, staged_output
+from kdp_beam.bundle.staging import is_local, staged_output
 
 
 def merge_bundles(paths, output_dir):
     """Writes the merge of the bundles at `paths` to `output_dir`; returns the manifest.
 
     The merged bundle replaces `output_dir` whole, and only once it is written
-    (kdp_beam.staging: `output_dir` may be one of `paths`).
+    (kdp_beam.bundle.staging: `output_dir` may be one of `paths`).
     Raises BundleError when a bundle keeps no state or was analysed with other
     declarations than the first, when two inputs are one bundle (the same directory, or a
     copy: its counts would count twice), or when `output_dir` is a file, a directory

@@ -7,8 +7,8 @@ names, tokens) is HTML-escaped.
 
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.output_files import check_output_file, write_output_file
-from kdp_beam.report_parts import escape as _e
-from kdp_beam.report_parts import rows
+from kdp_beam.tools.report_parts import escape as _e
+from kdp_beam.tools.report_parts import rows
 from kdp_beam.summary import missing_breakdown
 
 _CSS = """
