@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from packaging.version import Version
 
 import kdp_beam
 import kdp_beam.plugins.robust_scaler  # noqa: F401 - registers "robust_scaler"
@@ -35,6 +36,10 @@ def test_an_old_plugin_bundle_loads_as_its_type_and_builds_the_same_model():
     )
 
 
+@pytest.mark.skipif(
+    Version(keras.__version__) < Version("3.15.1"),
+    reason="saved by keras 3.15.1: an older keras refuses its newer layer options (oov_method, salt)",
+)
 def test_an_old_saved_model_loads_and_encodes_as_it_did():
     model = keras.models.load_model(str(OLD / "model.keras"))
     expected = json.loads((OLD / "model_outputs.json").read_text())
