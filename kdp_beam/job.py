@@ -19,7 +19,7 @@ from kdp_beam.bundle.writer import WriteArtifacts
 from kdp_beam.bad_records import BadRecord, check_policy
 from kdp_beam.errors import KdpBeamError, SpecError
 from kdp_beam.io import ReadInput, infer_format
-from kdp_beam.io.files import BAD_RECORDS, require_matches
+from kdp_beam.io.files import BAD_RECORDS, BATCHES, require_matches
 from kdp_beam.io.preflight import check_schemas
 from kdp_beam.progress import matched_sizes
 from kdp_beam.spec import FeatureSpec
@@ -105,6 +105,12 @@ def add_analysis(
     if split_size is not None and input_format in ("csv", "jsonl"):
         options["split_size"] = split_size
     read = pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
+    if on_bad_record == "fail":  # a bad record stops the job: none to count or keep
+        return (
+            read[BATCHES]
+            | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout, state_dir=output_dir)
+            | WriteArtifacts(output_dir, description)
+        )
     dead_letters = (
         read[BAD_RECORDS]
         | "AsJsonLines" >> beam.Map(BadRecord.to_json_line)
