@@ -7,8 +7,6 @@ import re
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
@@ -74,15 +72,14 @@ class ReadCsv(ReadByteRanges):
     """
 
     def _range_reader(self):
-        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record, self.split_size)
+        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record)
 
 
 class _ReadCsvRange(beam.DoFn):
-    def __init__(self, spec, block_size, on_bad_record="fail", split_size=0):
+    def __init__(self, spec, block_size, on_bad_record="fail"):
         self._types = column_types(spec)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
-        self._split_size = split_size
 
     def process(self, path_range):
         path, start, end = path_range
@@ -101,7 +98,7 @@ class _ReadCsvRange(beam.DoFn):
 
     def _read_range(self, path, header, start, end):
         progress = ProgressLog(path, None if end is None else (start, end))
-        reading = _ArrowReading(path, header, start, end, self._types, self._block_size, self._split_size)
+        reading = _ArrowReading(path, header, start, end, self._types, self._block_size)
         try:
             for batch in reading.batches():
                 progress.add(batch)
@@ -123,14 +120,7 @@ class _ReadCsvRange(beam.DoFn):
 class _ArrowReading:
     """pyarrow's reading of one range of a CSV file, as batches of the declared columns.
 
-    A range (or uncompressed file) of at most `memory_limit` bytes, the split size, is read
-    into memory and parsed by pyarrow's multi-threaded read_csv: no Python file object
-    between the bytes and the parser, which streaming parses about serially, and the quote
-    count and the hex check run once over the bytes. Memory is bounded by the split size
-    either way; a larger piece (splitting off, a compressed file) is streamed.
-
-    When streaming, two things make it read the range again, from the row after the last
-    one emitted (read whole, it knows both before parsing):
+    Two things make it read the range again, from the row after the last one emitted:
     - pyarrow's integer parser also takes hex ("0x10"; "0xFFFFFFFFFFFFFFFF" as -1), which
       kdp_beam.numbers' rule refuses. While the bytes read hold no "0x" or "0X"
       (RecordRange.hex), no value pyarrow parsed can be hex: the usual case costs a byte
@@ -141,50 +131,14 @@ class _ArrowReading:
     ``stream``: the RecordRange being read, for its quote count and record bounds.
     """
 
-    def __init__(self, path, header, start, end, types, block_size, memory_limit=0):
+    def __init__(self, path, header, start, end, types, block_size):
         self._path, self._header, self._start, self._end = path, header, start, end
-        self._types, self._block_size, self._memory_limit = types, block_size, memory_limit
+        self._types, self._block_size = types, block_size
         self._integers = [name for name, t in types.items() if t == pa.int64()]
         self._as_text = {name: pa.string() if name in self._integers else t for name, t in types.items()}
         self.stream = None
 
     def batches(self):
-        size = self._piece_size()
-        if size is not None and size <= self._memory_limit:
-            return self._read_whole()
-        return self._stream()
-
-    def _piece_size(self):
-        """Bytes of the range, or of the whole file when it is uncompressed; else None."""
-        if self._end is not None:
-            return self._end - self._start
-        if CompressionTypes.detect_compression_type(self._path) != CompressionTypes.UNCOMPRESSED:
-            return None
-        return FileSystems.match([self._path])[0].metadata_list[0].size_in_bytes
-
-    def _read_whole(self):
-        block_size = self._block_size
-        with open_input(self._path) as raw:
-            self.stream = RecordRange(raw, self._start, self._end, bool(self._integers))
-            if self.stream.owns_nothing:
-                return  # every record of these bytes started in an earlier range
-            data = pa.py_buffer(self.stream.read_all())
-        types = self._as_text if self.stream.hex else self._types
-        while True:
-            try:
-                table = _read_csv(data, self._header, self._start > 0, types, block_size)
-                break
-            except pa.ArrowInvalid as e:
-                if "straddling object" not in str(e) or block_size >= _MAX_BLOCK_SIZE:
-                    raise
-                block_size *= 4
-        for batch in table.to_batches():
-            if types is self._as_text:
-                batch = self._checked(batch)
-            if batch.num_rows:
-                yield batch
-
-    def _stream(self):
         rows_done, types, block_size = 0, self._types, self._block_size
         while True:
             with open_input(self._path) as raw:
@@ -410,16 +364,8 @@ def is_record_start(path, offset):
 
 def _open_csv(stream, header, headless, types, block_size):
     """pyarrow's streaming reader; a range after the first has no header row of its own."""
-    return pa_csv.open_csv(stream, **_csv_options(header, headless, types, block_size))
-
-
-def _read_csv(data, header, headless, types, block_size):
-    """pyarrow's multi-threaded reader of data in memory, with _open_csv's options."""
-    return pa_csv.read_csv(data, **_csv_options(header, headless, types, block_size))
-
-
-def _csv_options(header, headless, types, block_size):
-    return dict(
+    return pa_csv.open_csv(
+        stream,
         read_options=pa_csv.ReadOptions(
             block_size=block_size, column_names=header if headless else None
         ),

@@ -130,13 +130,6 @@ class RecordRange:
             self._last = data[-1:]
         return data
 
-    def read_all(self):
-        """The rest of the range's bytes, at once."""
-        chunks = []
-        while chunk := self.read(16 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     def readable(self):
         return True
 
