@@ -4,6 +4,7 @@
 #   make test   run the test suite (installs Debian's chromium for the report test)
 # and, with the peers in a venv of their own (.venv-bench, the [bench] extra):
 #   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
+#   make bench-targets-quick / make bench-targets   issue 14's targets: kdp_beam vs the floor
 # and, for the supported keras range (setup.py):
 #   make test-keras KERAS=3.12.0   the tests that build keras layers, against that keras
 PYTHON ?= python3
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test test-keras bench bench-quick lock clean browser
+.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick lock clean browser
 
 # The report test renders HTML in Debian's chromium; installed here if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -70,6 +71,26 @@ bench-quick: $(BENCH_STAMP)
 bench: $(BENCH_STAMP)
 	$(BENCH)/bin/python -m benchmarks.run
 	$(BENCH)/bin/python -m benchmarks.plot
+	$(BENCH)/bin/python -m benchmarks.targets
+
+# Issue 14's targets (benchmarks/targets.py) need no peer, only kdp_beam's core, psutil and
+# matplotlib: they run in .venv-bench if it exists, else in .venv, or in the python given as
+# BENCH_PY=<venv>/bin/python (the kdp-beam next to it is the CLI measured; PYTHONPATH is
+# this checkout). psutil and matplotlib, if that python lacks them, are installed alone
+# into TOOLS (the bench lock's versions), as keras is for test-keras.
+BENCH_PY ?= $(if $(wildcard $(BENCH)/bin/python),$(BENCH)/bin/python,$(PY))
+TOOLS ?= $(CURDIR)/.venv-tools
+TOOL_PINS = $(shell grep -E '^(psutil|matplotlib|contourpy|cycler|fonttools|kiwisolver)==' benchmarks/requirements-bench-lock.txt)
+
+bench-tools: $(if $(filter $(PY),$(BENCH_PY)),$(STAMP))
+	PYTHONPATH=$(TOOLS) $(BENCH_PY) -c 'import psutil, matplotlib' 2>/dev/null || \
+	    $(BENCH_PY) -m pip install --quiet --no-deps --target $(TOOLS) $(TOOL_PINS)
+
+bench-targets: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.targets
+
+bench-targets-quick: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.targets --quick $(ARGS)
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kdp.beam' > /tmp/kdp_beam_lock.txt

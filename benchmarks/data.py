@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 SHARDS = 4
 CATEGORIES = 100  # distinct values of each string feature
@@ -17,22 +18,28 @@ def feature_names(num_features):
     return floats, strings
 
 
-def write_dataset(directory, rows, num_features, seed=0):
-    """Writes `rows` x `num_features` as SHARDS CSV files (once; reused if present) and the
-    kdp_beam features file. Returns (file pattern, features.json path)."""
-    pattern = os.path.join(directory, "part-*.csv")
+def write_dataset(directory, rows, num_features, seed=0, shards=SHARDS, file_format="csv"):
+    """Writes `rows` x `num_features` as `shards` files (once; reused if present) and the
+    kdp_beam features file. `file_format` "csv", or "parquet" (pyarrow's default row
+    groups); the same seed and shards give the same values in either. Returns (file pattern,
+    features.json path)."""
+    pattern = os.path.join(directory, f"part-*.{file_format}")
     features_path = os.path.join(directory, "features.json")
     floats, strings = feature_names(num_features)
     if not os.path.exists(os.path.join(directory, "_SUCCESS")):
         os.makedirs(directory, exist_ok=True)
         rng = np.random.default_rng(seed)
         vocab = np.array([f"v{j:03d}" for j in range(CATEGORIES)])
-        bounds = np.linspace(0, rows, SHARDS + 1).astype(int)
+        bounds = np.linspace(0, rows, shards + 1).astype(int)
         for shard, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             n = stop - start
             columns = {name: rng.normal(i * 10.0, 1.0 + i, n) for i, name in enumerate(floats)}
             columns |= {name: vocab[rng.zipf(1.3, n) % CATEGORIES] for name in strings}
-            pa_csv.write_csv(pa.table(columns), os.path.join(directory, f"part-{shard:05d}.csv"))
+            path = os.path.join(directory, f"part-{shard:05d}.{file_format}")
+            if file_format == "parquet":
+                pq.write_table(pa.table(columns), path)
+            else:
+                pa_csv.write_csv(pa.table(columns), path)
         spec = {name: "float_normalized" for name in floats}
         spec |= {name: "string_categorical" for name in strings}
         with open(features_path, "w") as f:

@@ -9,6 +9,7 @@ from it by benchmarks.plot.
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import psutil
@@ -50,9 +52,17 @@ QUICK = {"rows": [10_000, 50_000], "rows_features": 8,
          "features": [4, 16], "features_rows": 20_000, "limit": 180}
 
 
+def machine():
+    return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+
+
 def tree_rss(process):
+    try:
+        tree = [process, *process.children(recursive=True)]
+    except psutil.Error:  # it has just ended
+        return 0
     total = 0
-    for p in [process, *process.children(recursive=True)]:
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:
@@ -62,33 +72,45 @@ def tree_rss(process):
 
 def measure(name, pattern, features_path, limit):
     """Runs one contender to completion or `limit` seconds; returns its measurements."""
-    gc.collect()
     with tempfile.TemporaryDirectory(prefix="kdp_beam_bench_") as workdir:
         command = [sys.executable, *CONTENDERS[name], "--pattern", pattern,
                    "--features", features_path, "--workdir", workdir, *EXTRA_ARGS.get(name, [])]
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-        log_path = os.path.join(workdir, "stderr.log")
-        start = time.monotonic()
-        with open(log_path, "wb") as log:
-            child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=log, start_new_session=True)
-        watched, peak, status = psutil.Process(child.pid), 0, "ok"
-        while True:
-            # wait4 (not poll) so the child's CPU time, and its waited-for workers', is kept.
-            pid, wait_status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            peak = max(peak, tree_rss(watched))
-            if time.monotonic() - start > limit:
+        return measure_command(name, command, workdir, limit)
+
+
+def measure_command(name, command, workdir, limit):
+    """Runs `command` (cwd and PYTHONPATH: the repository; its stderr kept in `workdir`) to
+    completion or `limit` seconds; returns its measurements."""
+    gc.collect()
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    log_path = os.path.join(workdir, "stderr.log")
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=log, start_new_session=True)
+    # wait4 (not poll) so the child's CPU time, and its waited-for workers', is kept; in a
+    # thread of its own so the end is timed when the child exits, not at the next sample.
+    ended = {}
+
+    def reap():
+        ended["wait4"] = os.wait4(child.pid, 0)
+        ended["at"] = time.monotonic()
+
+    watched, peak, status = psutil.Process(child.pid), 0, "ok"
+    reaper = threading.Thread(target=reap, daemon=True)
+    reaper.start()
+    while reaper.is_alive():
+        peak = max(peak, tree_rss(watched))
+        if status == "ok" and time.monotonic() - start > limit:
+            with contextlib.suppress(ProcessLookupError):  # unless it has just ended
                 os.killpg(child.pid, signal.SIGKILL)
-                _, wait_status, usage = os.wait4(child.pid, 0)
-                status = f"cut off at {limit} s"
-                break
-            time.sleep(0.1)
-        wall = time.monotonic() - start
-        code = os.waitstatus_to_exitcode(wait_status)
-        with open(log_path, errors="replace") as log:
-            stderr = log.read()
+            status = f"cut off at {limit} s"
+        reaper.join(0.1)
+    _, wait_status, usage = ended["wait4"]
+    wall = ended["at"] - start
+    code = os.waitstatus_to_exitcode(wait_status)
+    with open(log_path, errors="replace") as log:
+        stderr = log.read()
     if status == "ok" and code != 0:
         status = "failed: " + stderr.strip().splitlines()[-1][:300] if stderr.strip() else "failed"
     return {"contender": name, "status": status, "wall_s": round(wall, 2),
@@ -119,7 +141,7 @@ def main(argv=None):
             record = measure(name, pattern, features_path, args.limit or plan["limit"])
             record |= {"run": run_id, "mode": "quick" if args.quick else "full",
                        "sweep": sweep, "rows": rows, "features": features,
-                       "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"}
+                       "machine": machine()}
             results.append(record)
             print(json.dumps(record), flush=True)
             with open(results_path, "w") as f:

@@ -13,12 +13,11 @@ import os
 import time
 
 import numpy as np
-import psutil
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from benchmarks.data import write_dataset
-from benchmarks.run import DATA, HERE, measure
+from benchmarks.run import DATA, HERE, machine, measure
 
 RESULTS = os.path.join(HERE, "results", "scale.json")
 CHUNK = 1_000_000
@@ -158,7 +157,7 @@ def main(argv=None):
             time.sleep(3)
             record = measure(name, pattern, features, args.limit)
             record |= {"run": run_id, "point": point, "input_bytes": size,
-                       "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"}
+                       "machine": machine()}
             results.append(record)
             print(json.dumps(record), flush=True)
             with open(RESULTS, "w") as f:
