@@ -3,6 +3,7 @@
 import builtins
 import contextlib
 import io
+import json
 import logging
 import re
 import time
@@ -14,7 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
 from kdp_beam.beam.analyze import AnalyzeFeatures
-from kdp_beam.bundle.layout import DEAD_LETTERS
+from kdp_beam.bundle.layout import DEAD_LETTERS, MANIFEST, join
+from kdp_beam.bundle.loader import read_bytes
 from kdp_beam.bundle.writer import WriteArtifacts
 from kdp_beam.bad_records import BadRecord, check_policy
 from kdp_beam.errors import KdpBeamError, SpecError
@@ -124,7 +126,7 @@ def add_analysis(
     return (
         read
         | "Analyze" >> AnalyzeFeatures(spec, fanout=fanout, state_dir=output_dir)
-        | WriteArtifacts(output_dir, description, dead_letters=beam.pvalue.AsList(dead_letters))
+        | WriteArtifacts(output_dir, description, dead_letters=dead_letters)
     )
 
 
@@ -164,9 +166,28 @@ def _original_error(error):
     return RuntimeError(f"{class_name}: {message}") if "\n" in str(error) else None
 
 
-def _counter(result, name):
-    counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
-    return sum((c.committed if c.committed is not None else c.attempted) or 0 for c in counters)
+def _read_counters(result):
+    """{name: total} of the readers' counters (kdp_beam.io.files.READ_METRICS), committed
+    values where the runner has them; {} from a runner that keeps no metrics (Beam's Dask
+    runner raises NotImplementedError), returns none, or fails to return them: the job has
+    succeeded, and run_analysis then counts from the bundle and the matched files."""
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace("kdp_beam"))["counters"]
+    except NotImplementedError:
+        return {}
+    except Exception as e:  # noqa: BLE001 - the bundle is written; the counts have a fallback
+        _LOG.warning("kdp_beam: the runner returned no metrics (%s); counting from the bundle", e)
+        return {}
+    totals = {}
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+    return totals
+
+
+def _bundle_row_count(output_dir):
+    manifest = json.loads(read_bytes(join(output_dir, MANIFEST)).decode("utf-8"))
+    return manifest["row_count"]
 
 
 def run_analysis(
@@ -202,7 +223,8 @@ def run_analysis(
     holding anything but a kdp_beam bundle, or cannot be written.
     Returns:
         {"output": output_dir, "rows_read": n, "files_read": n, "batches_read": n,
-         "seconds": wall time}
+         "seconds": wall time}: the readers' counters, or where the runner keeps no
+        metrics the bundle's row count, the number of matched files and None batches.
     """
     if not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
@@ -211,7 +233,8 @@ def run_analysis(
     start = time.monotonic()
     options = pipeline_options(pipeline_args)
     pipeline = _pipeline(options)
-    watch = progress(matched_sizes(input_pattern), options) if progress else contextlib.nullcontext()
+    matched = matched_sizes(input_pattern)
+    watch = progress(matched, options) if progress else contextlib.nullcontext()
     # The whole bundle is written beside output_dir and replaces it only when the job
     # succeeds (kdp_beam.bundle.staging says what is guaranteed on which file system).
     with staged_output(output_dir) as staging_dir:
@@ -227,11 +250,14 @@ def run_analysis(
             if original is None:
                 raise  # raising e "from e" would make it its own cause
             raise original from e
+    counters = _read_counters(result)
+    # The counters prove one pass (rows read once whatever the features); a runner without
+    # metrics still gets right numbers, from the bundle and the matching (and no batches).
     summary = {
         "output": output_dir,
-        "rows_read": _counter(result, "rows_read"),
-        "files_read": _counter(result, "files_read"),
-        "batches_read": _counter(result, "batches_read"),
+        "rows_read": counters.get("rows_read", 0) if counters else _bundle_row_count(output_dir),
+        "files_read": counters.get("files_read", 0) if counters else len(matched),
+        "batches_read": counters.get("batches_read", 0) if counters else None,
         "seconds": round(time.monotonic() - start, 3),
     }
     _LOG.info("kdp_beam: analysis finished: %s", summary)

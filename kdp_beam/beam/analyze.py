@@ -6,6 +6,9 @@ Two consumers of the same batches (Beam fuses them, so the input is read once):
   whose state is small whatever the data;
 - the keyed path for vocabularies and text (kdp_beam.beam.keyed_vocabulary), whose state
   grows with the number of distinct tokens, spread over ``vocabulary_shards`` keys.
+
+Their results, and the bad records counted per reason, meet in one join into the
+statistics document.
 """
 
 import apache_beam as beam
@@ -14,6 +17,7 @@ import pyarrow as pa
 from kdp_beam.analyzers import DatasetAnalyzer
 from kdp_beam.analyzers.dataset import add_bad_records, token_analyzers
 from kdp_beam.bad_records import BadRecord
+from kdp_beam.beam.join import JoinParts
 from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
 from kdp_beam.bundle.writer import write_token_state
 from kdp_beam.io.files import BAD_RECORDS, BATCHES
@@ -81,36 +85,50 @@ class AnalyzeFeatures(beam.PTransform):
     def expand(self, read):
         read = _as_read_outputs(read)
         batches = read[BATCHES]
-        combine = beam.CombineGlobally(
-            AnalyzerCombineFn(DatasetAnalyzer(self.spec, count_tokens=False))
-        )
+        combine_fn = AnalyzerCombineFn(DatasetAnalyzer(self.spec, count_tokens=False))
+        combine = beam.CombinePerKey(combine_fn)
         if self.fanout:
-            combine = combine.with_fanout(self.fanout)
-        statistics = batches | "CombineStatistics" >> combine
+            combine = combine.with_hot_key_fanout(self.fanout)
+        # The parts of the document meet in one join, not as side inputs (JoinParts says
+        # why); a CombineGlobally would take its default for no rows from a side input, so
+        # the seed gives the join its one key whatever the input.
+        parts = {
+            "seed": batches.pipeline | "Seed" >> beam.Create([None], reshuffle=False),
+            "statistics": (
+                batches
+                | "KeyBatches" >> beam.Map(lambda batch: (None, batch))
+                | "CombineStatistics" >> combine
+                | "Statistics" >> beam.Values()
+            ),
+        }
         analyzers = token_analyzers(self.spec)
         if analyzers:
             summed = batches | "SumTokens" >> SumTokens(self.spec, self.vocabulary_shards)
-            vocabularies = summed | "RankTokens" >> RankTokens(self.spec)
-            state_files = []
+            parts["vocabularies"] = summed | "RankTokens" >> RankTokens(self.spec)
             if self.state_dir is not None:  # each shard's full counts, written by its worker
-                names = list(self.spec.features)
-                state_files = summed | "WriteTokenState" >> beam.MapTuple(
+                state_dir, names = self.state_dir, list(self.spec.features)
+                parts["state_files"] = summed | "WriteTokenState" >> beam.MapTuple(
                     lambda key, table: write_token_state(
-                        self.state_dir, names.index(key[0]), key[0], key[1], table
+                        state_dir, names.index(key[0]), key[0], key[1], table
                     )
                 )
-                state_files = beam.pvalue.AsList(state_files)
-            statistics = statistics | "AttachVocabularies" >> beam.Map(
-                _attach_vocabularies,
-                analyzers=analyzers,
-                vocabularies=beam.pvalue.AsDict(vocabularies),
-                state_files=state_files,
-            )
         if BAD_RECORDS in read:
-            parts = {"statistics": statistics, "bad_records": read[BAD_RECORDS]}
-            statistics = parts | "CountBadRecords" >> _CountBadRecords()
-        spec_json = self.spec.to_json()
-        return statistics | "AttachSpec" >> beam.Map(lambda stats: {"spec": spec_json, **stats})
+            parts["bad_records"] = (
+                read[BAD_RECORDS]
+                | "Reasons" >> beam.Map(lambda record: record.reason).with_output_types(str)
+                | "CountPerReason" >> beam.combiners.Count.PerElement()
+            )
+        return (
+            parts
+            | "Join" >> JoinParts()
+            | "Assemble"
+            >> beam.Map(
+                _statistics_document,
+                combine_fn=combine_fn,
+                analyzers=analyzers,
+                spec_json=self.spec.to_json(),
+            )
+        )
 
 
 def _as_read_outputs(read):
@@ -125,37 +143,16 @@ def _as_read_outputs(read):
     )
 
 
-@beam.typehints.with_input_types(statistics=dict, bad_records=BadRecord)
-@beam.typehints.with_output_types(dict)
-class _CountBadRecords(beam.PTransform):
-    """{"statistics": the statistics document, "bad_records": a reader's BadRecords} -> the
-    document with the bad records counted per reason, in its counts and its mergeable state.
-
-    A join (CoGroupByKey) rather than a side input: on some runners (Dask) each side input
-    computes its source again, and the source of bad records is the read."""
-
-    def expand(self, parts):
-        by_reason = (
-            parts["bad_records"]
-            | "Reasons" >> beam.Map(lambda record: record.reason).with_output_types(str)
-            | "CountPerReason" >> beam.combiners.Count.PerElement()
-        )
-        keyed = {
-            "statistics": parts["statistics"] | "KeyStatistics" >> beam.Map(lambda s: (None, s)),
-            "by_reason": by_reason | "KeyReasons" >> beam.Map(lambda counted: (None, counted)),
-        }
-        joined = keyed | "Join" >> beam.CoGroupByKey()
-        return joined | "AddBadRecords" >> beam.MapTuple(_add_bad_records)
-
-
-def _add_bad_records(_, joined):
-    [statistics] = joined["statistics"]
-    return add_bad_records(statistics, dict(joined["by_reason"]))
-
-
-def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):
+def _statistics_document(parts, combine_fn, analyzers, spec_json):
+    """The joined parts as one document: the combined statistics (those of no batches when
+    there was none), each token feature's vocabulary, the token state written, the bad
+    records counted per reason."""
+    [statistics] = parts["statistics"] or [combine_fn.apply([])]
+    vocabularies = dict(parts.get("vocabularies", ()))
     for name, analyzer in analyzers.items():
         found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
         statistics["features"][name].update(found)
-    statistics["state_files"] = list(state_files)  # (feature, file name, manifest entry)
-    return statistics
+    if analyzers:
+        statistics["state_files"] = list(parts.get("state_files", ()))  # (feature, file name, entry)
+    statistics = add_bad_records(statistics, dict(parts.get("bad_records", ())))
+    return {"spec": spec_json, **statistics}

@@ -80,7 +80,15 @@ class CountTokens(SumTokens):
 
 
 class _ShardTokenCounts(beam.DoFn):
-    """Per bundle: token counts summed per feature, flushed as ((feature, shard), table)."""
+    """Per bundle: token counts summed per feature, flushed as ((feature, shard), table).
+
+    The rest of a bundle is flushed from finish_bundle, output of the Beam model that the
+    FnApiRunner, Flink, Spark and Dataflow deliver (Beam's Dask runner drops it). Kept
+    because the shape without it costs more: splitting each batch's counts into shards for a
+    lifted CombinePerKey measured twice this path's CPU (0.45-0.48 vs 0.22-0.24 CPU-s on
+    the 64 batches of 1M rows x 10 categorical features, ~4% of the job), and the runner's
+    per-bundle table would grow with the bundle's distinct tokens, not stop at flush_rows.
+    """
 
     def __init__(self, spec, shards, flush_rows):
         self._spec = spec

@@ -16,6 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import PCollection
 
+from kdp_beam.beam.join import JoinParts
 from kdp_beam.bundle.layout import (
     ANALYZER_STATE,
     FORMAT_NAME,
@@ -152,8 +153,9 @@ class WriteArtifacts(beam.PTransform):
     """AnalyzeFeatures' single output element (the statistics document) -> the manifest of
     the bundle it is written as, in output_dir (write_bundle).
 
-    `dead_letters`: the written dead-letter files, usually a side input, so the manifest is
-    written only once they are."""
+    `dead_letters`: the written dead-letter files, as a PCollection of their paths (joined
+    with the document, so the manifest is written only once they are), a side input, or a
+    list."""
 
     def __init__(self, output_dir, input_description=None, dead_letters=()):
         super().__init__()
@@ -162,9 +164,24 @@ class WriteArtifacts(beam.PTransform):
         self.dead_letters = dead_letters
 
     def expand(self, statistics: PCollection[dict]) -> PCollection[dict]:
-        return statistics | "WriteBundle" >> beam.Map(
-            write_bundle,
-            output_dir=self.output_dir,
-            input_description=self.input_description,
-            dead_letters=self.dead_letters,
+        if not isinstance(self.dead_letters, PCollection):
+            return statistics | "WriteBundle" >> beam.Map(
+                write_bundle,
+                output_dir=self.output_dir,
+                input_description=self.input_description,
+                dead_letters=self.dead_letters,
+            )
+        parts = {"statistics": statistics, "dead_letters": self.dead_letters}
+        return (
+            parts
+            | "JoinDeadLetters" >> JoinParts()
+            | "WriteBundle"
+            >> beam.FlatMap(
+                _write_joined, output_dir=self.output_dir, input_description=self.input_description
+            )
         )
+
+
+def _write_joined(parts, output_dir, input_description):
+    for statistics in parts["statistics"]:
+        yield write_bundle(statistics, output_dir, input_description, sorted(parts["dead_letters"]))
