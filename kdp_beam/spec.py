@@ -17,7 +17,7 @@ sizes from the spec (bins from `num_discretization_bins` or `hashing_dim`).
 import json
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types import feature_type, registered_types
+from kdp_beam.feature_types import feature_type, on_register, registered_types
 from kdp_beam.feature_types.options import ONE_HOT_OR_INT, integer, is_int, one_of, shown, width
 
 
@@ -308,6 +308,16 @@ def __getattr__(name):
     return _constructor(kind)
 
 
+def _refuse_shadowed(kind):
+    """A type's constructor kdp_beam.spec.NAME exists only where the module has no NAME of
+    its own (module __getattr__): refuse a type named like one (SpecError)."""
+    if kind.name in globals():
+        raise SpecError(
+            f"feature type {kind.name!r} ({type(kind).__module__}): kdp_beam.spec.{kind.name} "
+            "is the module's own, so it could not construct the type; rename the type"
+        )
+
+
 def _constructor(kind):
     def construct(*args, **options):
         return Feature(kind.name, **bound_arguments(kind.name, list(kind.options), args, options))
@@ -327,3 +337,6 @@ def bound_arguments(name, positional, args, kwargs):
     if twice:
         raise TypeError(f"{name}() got {twice} both by position and by name")
     return {**given, **kwargs}
+
+
+on_register(_refuse_shadowed)

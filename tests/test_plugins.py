@@ -149,3 +149,79 @@ def test_a_plugin_type_has_its_summary_line_and_report_section(tmp_path):
     assert f"median {median:.6g}, IQR {iqr:.6g}" in summary_table(bundle.spec, bundle.features, bundle.row_count)
     page = render_report(bundle)
     assert "<th>max_abs</th>" in page and "<th>iqr</th>" in page
+
+
+def _type(name, **methods):
+    """A FeatureType subclass named `name` (a float column unless `methods` say otherwise)."""
+    return type(f"Plugin_{name}".replace("-", "_"), (FeatureType,), {"name": name, "column_kind": lambda self, o: "float", **methods})
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("float", r"'float' is taken by kdp_beam\.feature_types\.numeric\.Float; rename"),  # a built-in
+        ("robust_scaler", r"'robust_scaler' is taken by kdp_beam\.plugins\.robust_scaler\.RobustScaler"),
+        ("custom", r"'custom' is reserved \(kdp_beam 0\.2's plug-in declaration\)"),
+        ("my-type", r"must be an identifier, not a Python keyword nor starting with '_'.*got 'my-type'"),
+        ("class", r"must be an identifier, not a Python keyword.*got 'class'"),
+        ("_hidden", r"nor starting with '_'.*got '_hidden'"),
+        ("adapt", r"FeatureSpace\.adapt is FeatureSpace's own.*rename the type"),
+        ("feature", r"FeatureSpace\.feature is FeatureSpace's own"),
+        ("from_artifacts", r"FeatureSpace\.from_artifacts is FeatureSpace's own"),
+        ("integer", r"kdp_beam\.spec\.integer is the module's own"),
+    ],
+)
+def test_a_plugin_cannot_take_a_name_in_use(name, match):
+    """Registering "float" used to replace the built-in silently (every bundle declaring a
+    float then loaded as the plug-in), and "feature" or "adapt" replaced FeatureSpace's own
+    method. The name is refused, and nothing is registered or replaced."""
+    from kdp_beam.feature_types import feature_type, registered_types
+
+    before = {kind.name: kind for kind in registered_types()}
+    methods = {name: getattr(kdp_beam.FeatureSpace, name, None) for name in ("feature", "adapt", "from_artifacts", "float")}
+    with pytest.raises(SpecError, match=match):
+        register_type(_type(name))
+    assert {kind.name: kind for kind in registered_types()} == before
+    assert {name: getattr(kdp_beam.FeatureSpace, name, None) for name in methods} == methods
+    assert feature_type("float") is before["float"]
+    fs = kdp_beam.FeatureSpace({"x": kdp_beam.FeatureSpace.float()})  # FeatureSpace still works
+    assert fs.features["x"].declaration == {"type": "float", "fill_value": None, "missing_indicator": False}
+
+
+def test_a_plugin_says_its_column_kind_and_is_a_feature_type():
+    with pytest.raises(SpecError, match=r"Plugin_no_kind: feature type 'no_kind' must define column_kind"):
+        register_type(type("Plugin_no_kind", (FeatureType,), {"name": "no_kind"}))
+    with pytest.raises(SpecError, match=r"NotAType.*: a feature type is a subclass of kdp_beam\.feature_types\.FeatureType"):
+        register_type(type("NotAType", (), {"name": "not_a_type"}))
+
+
+def test_registering_the_same_class_again_replaces_it():
+    """Re-importing (or reloading) a plug-in's module registers its class again."""
+    from kdp_beam.feature_types import feature_type
+
+    assert register_type(MaxAbs) is MaxAbs
+    assert type(feature_type("max_abs")) is MaxAbs and kdp_beam.FeatureSpace.max_abs().declaration == {"type": "max_abs"}
+
+
+def test_a_plugin_registered_before_feature_space_is_refused_when_it_is_imported():
+    """The check does not depend on the import order: a type registered before
+    FeatureSpace exists is refused by FeatureSpace's import, and left unregistered."""
+    import subprocess
+    import sys
+
+    script = (
+        "from kdp_beam.feature_types import FeatureType, register_type, registered_types\n"
+        "@register_type\n"
+        "class Adapt(FeatureType):\n"
+        "    name = 'adapt'\n"
+        "    def column_kind(self, options): return 'float'\n"
+        "try:\n"
+        "    from kdp_beam import FeatureSpace\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+        "print('adapt' in [kind.name for kind in registered_types()])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    refused, registered = done.stdout.strip().splitlines()[-2:]
+    assert refused.startswith("SpecError feature type 'adapt' (__main__): FeatureSpace.adapt is FeatureSpace's own")
+    assert registered == "False"

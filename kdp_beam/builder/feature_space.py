@@ -333,7 +333,18 @@ class FeatureSpace(keras.utils.FeatureSpace):
 def _add_constructor(kind):
     """FeatureSpace.<type name>(...): keras' classmethod for its own types (the same
     positional arguments, then name), kdp_beam's for every other registered type; the
-    options are checked as declarations are (SpecError naming the argument)."""
+    options are checked as declarations are (SpecError naming the argument).
+
+    Raises SpecError for a plug-in named like an attribute FeatureSpace has (adapt,
+    feature, cross...), which its constructor would replace; the built-in types replace
+    keras' constructors of their names on purpose."""
+    existing = getattr(FeatureSpace, kind.name, None)
+    built_in = type(kind).__module__.startswith("kdp_beam.feature_types.")
+    if existing is not None and getattr(existing, "feature_type", None) != kind.name and not built_in:
+        raise SpecError(
+            f"feature type {kind.name!r} ({type(kind).__module__}): FeatureSpace.{kind.name} is "
+            "FeatureSpace's own, which its constructor would replace; rename the type"
+        )
     positional = (*kind.keras_arguments, "name")
 
     def construct(cls, *args, **kwargs):
@@ -344,6 +355,7 @@ def _add_constructor(kind):
 
     construct.__name__ = construct.__qualname__ = kind.name
     construct.__doc__ = kind.__doc__
+    construct.feature_type = kind.name
     setattr(FeatureSpace, kind.name, classmethod(construct))
 
 
