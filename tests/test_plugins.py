@@ -225,3 +225,17 @@ def test_a_plugin_registered_before_feature_space_is_refused_when_it_is_imported
     refused, registered = done.stdout.strip().splitlines()[-2:]
     assert refused.startswith("SpecError feature type 'adapt' (__main__): FeatureSpace.adapt is FeatureSpace's own")
     assert registered == "False"
+
+
+def test_a_plugin_constructor_takes_its_options_by_position_as_the_spec_does():
+    """FeatureSpace.robust_scaler(0.01) used to name the feature "0.01" and keep the
+    default epsilon, where kdp_beam.spec.robust_scaler(0.01) sets epsilon."""
+    from kdp_beam import spec
+
+    made = kdp_beam.FeatureSpace.robust_scaler(0.01)
+    assert made.declaration == spec.robust_scaler(0.01).to_json() == {"type": "robust_scaler", "epsilon": 0.01}
+    assert made.preprocessor.name.startswith("robust_scaler")  # auto-named, as without arguments
+    named = kdp_beam.FeatureSpace.robust_scaler(0.01, "latency")
+    assert named.preprocessor.name == "latency_preprocessor"
+    with pytest.raises(TypeError, match=r"robust_scaler\(\) takes at most 2 positional arguments \('epsilon', 'name'\)"):
+        kdp_beam.FeatureSpace.robust_scaler(0.01, "latency", 3)

@@ -345,7 +345,8 @@ def _add_constructor(kind):
             f"feature type {kind.name!r} ({type(kind).__module__}): FeatureSpace.{kind.name} is "
             "FeatureSpace's own, which its constructor would replace; rename the type"
         )
-    positional = (*kind.keras_arguments, "name")
+    arguments = kind.options if kind.keras_arguments is None else kind.keras_arguments
+    positional = (*arguments, "name")
 
     def construct(cls, *args, **kwargs):
         options = bound_arguments(kind.name, positional, args, kwargs)

@@ -24,7 +24,8 @@ class FeatureType:
         options: {option: default}, REQUIRED for one without a default; in the order of
             the Python constructor's positional arguments.
         keras_arguments: the positional arguments of ``FeatureSpace.<name>`` before
-            ``name`` (keras.utils.FeatureSpace's order, for its own types).
+            ``name``; None (the default): every option, in order, as ``kdp_beam.spec``'s
+            constructor takes them. keras.utils.FeatureSpace's own types give keras' order.
         bare_defaults: {option: FeatureSpec attribute} an option takes from the spec when
             the feature is declared by its bare name (a hashed type takes
             ``hashing_dim`` bins).
@@ -38,7 +39,7 @@ class FeatureType:
 
     name = None
     options = {}
-    keras_arguments = ()
+    keras_arguments = None
     bare_defaults = {}
     encoding_options = ()
     infer_rank = None

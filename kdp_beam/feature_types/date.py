@@ -18,7 +18,6 @@ class Date(FeatureType):
 
     name = "date"
     options = {"format": None, "components": DEFAULT_COMPONENTS, "missing_indicator": False}
-    keras_arguments = tuple(options)
     encoding_options = ("components", "missing_indicator")
     infer_rank = 10
 

@@ -27,6 +27,7 @@ class NumberType(FeatureType):
     float32 limits of the model, the summary, the report and infer's view."""
 
     keras_method = None  # the keras.utils.FeatureSpace classmethod that builds it
+    keras_arguments = ()  # keras' float() and float_normalized() take only a name
     encoding_options = ("fill_value", "missing_indicator")
 
     def validate(self, options):

@@ -15,7 +15,6 @@ class Passthrough(FeatureType):
 
     name = "passthrough"
     options = {"dtype": "float32"}
-    keras_arguments = ("dtype",)
 
     def validate(self, options):
         one_of(options["dtype"], "dtype", DTYPES)

@@ -28,7 +28,6 @@ class Text(FeatureType):
         "standardize": "lower_and_strip_punctuation",
         "split": "whitespace",
     }
-    keras_arguments = tuple(options)
     encoding_options = ("output_mode", "sequence_length")
     infer_rank = 20
 
