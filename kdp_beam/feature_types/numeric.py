@@ -26,7 +26,6 @@ class NumberType(FeatureType):
     """What every number type shares: the column, the missing policy, the moments, the
     float32 limits of the model, the summary, the report and infer's view."""
 
-    keras_method = None  # the keras.utils.FeatureSpace classmethod that builds it
     keras_arguments = ()  # keras' float() and float_normalized() take only a name
     encoding_options = ("fill_value", "missing_indicator")
 
@@ -39,15 +38,12 @@ class NumberType(FeatureType):
     def column_kind(self, options):
         return "float"
 
-    def keras_arguments_of(self, options):
-        """The arguments of keras' classmethod (besides name) for these options."""
-        return {}
-
     def keras_feature(self, feature_space, name, options, statistics=None):
         import keras
 
-        method = getattr(keras.utils.FeatureSpace, self.keras_method)
-        made = method(name=name, **self.keras_arguments_of(options))
+        # keras.utils.FeatureSpace's classmethod of the same name builds the preprocessor.
+        method = getattr(keras.utils.FeatureSpace, self.name)
+        made = method(name=name, **{arg: options[arg] for arg in self.keras_arguments})
         return feature_space.feature(
             made.dtype,
             made.preprocessor,
@@ -120,7 +116,6 @@ class Float(NumberType):
 
     name = "float"
     options = {**_MISSING}
-    keras_method = "float"
 
     def from_keras(self, feature):
         from kdp_beam.builder.keras_internals import is_identity_layer
@@ -138,15 +133,11 @@ class FloatRescaled(NumberType):
     options = {"scale": 1.0, "offset": 0.0, **_MISSING}
     keras_arguments = ("scale", "offset")
     encoding_options = ("scale", "offset", *NumberType.encoding_options)
-    keras_method = "float_rescaled"
 
     def validate(self, options):
         for arg in ("scale", "offset"):
             float32(options[arg], arg)
         return super().validate(options)
-
-    def keras_arguments_of(self, options):
-        return {"scale": options["scale"], "offset": options["offset"]}
 
     def from_keras(self, feature):
         import keras
@@ -163,7 +154,6 @@ class FloatNormalized(NumberType):
 
     name = "float_normalized"
     options = {**_MISSING}
-    keras_method = "float_normalized"
 
     def held_statistics(self, options):
         return ["mean", "variance"]
@@ -207,7 +197,6 @@ class FloatDiscretized(NumberType):
     keras_arguments = ("num_bins", "bin_boundaries", "output_mode")
     bare_defaults = {"num_bins": "num_discretization_bins"}
     encoding_options = ("output_mode", *NumberType.encoding_options)
-    keras_method = "float_discretized"
 
     def validate(self, options):
         one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
@@ -254,9 +243,6 @@ class FloatDiscretized(NumberType):
             from kdp_beam.bundle import checks
 
             checks.check_quantiles(stats, options["num_bins"])
-
-    def keras_arguments_of(self, options):
-        return {k: options[k] for k in self.keras_arguments}
 
     def keras_feature(self, feature_space, name, options, statistics=None):
         feature = super().keras_feature(feature_space, name, options, statistics)
