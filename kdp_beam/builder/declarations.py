@@ -36,12 +36,14 @@ def declaration_of(name, feature):
 
 def spec_of(feature_space):
     """The FeatureSpec of a keras FeatureSpace's features and crosses (features no type
-    knows, and crosses of them, left out)."""
+    knows, and crosses of them, left out); None when no type knows any feature."""
     declarations = {}
     for name, feature in feature_space.features.items():
         declaration = declaration_of(name, feature)
         if declaration is not None:
             declarations[name] = declaration
+    if not declarations:
+        return None
     crosses = [
         kspec.Cross(c.feature_names, c.crossing_dim, c.output_mode)
         for c in feature_space.crosses

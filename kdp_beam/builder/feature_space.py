@@ -178,7 +178,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 (default: by extension).
         """
         spec = spec_of(self)
-        custom = [n for n in keras_internals.keras_adaptable(self) if n not in spec.features]
+        declared = {} if spec is None else spec.features
+        custom = [n for n in keras_internals.keras_adaptable(self) if n not in declared]
         is_pattern = isinstance(dataset, str) or (
             isinstance(dataset, (list, tuple)) and dataset and isinstance(dataset[0], str)
         )
@@ -189,13 +190,14 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 "files cannot compute their statistics. Adapt those layers yourself, or pass "
                 "in-memory data."
             )
-        if is_pattern:
+        statistics = {}  # none when every preprocessor is the user's own
+        if spec is not None and is_pattern:
             from kdp_beam.job import run_analysis
 
             with tempfile.TemporaryDirectory(prefix="kdp_beam_adapt_") as bundle_dir:
                 run_analysis(spec, dataset, bundle_dir, input_format, pipeline_args or [])
                 statistics = load_bundle(bundle_dir).features
-        else:
+        elif spec is not None:
             from kdp_beam.analyzers import analyze_batches
 
             statistics = analyze_batches(spec, record_batches(dataset, spec))["features"]
