@@ -101,6 +101,8 @@ class Text(FeatureType):
             return None
         from kdp_beam.builder.keras_internals import text_vectorization_options
 
+        if p.get_config()["vocabulary"] is not None:
+            return None  # constructed with its vocabulary: keras' FeatureSpace leaves it as it is
         config = text_vectorization_options(p)
         standardize, split, ngrams = config["standardize"], config["split"], config["ngrams"]
         if not (standardize in STANDARDIZE and split in SPLIT):
