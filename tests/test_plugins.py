@@ -54,7 +54,7 @@ class MaxAbs(FeatureType):
     def analyzers(self, options, profile=False):
         return {**super().analyzers(options, profile), "max_abs": MaxAbsAnalyzer()}
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         layer = keras.layers.Rescaling(1.0, name=f"{name}_preprocessor")
         return feature_space.feature("float32", layer, "float", declaration={"type": self.name, **options})
 

@@ -7,10 +7,10 @@ from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.feature_types import registered_types
 
 
-def keras_feature(feature_space_class, name, declaration, statistics=None):
+def keras_feature(feature_space_class, name, declaration):
     """The FeatureSpace feature (an unadapted preprocessor) for a declaration, its layers
     named after layer_name(name), which any column name has."""
-    return declaration.kind.keras_feature(feature_space_class, layer_name(name), declaration.options, statistics)
+    return declaration.kind.keras_feature(feature_space_class, layer_name(name), declaration.options)
 
 
 def declaration_of(name, feature):

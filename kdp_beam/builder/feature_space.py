@@ -154,7 +154,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         spec = bundle.spec
         if features is None:
             features = {
-                name: keras_feature(cls, name, declaration, bundle.features[name])
+                name: keras_feature(cls, name, declaration)
                 for name, declaration in spec.features.items()
             }
             if crosses is None:

@@ -121,10 +121,10 @@ class FeatureType:
 
     # --- the Keras model --------------------------------------------------------------
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         """Its FeatureSpace feature record (``feature_space.feature(...)``, with
-        ``declaration=`` set), its preprocessor unadapted unless `statistics` are given;
-        layers are named ``f"{name}_..."``."""
+        ``declaration=`` set), its preprocessor unadapted (set_statistics sets it); layers
+        are named ``f"{name}_..."``."""
         raise NotImplementedError
 
     def from_keras(self, feature):

@@ -62,7 +62,7 @@ class Date(FeatureType):
         super().check_statistics(stats, options, profile)
         checks.check_date(stats)
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         from kdp_beam.builder.layers import DateEncoding
 
         preprocessor = DateEncoding(

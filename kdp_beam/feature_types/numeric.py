@@ -38,7 +38,7 @@ class NumberType(FeatureType):
     def column_kind(self, options):
         return "float"
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
         # keras.utils.FeatureSpace's classmethod of the same name builds the preprocessor.
@@ -244,8 +244,8 @@ class FloatDiscretized(NumberType):
 
             checks.check_quantiles(stats, options["num_bins"])
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
-        feature = super().keras_feature(feature_space, name, options, statistics)
+    def keras_feature(self, feature_space, name, options):
+        feature = super().keras_feature(feature_space, name, options)
         if options["bin_boundaries"] is not None:
             # keras needs num_bins to size a one-hot output, even with fixed boundaries.
             feature.preprocessor.num_bins = len(options["bin_boundaries"]) + 1

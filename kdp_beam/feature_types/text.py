@@ -77,7 +77,7 @@ class Text(FeatureType):
         counts = checks.check_vocabulary(stats, checks.check_string_tokens, RESERVED_TOKENS, options["max_tokens"], 1)
         checks.check_document_counts(stats, counts)
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         from kdp_beam.builder.layers import TextVectorization
 
         ngrams = options["ngrams"]

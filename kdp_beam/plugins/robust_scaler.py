@@ -68,7 +68,7 @@ class RobustScaler(FeatureType):
         if None not in values and not values[0] <= values[1] <= values[2]:
             stats.fail("median", f"quartiles {values} are not in order")
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
         preprocessor = keras.layers.Normalization(name=f"{name}_preprocessor")
