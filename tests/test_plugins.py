@@ -239,3 +239,23 @@ def test_a_plugin_constructor_takes_its_options_by_position_as_the_spec_does():
     assert named.preprocessor.name == "latency_preprocessor"
     with pytest.raises(TypeError, match=r"robust_scaler\(\) takes at most 2 positional arguments \('epsilon', 'name'\)"):
         kdp_beam.FeatureSpace.robust_scaler(0.01, "latency", 3)
+
+
+@register_type
+class AnalysisOnly(FeatureType):
+    """A type for analysis alone: no Keras layer."""
+
+    name = "analysis_only"
+
+    def column_kind(self, options):
+        return "float"
+
+
+def test_a_type_without_a_keras_layer_says_so_when_a_model_needs_one(tmp_path):
+    run_analysis(FeatureSpec({"plain": "analysis_only"}), write_shards(data(50), tmp_path / "csv", 1), str(tmp_path / "b"))
+    assert load_bundle(str(tmp_path / "b")).features["plain"]["count"] == 50
+    message = r"feature type 'analysis_only' \(tests\.test_plugins\) defines no keras_feature\(\): it can be analysed, but no model"
+    with pytest.raises(NotImplementedError, match=message):
+        kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"))
+    with pytest.raises(NotImplementedError, match=message):
+        kdp_beam.FeatureSpace.analysis_only()

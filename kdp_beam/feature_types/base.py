@@ -125,7 +125,11 @@ class FeatureType:
         """Its FeatureSpace feature record (``feature_space.feature(...)``, with
         ``declaration=`` set), its preprocessor unadapted (set_statistics sets it); layers
         are named ``f"{name}_..."``."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"feature type {self.name!r} ({type(self).__module__}) defines no keras_feature(): "
+            "it can be analysed, but no model built from it; define keras_feature (and "
+            "set_statistics) to build one"
+        )
 
     def from_keras(self, feature):
         """Its options, when a keras FeatureSpace feature record that carries no kdp_beam
