@@ -11,7 +11,7 @@ present); `stats` one feature's statistics as the bundle holds them.
 """
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types.options import REQUIRED, is_strict_json, shown
+from kdp_beam.feature_types.options import REQUIRED, is_strict_json, plain, shown
 
 
 class FeatureType:
@@ -47,11 +47,12 @@ class FeatureType:
     # --- the declaration --------------------------------------------------------------
 
     def declare(self, options):
-        """The options with defaults filled in, checked (SpecError naming the argument)."""
+        """The options with defaults filled in, checked (SpecError naming the argument);
+        numpy values read as the Python values they hold, as keras takes them."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise SpecError(f"unknown argument(s) {unknown}; accepted: {sorted(self.options)}")
-        merged = {**self.options, **options}
+        merged = {**self.options, **{option: plain(value) for option, value in options.items()}}
         missing = [k for k, v in merged.items() if v is REQUIRED]
         if missing:
             raise SpecError(f"argument(s) {missing} are required")
