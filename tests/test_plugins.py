@@ -259,3 +259,45 @@ def test_a_type_without_a_keras_layer_says_so_when_a_model_needs_one(tmp_path):
         kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"))
     with pytest.raises(NotImplementedError, match=message):
         kdp_beam.FeatureSpace.analysis_only()
+
+
+class LogMeanAnalyzer:
+    """Names its statistic "mean", as the moments every number type has do."""
+
+    def create_accumulator(self):
+        return [0, 0.0]
+
+    def add_batch(self, acc, column):
+        values = np.log1p(column.drop_null().to_numpy())
+        return [acc[0] + len(values), acc[1] + float(values.sum())]
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        return [sum(a[0] for a in accs), sum(a[1] for a in accs)]
+
+    def finalize(self, acc):
+        return {"mean": acc[1] / acc[0] if acc[0] else None}
+
+
+@register_type
+class LogMean(FeatureType):
+    name = "log_mean"
+
+    def column_kind(self, options):
+        return "float"
+
+    def analyzers(self, options, profile=False):
+        return {**super().analyzers(options, profile), "log_mean": LogMeanAnalyzer()}
+
+
+def test_two_analyzers_giving_one_statistic_are_refused_not_overwritten(tmp_path):
+    """The plug-in's "mean" (of log1p) silently replaced the moments' mean, in the bundle
+    and in the summary."""
+    from kdp_beam.analyzers import analyze_batches
+
+    table = pa.table({"x": [1.0, 3.0, 7.0]})
+    message = r"feature 'x': its log_mean type's analyzer 'log_mean' gives \['mean'\], which its other analyzers give too"
+    with pytest.raises(SpecError, match=message):
+        analyze_batches(FeatureSpec({"x": "log_mean"}), table.to_batches())
+    with pytest.raises(SpecError, match=message):
+        run_analysis(FeatureSpec({"x": "log_mean"}), write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))

@@ -1,7 +1,7 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 from kdp_beam.columns import blank_as_null, cast_column, column_kinds
-from kdp_beam.errors import InputDataError
+from kdp_beam.errors import InputDataError, SpecError
 
 
 def feature_analyzers(feature, profile=False):
@@ -14,6 +14,20 @@ def is_keyed(analyzer):
     """Whether its state grows with the number of distinct tokens (exact vocabularies,
     text): kdp_beam.beam.keyed_vocabulary counts those spread over workers by token."""
     return getattr(analyzer, "keyed", False)
+
+
+def add_statistics(stats, found, name, key):
+    """Adds the statistics `found` by the analyzer `key` of feature `name` to its `stats`.
+    Raises SpecError when one is already there: two analyzers of a type (a plug-in's own
+    and the counts or moments, say) giving one name would silently keep the last."""
+    taken = sorted(set(found) & {*stats, "missing_count"})
+    if taken:
+        raise SpecError(
+            f"feature {name!r}: its {stats.get('type')} type's analyzer {key!r} gives {taken}, "
+            "which its other analyzers give too (or the bundle reserves: type, missing_count); "
+            "give that statistic another name"
+        )
+    stats.update(found)
 
 
 def missing_count(stats):
@@ -123,8 +137,8 @@ class DatasetAnalyzer:
         for (name, analyzers), accs in zip(self._plan, acc.features):
             stats = {"type": self.spec.features[name].type}
             try:
-                for analyzer, feature_acc in zip(analyzers.values(), accs):
-                    stats.update(analyzer.finalize(feature_acc))
+                for (key, analyzer), feature_acc in zip(analyzers.items(), accs):
+                    add_statistics(stats, analyzer.finalize(feature_acc), name, key)
             except InputDataError as error:  # an analyzer knows no feature names
                 raise InputDataError(f"feature {name!r}: {error}") from None
             stats["missing_count"] = missing_count(stats)

@@ -12,7 +12,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from kdp_beam.analyzers import DatasetAnalyzer
-from kdp_beam.analyzers.dataset import add_bad_records, token_analyzers
+from kdp_beam.analyzers.dataset import add_bad_records, add_statistics, token_analyzers
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
 from kdp_beam.bundle.writer import write_token_state
@@ -156,6 +156,6 @@ def _add_bad_records(_, joined):
 def _attach_vocabularies(statistics, analyzers, vocabularies, state_files=()):
     for name, analyzer in analyzers.items():
         found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
-        statistics["features"][name].update(found)
+        add_statistics(statistics["features"][name], found, name, type(analyzer).__name__)
     statistics["state_files"] = list(state_files)  # (feature, file name, manifest entry)
     return statistics
