@@ -301,3 +301,20 @@ def test_two_analyzers_giving_one_statistic_are_refused_not_overwritten(tmp_path
         analyze_batches(FeatureSpec({"x": "log_mean"}), table.to_batches())
     with pytest.raises(SpecError, match=message):
         run_analysis(FeatureSpec({"x": "log_mean"}), write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))
+
+
+def test_robust_scaler_scales_a_missing_value_as_the_median(tmp_path):
+    """The example plug-in gave NaN for a missing value, where every built-in number type
+    fills it (with the mean); it now fills it with the median, and keeps it saved."""
+    table = data(2000, seed=11)
+    run_analysis(FeatureSpec({"latency": "robust_scaler"}), write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))
+    stats = load_bundle(str(tmp_path / "b")).features["latency"]
+    fs = kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "b"), output_mode="dict")
+    batch = {"latency": [stats["median"] + stats["iqr"], None, float("nan")]}
+    np.testing.assert_allclose(np.asarray(fs(batch)["latency"])[:, 0], [1.0, 0.0, 0.0], atol=1e-6)
+    fs.save(str(tmp_path / "m.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    np.testing.assert_allclose(np.asarray(loaded(batch)["latency"])[:, 0], [1.0, 0.0, 0.0], atol=1e-6)
+    in_memory = kdp_beam.FeatureSpace({"latency": kdp_beam.FeatureSpace.robust_scaler()}, output_mode="dict")
+    in_memory.adapt({"latency": table["latency"].to_numpy()})
+    assert in_memory.fill_layers["latency"].fill_value == pytest.approx(stats["median"], rel=1e-3)
