@@ -12,7 +12,7 @@ import kdp_beam
 import kdp_beam.plugins.robust_scaler  # noqa: F401 - registers "robust_scaler"
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.cli import main
-from kdp_beam.errors import SpecError
+from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.job import run_analysis
 from kdp_beam.plugins import FeatureType, register_type
 from kdp_beam.spec import FeatureSpec
@@ -318,3 +318,26 @@ def test_robust_scaler_scales_a_missing_value_as_the_median(tmp_path):
     in_memory = kdp_beam.FeatureSpace({"latency": kdp_beam.FeatureSpace.robust_scaler()}, output_mode="dict")
     in_memory.adapt({"latency": table["latency"].to_numpy()})
     assert in_memory.fill_layers["latency"].fill_value == pytest.approx(stats["median"], rel=1e-3)
+
+
+@register_type
+class TopTokens(FeatureType):
+    """Reuses the vocabulary analyzer but forgets to say its vocabulary columns."""
+
+    name = "top_tokens"
+
+    def column_kind(self, options):
+        return "string"
+
+    def analyzers(self, options, profile=False):
+        from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
+
+        vocabulary = VocabularyAnalyzer(max_size=3, excluded_tokens=["[UNK]"], missing_token=None, token_type=pa.string())
+        return {**super().analyzers(options, profile), "vocabulary": vocabulary}
+
+
+def test_a_type_giving_a_vocabulary_without_its_columns_is_told_what_to_list(tmp_path):
+    table = pa.table({"city": ["a", "b", "a", "c"]})
+    run_analysis(FeatureSpec({"city": "top_tokens"}), write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))
+    with pytest.raises(BundleError, match=r"a top_tokens feature has no vocabulary: its type's vocabulary_columns\(\) are none"):
+        load_bundle(str(tmp_path / "b"))
