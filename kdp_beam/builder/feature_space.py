@@ -19,10 +19,10 @@ from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.layers import FillMissing
 from kdp_beam.builder.names import auto_name, layer_name
 from kdp_beam.errors import InputDataError, SpecError
-from kdp_beam.feature_types import on_register, registered_types
+from kdp_beam.feature_types import on_register
 from kdp_beam.model_limits import float32_problem, float32_remedy
 from kdp_beam.spec import Feature as Declaration
-from kdp_beam.spec import bound_arguments
+from kdp_beam.spec import bound_arguments, declared
 
 _LOG = logging.getLogger(__name__)
 INDICATOR_SUFFIX = "_missing"
@@ -92,7 +92,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - ``FeatureSpace.from_artifacts(path)`` builds an adapted FeatureSpace from a bundle
       written by ``kdp-beam analyze``, touching no data.
     - A constructor per registered type (kdp_beam.feature_types): keras' own, with the
-      same arguments, kdp_beam's extensions and plug-ins.
+      same arguments, kdp_beam's extensions and plug-ins. A feature may also be declared
+      as in the features JSON (a type's name, ``{"type": ..., option: value}``) or by a
+      kdp_beam.spec declaration.
     - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
       by kdp_beam.builder.names.layer_name and kept unique.
     - A call checks every value against its feature and raises an InputDataError naming
@@ -223,10 +225,13 @@ class FeatureSpace(keras.utils.FeatureSpace):
     # --- layer names: any column name; inputs keep it as their key --------------------------
 
     def _standardize_feature(self, name, feature):
-        kinds = {kind.name: kind for kind in registered_types()}
-        if isinstance(feature, str) and feature in kinds:  # a type by its bare name
-            bare = {option: getattr(self, attribute) for option, attribute in kinds[feature].bare_defaults.items()}
-            return getattr(self, feature)(name=layer_name(name), **bare)
+        # Declared as in the features JSON (keras' own dicts, saved configs, have no "type").
+        if isinstance(feature, (str, Declaration)) or (isinstance(feature, dict) and "type" in feature):
+            try:
+                declaration = declared(feature, self)
+            except SpecError as e:
+                raise SpecError(f"feature {name!r}: {e}") from None
+            return keras_feature(type(self), name, declaration)
         return super()._standardize_feature(layer_name(name), feature)
 
     def _feature_to_input(self, name, feature):
