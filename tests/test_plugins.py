@@ -2,6 +2,7 @@
 their layers, as built-in types do."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -341,3 +342,18 @@ def test_a_type_giving_a_vocabulary_without_its_columns_is_told_what_to_list(tmp
     run_analysis(FeatureSpec({"city": "top_tokens"}), write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))
     with pytest.raises(BundleError, match=r"a top_tokens feature has no vocabulary: its type's vocabulary_columns\(\) are none"):
         load_bundle(str(tmp_path / "b"))
+
+
+def test_a_profiled_plugin_number_gets_its_histogram_in_the_report(tmp_path):
+    """--profile sketched every number's distribution, but only the built-in number types
+    drew it: a plug-in (and passthrough) paid for the sketch and showed no histogram."""
+    from kdp_beam.tools.report import render_report
+
+    table = data(800, seed=4)
+    spec = FeatureSpec({"latency": "robust_scaler", "plain": "passthrough", "delta": "float_normalized"}, profile=True)
+    run_analysis(spec, write_shards(table, tmp_path / "csv", 1), str(tmp_path / "b"))
+    page = render_report(load_bundle(str(tmp_path / "b")))
+    sections = dict(re.findall(r'<section class="feature-section" id="feature-\d+"><h2>(\w+) (.*?)</section>', page))
+    assert sorted(sections) == ["delta", "latency", "plain"]
+    for name, section in sections.items():
+        assert section.count('class="chart histogram"') == 1, name

@@ -167,14 +167,16 @@ class FeatureType:
 
     def report_section(self, stats, options):
         """(details, chart): two HTML fragments of its section in `kdp-beam report`
-        (kdp_beam.tools.report_parts draws them; every string from the data escaped)."""
+        (kdp_beam.tools.report_parts draws them; every string from the data escaped). By
+        default its scalar statistics, and the histogram of a number's distribution when
+        `--profile` sketched it."""
         from kdp_beam.tools import report_parts
 
         shown_stats = [
             (k, v) for k, v in stats.items()
             if k not in ("count", "null_count", "missing_count", "type") and not isinstance(v, (list, dict))
         ]
-        return report_parts.rows(shown_stats), ""
+        return report_parts.rows(shown_stats), report_parts.profile_histogram(stats) or ""
 
     def propose(self, sample):
         """(declaration, reason) when `kdp-beam infer` should declare the sampled column

@@ -100,14 +100,11 @@ class NumberType(FeatureType):
             for percent in (25, 50, 75):
                 pairs.append((f"{percent}%", points[round(percent / 100 * (len(points) - 1))]))
         pairs += [("max", stats.get("max")), ("NaN", stats.get("nan_count")), ("±inf", stats.get("inf_count"))]
-        if points:
-            chart = report_parts.histogram(points, "distribution (equal-frequency bins)")
-        elif stats.get("bin_boundaries"):
+        chart = report_parts.profile_histogram(stats)
+        if chart is None and stats.get("bin_boundaries"):
             edges = [stats["min"], *stats["bin_boundaries"], stats["max"]]
             chart = report_parts.histogram(edges, "distribution (the discretization bins)")
-        else:
-            chart = "<p class=note>histogram: analyse with --profile</p>"
-        return report_parts.rows(pairs), chart
+        return report_parts.rows(pairs), chart or "<p class=note>histogram: analyse with --profile</p>"
 
 
 @register_type
