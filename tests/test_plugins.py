@@ -357,3 +357,52 @@ def test_a_profiled_plugin_number_gets_its_histogram_in_the_report(tmp_path):
     assert sorted(sections) == ["delta", "latency", "plain"]
     for name, section in sections.items():
         assert section.count('class="chart histogram"') == 1, name
+
+
+class NonPositiveAnalyzer:
+    def create_accumulator(self):
+        return 0
+
+    def add_batch(self, acc, column):
+        return acc + int((column.drop_null().to_numpy() <= 0).sum())
+
+    def merge_accumulators(self, accs):
+        return sum(accs)
+
+    def finalize(self, acc):
+        return {"nonpositive_count": acc}
+
+    def to_state(self, acc):
+        return acc
+
+    def from_state(self, state):
+        return state
+
+
+@register_type
+class PositiveLog(FeatureType):
+    """Treats a value <= 0 as missing, a cause of its own."""
+
+    name = "positive_log"
+    missing_causes = (*FeatureType.missing_causes, ("nonpositive_count", "not positive"))
+
+    def column_kind(self, options):
+        return "float"
+
+    def analyzers(self, options, profile=False):
+        return {**super().analyzers(options, profile), "nonpositive": NonPositiveAnalyzer()}
+
+
+def test_a_plugin_counts_its_own_cause_of_missing_values(tmp_path):
+    """The causes were one list (null, NaN, unparseable dates) spelled in the analysis, the
+    summary and the loader alike: a type could not add its own."""
+    from kdp_beam.summary import summary_table
+    from kdp_beam.tools.report import render_report
+
+    table = pa.table({"x": [1.0, -2.0, None, 0.0, float("nan"), 5.0]})
+    run_analysis(FeatureSpec({"x": "positive_log"}), write_shards(table, tmp_path / "pq", 1, fmt="parquet"), str(tmp_path / "b"))
+    bundle = load_bundle(str(tmp_path / "b"))
+    stats = bundle.features["x"]
+    assert (stats["null_count"], stats["nan_count"], stats["nonpositive_count"], stats["missing_count"]) == (1, 1, 2, 4)
+    assert "4 (1 null, 1 NaN, 2 not positive)" in summary_table(bundle.spec, bundle.features, bundle.row_count)
+    assert "4 (1 null, 1 NaN, 2 not positive)" in render_report(bundle)

@@ -30,10 +30,10 @@ def add_statistics(stats, found, name, key):
     stats.update(found)
 
 
-def missing_count(stats):
-    """Values the model treats as missing: nulls (empty strings included), NaN, and dates
-    that do not parse."""
-    return stats["null_count"] + stats.get("nan_count", 0) + stats.get("unparseable_count", 0)
+def missing_count(stats, kind):
+    """Values the model treats as missing, by the causes its type counts (nulls, empty
+    strings included, NaN, dates that do not parse: FeatureType.missing_causes)."""
+    return sum(stats.get(key, 0) for key, _ in kind.missing_causes)
 
 
 class DatasetAccumulator:
@@ -141,7 +141,7 @@ class DatasetAnalyzer:
                     add_statistics(stats, analyzer.finalize(feature_acc), name, key)
             except InputDataError as error:  # an analyzer knows no feature names
                 raise InputDataError(f"feature {name!r}: {error}") from None
-            stats["missing_count"] = missing_count(stats)
+            stats["missing_count"] = missing_count(stats, self.spec.features[name].kind)
             features[name] = stats
         bad = dict(sorted(acc.bad_records.items()))
         return {

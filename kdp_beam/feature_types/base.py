@@ -33,6 +33,9 @@ class FeatureType:
             the encoding (output_mode, a fill value...): code building a model from a
             bundle may choose them differently from the bundle's declaration; every other
             option must agree (compared_options).
+        missing_causes: ((statistic, word), ...) of the values the model treats as
+            missing, which add up to the bundle's missing_count: nulls (empty strings
+            included) and NaN; a type whose analyzers count another cause adds it.
         infer_rank: the order in which `kdp-beam infer` asks types to propose themselves
             for a column (lower first); None: never proposed.
     """
@@ -42,6 +45,7 @@ class FeatureType:
     keras_arguments = None
     bare_defaults = {}
     encoding_options = ()
+    missing_causes = (("null_count", "null"), ("nan_count", "NaN"))
     infer_rank = None
 
     # --- the declaration --------------------------------------------------------------

@@ -19,6 +19,7 @@ class Date(FeatureType):
     name = "date"
     options = {"format": None, "components": DEFAULT_COMPONENTS, "missing_indicator": False}
     encoding_options = ("components", "missing_indicator")
+    missing_causes = (*FeatureType.missing_causes, ("unparseable_count", "unparseable"))
     infer_rank = 10
 
     def validate(self, options):
