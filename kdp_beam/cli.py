@@ -54,7 +54,7 @@ def _common_options(parser, defaults=True):
     parser.add_argument(
         "--plugin", action="append", dest="plugin" if defaults else "more_plugins",
         default=default([]),
-        help="a module registering custom statistics (kdp_beam.plugins); repeatable",
+        help="a module to import first, which registers plug-in feature types (kdp_beam.plugins); repeatable",
     )
 
 

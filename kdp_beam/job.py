@@ -204,7 +204,8 @@ def run_analysis(
     """Runs the job to completion and returns what it read and where it wrote.
 
     Args:
-        spec: a FeatureSpec, or the path of a features JSON file.
+        spec: a FeatureSpec, a features JSON object (a dict), or the path of a features
+            JSON file.
         input_pattern: a glob (or list of globs) of CSV or Parquet files.
         output_dir: the bundle directory (local, gs://, s3://): absent, empty, or a bundle
             it replaces whole once the job succeeds (a failed job leaves it as it was).
@@ -226,7 +227,9 @@ def run_analysis(
          "seconds": wall time}: the readers' counters, or where the runner keeps no
         metrics the bundle's row count, the number of matched files and None batches.
     """
-    if not isinstance(spec, FeatureSpec):
+    if isinstance(spec, dict):
+        spec = FeatureSpec.from_json(spec)
+    elif not isinstance(spec, FeatureSpec):
         spec = read_spec(spec)
     require_matches(input_pattern)
     check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))

@@ -17,7 +17,7 @@ sizes from the spec (bins from `num_discretization_bins` or `hashing_dim`).
 import json
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types import feature_type, registered_types
+from kdp_beam.feature_types import feature_type, on_register, registered_types
 from kdp_beam.feature_types.options import ONE_HOT_OR_INT, integer, is_int, one_of, shown, width
 
 
@@ -113,6 +113,29 @@ class Cross:
         return isinstance(other, Cross) and self.to_json() == other.to_json()
 
 
+def declared(declaration, sizes):
+    """The Feature of a declaration: a Feature as it is, a type's bare name (its
+    bare_defaults taken from the attributes of `sizes`, a FeatureSpec or a FeatureSpace),
+    or a JSON object with a "type". Raises SpecError."""
+    if isinstance(declaration, Feature):
+        return declaration
+    if isinstance(declaration, str):
+        bare = feature_type(declaration).bare_defaults
+        try:
+            return Feature(declaration, **{option: getattr(sizes, attribute) for option, attribute in bare.items()})
+        except SpecError as e:
+            raise SpecError(f"{e} (a bare {declaration!r} takes {', '.join(bare.values())})") from None
+    if isinstance(declaration, dict) and "type" in declaration:
+        options = dict(declaration)
+        type_ = options.pop("type")
+        if not all(isinstance(key, str) for key in options):
+            raise SpecError(f"option names must be strings, got {shown(list(options))}")
+        return Feature(type_, **options)
+    raise SpecError(
+        f"expected a type string or an object with a \"type\" key, got {shown(declaration)}"
+    )
+
+
 _CROSS_KEYS = ("feature_names", "crossing_dim", "output_mode")
 _TOP_LEVEL_KEYS = (
     "features",
@@ -178,7 +201,7 @@ class FeatureSpec:
             if not isinstance(name, str) or not name:
                 raise SpecError(f"feature names must be non-empty strings, got {name!r}")
             try:
-                self.features[name] = self._standardize(declaration)
+                self.features[name] = declared(declaration, self)
             except SpecError as e:
                 raise SpecError(f"feature {name!r}: {e}") from None
         if crosses is not None and not isinstance(crosses, (list, tuple)):
@@ -189,25 +212,6 @@ class FeatureSpec:
                 self.crosses.append(self._standardize_cross(cross))
             except SpecError as e:
                 raise SpecError(f"crosses[{i}]: {e}") from None
-
-    def _standardize(self, declaration):
-        if isinstance(declaration, Feature):
-            return declaration
-        if isinstance(declaration, str):
-            bare = {option: getattr(self, attribute) for option, attribute in feature_type(declaration).bare_defaults.items()}
-            try:
-                return Feature(declaration, **bare)
-            except SpecError as e:
-                raise SpecError(f"{e} (a bare {declaration!r} takes {', '.join(feature_type(declaration).bare_defaults.values())})") from None
-        if isinstance(declaration, dict) and "type" in declaration:
-            options = dict(declaration)
-            type_ = options.pop("type")
-            if not all(isinstance(key, str) for key in options):
-                raise SpecError(f"option names must be strings, got {shown(list(options))}")
-            return Feature(type_, **options)
-        raise SpecError(
-            f"expected a type string or an object with a \"type\" key, got {shown(declaration)}"
-        )
 
     def _standardize_cross(self, cross):
         if isinstance(cross, dict):
@@ -308,6 +312,16 @@ def __getattr__(name):
     return _constructor(kind)
 
 
+def _refuse_shadowed(kind):
+    """A type's constructor kdp_beam.spec.NAME exists only where the module has no NAME of
+    its own (module __getattr__): refuse a type named like one (SpecError)."""
+    if kind.name in globals():
+        raise SpecError(
+            f"feature type {kind.name!r} ({type(kind).__module__}): kdp_beam.spec.{kind.name} "
+            "is the module's own, so it could not construct the type; rename the type"
+        )
+
+
 def _constructor(kind):
     def construct(*args, **options):
         return Feature(kind.name, **bound_arguments(kind.name, list(kind.options), args, options))
@@ -327,3 +341,6 @@ def bound_arguments(name, positional, args, kwargs):
     if twice:
         raise TypeError(f"{name}() got {twice} both by position and by name")
     return {**given, **kwargs}
+
+
+on_register(_refuse_shadowed)

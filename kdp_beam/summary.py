@@ -1,10 +1,9 @@
 """A plain-text table of a bundle's per-feature counts: what was missing, what was seen."""
 
 
-def missing_breakdown(stats):
-    """"12 (10 null, 2 NaN)": what the model will fill, by cause."""
-    causes = [("null_count", "null"), ("nan_count", "NaN"), ("unparseable_count", "unparseable")]
-    parts = [f"{stats[key]:,} {label}" for key, label in causes if stats.get(key)]
+def missing_breakdown(stats, kind):
+    """"12 (10 null, 2 NaN)": what the model will fill, by the causes its type counts."""
+    parts = [f"{stats[key]:,} {label}" for key, label in kind.missing_causes if stats.get(key)]
     total = stats.get("missing_count", 0)
     return f"{total:,} ({', '.join(parts)})" if parts else f"{total:,}"
 
@@ -13,10 +12,10 @@ def summary_table(spec, features, row_count):
     """The table `kdp-beam analyze` prints: one line per feature, its values described by
     its type."""
     header = ("feature", "type", "missing", "values")
-    rows = [
-        (name, stats["type"], missing_breakdown(stats), spec.features[name].kind.summary(stats, spec.features[name].options))
-        for name, stats in features.items()
-    ]
+    rows = []
+    for name, stats in features.items():
+        kind, options = spec.features[name].kind, spec.features[name].options
+        rows.append((name, stats["type"], missing_breakdown(stats, kind), kind.summary(stats, options)))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"{row_count:,} rows"]
     for row in [header, *rows]:

@@ -316,6 +316,14 @@ def test_usage_errors_of_every_subcommand_are_one_line(capsys):
         assert_one_error_line(status, err, message)
 
 
+def test_the_plugin_option_says_it_registers_feature_types(capsys):
+    """A plug-in is a feature type (kdp_beam.plugins), no longer a "custom statistic"."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "registers plug-in feature types" in help_text and "custom statistics" not in help_text
+
+
 # ---- infer -----------------------------------------------------------------------------
 
 INFER_CASES = [

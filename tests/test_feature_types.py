@@ -160,3 +160,31 @@ def test_a_type_is_named_only_in_its_own_unit():
             if path not in (unit, root / "feature_types" / "__init__.py") and re.search(rf"\b{kind.name}\b", path.read_text())
         ]
         assert found == [], (kind.name, found)
+
+
+def test_numpy_option_values_are_taken_as_keras_takes_them():
+    """keras.utils.FeatureSpace.float_discretized(np.int64(4)) works; kdp_beam refused it
+    ("num_bins must be a JSON value (finite numbers), got np.int64(4)")."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    assert Feature("float_discretized", num_bins=np.int64(4)) == Feature("float_discretized", num_bins=4)
+    boundaries = Feature("float_discretized", bin_boundaries=np.array([0.5, 2.0], dtype=np.float32))
+    assert boundaries.to_json()["bin_boundaries"] == [0.5, 2.0]
+    assert type(boundaries.to_json()["bin_boundaries"][0]) is float
+    assert Feature("text", ngrams=[np.int32(1), np.int32(2)]).options["ngrams"] == [1, 2]
+    values = np.random.default_rng(3).normal(size=400)
+    data = {"x": values, "h": np.array([f"t{i % 37}" for i in range(400)])}
+
+    def features(cls):
+        return {"x": cls.float_discretized(np.int64(4)), "h": cls.string_hashed(np.int64(16))}
+
+    reference = keras.utils.FeatureSpace(features(keras.utils.FeatureSpace), output_mode="dict")
+    reference.adapt(tf.data.Dataset.from_tensor_slices(data).batch(100))
+    ours = kdp_beam.FeatureSpace(features(kdp_beam.FeatureSpace), output_mode="dict")
+    ours.adapt(data)
+    np.testing.assert_array_equal(np.asarray(ours(data)["h"]), np.asarray(reference(data)["h"]))
+    assert np.asarray(ours(data)["x"]).shape == np.asarray(reference(data)["x"]).shape == (400, 4)
+    # Equal-frequency bins from the exact quantiles (keras' adapt approximates them).
+    np.testing.assert_allclose(ours.preprocessors["x"].bin_boundaries, np.quantile(values, [0.25, 0.5, 0.75]), atol=0.02)

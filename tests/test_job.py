@@ -247,6 +247,15 @@ def test_empty_and_header_only_files_add_no_rows(tmp_path):
     assert stats["x"]["mean"] == 1.5 and stats["name"]["vocabulary"] == ["c", "b", "a"]
 
 
+def test_the_spec_may_be_its_json_object(tmp_path, mixed):
+    """run_analysis({"features": ...}) raised a raw "TypeError: unhashable type: 'dict'"."""
+    pattern = write_shards(mixed, tmp_path / "csv", shards=1)
+    run_analysis({"features": MIXED_FEATURES}, pattern, str(tmp_path / "from_json"))
+    run_analysis(FeatureSpec(MIXED_FEATURES), pattern, str(tmp_path / "from_spec"))
+    a, b = load_bundle(str(tmp_path / "from_json")), load_bundle(str(tmp_path / "from_spec"))
+    assert a.spec == b.spec and a.features == b.features
+
+
 def test_a_pattern_matching_nothing_is_an_error(tmp_path):
     with pytest.raises(InputDataError, match="no file matches"):
         run_analysis(FeatureSpec({"x": "float"}), str(tmp_path / "none-*.csv"), str(tmp_path / "o"))

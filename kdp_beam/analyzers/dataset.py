@@ -1,7 +1,7 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 from kdp_beam.columns import blank_as_null, cast_column, column_kinds
-from kdp_beam.errors import InputDataError
+from kdp_beam.errors import InputDataError, SpecError
 
 
 def feature_analyzers(feature, profile=False):
@@ -16,10 +16,24 @@ def is_keyed(analyzer):
     return getattr(analyzer, "keyed", False)
 
 
-def missing_count(stats):
-    """Values the model treats as missing: nulls (empty strings included), NaN, and dates
-    that do not parse."""
-    return stats["null_count"] + stats.get("nan_count", 0) + stats.get("unparseable_count", 0)
+def add_statistics(stats, found, name, key):
+    """Adds the statistics `found` by the analyzer `key` of feature `name` to its `stats`.
+    Raises SpecError when one is already there: two analyzers of a type (a plug-in's own
+    and the counts or moments, say) giving one name would silently keep the last."""
+    taken = sorted(set(found) & {*stats, "missing_count"})
+    if taken:
+        raise SpecError(
+            f"feature {name!r}: its {stats.get('type')} type's analyzer {key!r} gives {taken}, "
+            "which its other analyzers give too (or the bundle reserves: type, missing_count); "
+            "give that statistic another name"
+        )
+    stats.update(found)
+
+
+def missing_count(stats, kind):
+    """Values the model treats as missing, by the causes its type counts (nulls, empty
+    strings included, NaN, dates that do not parse: FeatureType.missing_causes)."""
+    return sum(stats.get(key, 0) for key, _ in kind.missing_causes)
 
 
 class DatasetAccumulator:
@@ -123,11 +137,11 @@ class DatasetAnalyzer:
         for (name, analyzers), accs in zip(self._plan, acc.features):
             stats = {"type": self.spec.features[name].type}
             try:
-                for analyzer, feature_acc in zip(analyzers.values(), accs):
-                    stats.update(analyzer.finalize(feature_acc))
+                for (key, analyzer), feature_acc in zip(analyzers.items(), accs):
+                    add_statistics(stats, analyzer.finalize(feature_acc), name, key)
             except InputDataError as error:  # an analyzer knows no feature names
                 raise InputDataError(f"feature {name!r}: {error}") from None
-            stats["missing_count"] = missing_count(stats)
+            stats["missing_count"] = missing_count(stats, self.spec.features[name].kind)
             features[name] = stats
         bad = dict(sorted(acc.bad_records.items()))
         return {

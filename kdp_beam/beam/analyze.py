@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from kdp_beam.analyzers import DatasetAnalyzer
-from kdp_beam.analyzers.dataset import add_bad_records, token_analyzers
+from kdp_beam.analyzers.dataset import add_bad_records, add_statistics, token_analyzers
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.beam.join import JoinParts
 from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
@@ -151,7 +151,7 @@ def _statistics_document(parts, combine_fn, analyzers, spec_json):
     vocabularies = dict(parts.get("vocabularies", ()))
     for name, analyzer in analyzers.items():
         found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
-        statistics["features"][name].update(found)
+        add_statistics(statistics["features"][name], found, name, type(analyzer).__name__)
     if analyzers:
         statistics["state_files"] = list(parts.get("state_files", ()))  # (feature, file name, entry)
     statistics = add_bad_records(statistics, dict(parts.get("bad_records", ())))

@@ -7,10 +7,10 @@ from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.feature_types import registered_types
 
 
-def keras_feature(feature_space_class, name, declaration, statistics=None):
+def keras_feature(feature_space_class, name, declaration):
     """The FeatureSpace feature (an unadapted preprocessor) for a declaration, its layers
     named after layer_name(name), which any column name has."""
-    return declaration.kind.keras_feature(feature_space_class, layer_name(name), declaration.options, statistics)
+    return declaration.kind.keras_feature(feature_space_class, layer_name(name), declaration.options)
 
 
 def declaration_of(name, feature):
@@ -36,12 +36,14 @@ def declaration_of(name, feature):
 
 def spec_of(feature_space):
     """The FeatureSpec of a keras FeatureSpace's features and crosses (features no type
-    knows, and crosses of them, left out)."""
+    knows, and crosses of them, left out); None when no type knows any feature."""
     declarations = {}
     for name, feature in feature_space.features.items():
         declaration = declaration_of(name, feature)
         if declaration is not None:
             declarations[name] = declaration
+    if not declarations:
+        return None
     crosses = [
         kspec.Cross(c.feature_names, c.crossing_dim, c.output_mode)
         for c in feature_space.crosses

@@ -19,10 +19,10 @@ from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.layers import FillMissing
 from kdp_beam.builder.names import auto_name, layer_name
 from kdp_beam.errors import InputDataError, SpecError
-from kdp_beam.feature_types import on_register, registered_types
+from kdp_beam.feature_types import on_register
 from kdp_beam.model_limits import float32_problem, float32_remedy
 from kdp_beam.spec import Feature as Declaration
-from kdp_beam.spec import bound_arguments
+from kdp_beam.spec import bound_arguments, declared
 
 _LOG = logging.getLogger(__name__)
 INDICATOR_SUFFIX = "_missing"
@@ -92,7 +92,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - ``FeatureSpace.from_artifacts(path)`` builds an adapted FeatureSpace from a bundle
       written by ``kdp-beam analyze``, touching no data.
     - A constructor per registered type (kdp_beam.feature_types): keras' own, with the
-      same arguments, kdp_beam's extensions and plug-ins.
+      same arguments, kdp_beam's extensions and plug-ins. A feature may also be declared
+      as in the features JSON (a type's name, ``{"type": ..., option: value}``) or by a
+      kdp_beam.spec declaration.
     - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
       by kdp_beam.builder.names.layer_name and kept unique.
     - A call checks every value against its feature and raises an InputDataError naming
@@ -154,7 +156,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         spec = bundle.spec
         if features is None:
             features = {
-                name: keras_feature(cls, name, declaration, bundle.features[name])
+                name: keras_feature(cls, name, declaration)
                 for name, declaration in spec.features.items()
             }
             if crosses is None:
@@ -178,7 +180,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 (default: by extension).
         """
         spec = spec_of(self)
-        custom = [n for n in keras_internals.keras_adaptable(self) if n not in spec.features]
+        declared = {} if spec is None else spec.features
+        custom = [n for n in keras_internals.keras_adaptable(self) if n not in declared]
         is_pattern = isinstance(dataset, str) or (
             isinstance(dataset, (list, tuple)) and dataset and isinstance(dataset[0], str)
         )
@@ -189,13 +192,14 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 "files cannot compute their statistics. Adapt those layers yourself, or pass "
                 "in-memory data."
             )
-        if is_pattern:
+        statistics = {}  # none when every preprocessor is the user's own
+        if spec is not None and is_pattern:
             from kdp_beam.job import run_analysis
 
             with tempfile.TemporaryDirectory(prefix="kdp_beam_adapt_") as bundle_dir:
                 run_analysis(spec, dataset, bundle_dir, input_format, pipeline_args or [])
                 statistics = load_bundle(bundle_dir).features
-        else:
+        elif spec is not None:
             from kdp_beam.analyzers import analyze_batches
 
             statistics = analyze_batches(spec, record_batches(dataset, spec))["features"]
@@ -221,10 +225,13 @@ class FeatureSpace(keras.utils.FeatureSpace):
     # --- layer names: any column name; inputs keep it as their key --------------------------
 
     def _standardize_feature(self, name, feature):
-        kinds = {kind.name: kind for kind in registered_types()}
-        if isinstance(feature, str) and feature in kinds:  # a type by its bare name
-            bare = {option: getattr(self, attribute) for option, attribute in kinds[feature].bare_defaults.items()}
-            return getattr(self, feature)(name=layer_name(name), **bare)
+        # Declared as in the features JSON (keras' own dicts, saved configs, have no "type").
+        if isinstance(feature, (str, Declaration)) or (isinstance(feature, dict) and "type" in feature):
+            try:
+                declaration = declared(feature, self)
+            except SpecError as e:
+                raise SpecError(f"feature {name!r}: {e}") from None
+            return keras_feature(type(self), name, declaration)
         return super()._standardize_feature(layer_name(name), feature)
 
     def _feature_to_input(self, name, feature):
@@ -333,8 +340,20 @@ class FeatureSpace(keras.utils.FeatureSpace):
 def _add_constructor(kind):
     """FeatureSpace.<type name>(...): keras' classmethod for its own types (the same
     positional arguments, then name), kdp_beam's for every other registered type; the
-    options are checked as declarations are (SpecError naming the argument)."""
-    positional = (*kind.keras_arguments, "name")
+    options are checked as declarations are (SpecError naming the argument).
+
+    Raises SpecError for a plug-in named like an attribute FeatureSpace has (adapt,
+    feature, cross...), which its constructor would replace; the built-in types replace
+    keras' constructors of their names on purpose."""
+    existing = getattr(FeatureSpace, kind.name, None)
+    built_in = type(kind).__module__.startswith("kdp_beam.feature_types.")
+    if existing is not None and getattr(existing, "feature_type", None) != kind.name and not built_in:
+        raise SpecError(
+            f"feature type {kind.name!r} ({type(kind).__module__}): FeatureSpace.{kind.name} is "
+            "FeatureSpace's own, which its constructor would replace; rename the type"
+        )
+    arguments = kind.options if kind.keras_arguments is None else kind.keras_arguments
+    positional = (*arguments, "name")
 
     def construct(cls, *args, **kwargs):
         options = bound_arguments(kind.name, positional, args, kwargs)
@@ -344,6 +363,7 @@ def _add_constructor(kind):
 
     construct.__name__ = construct.__qualname__ = kind.name
     construct.__doc__ = kind.__doc__
+    construct.feature_type = kind.name
     setattr(FeatureSpace, kind.name, classmethod(construct))
 
 

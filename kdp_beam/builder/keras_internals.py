@@ -47,7 +47,8 @@ def is_identity_layer(layer):
 # public argument does it. Each is called by keras' FeatureSpace (the test checks when).
 FEATURE_SPACE_HOOKS = {
     # (self, name, feature) -> Feature: any column name ("x/y") gets a valid layer name, and
-    # every registered type's name is accepted, as keras accepts its own.
+    # kdp_beam's declarations are accepted (every registered type's name, as keras accepts
+    # its own; a features-JSON object; a kdp_beam.spec Feature).
     "_standardize_feature": ("name", "feature"),
     # (self, name, feature) -> keras.Input: inputs named by layer_name(), unique ignoring case.
     "_feature_to_input": ("name", "feature"),

@@ -76,7 +76,7 @@ def check_features(spec, features, row_count, format_version, path_of):
             if owner != name:
                 stats.fail("vocabulary_file", f"{file_name!r} is feature {owner!r}'s vocabulary")
         kind.check_statistics(stats, options, spec.profile)
-        _check_missing_count(stats, format_version)
+        _check_missing_count(stats, kind, format_version)
 
 
 class Statistics:
@@ -140,10 +140,10 @@ def _check_counts(stats, row_count):
     stats.count("null_count", count, "count")
 
 
-def _check_missing_count(stats, format_version):
+def _check_missing_count(stats, kind, format_version):
     """After the counts it adds up are checked (format version 1 had no missing_count)."""
     if format_version >= 2 or stats.has("missing_count"):
-        parts = ("null_count", "nan_count", "unparseable_count")
+        parts = [key for key, _ in kind.missing_causes]
         expected = sum(stats.count(key) for key in parts if stats.has(key))
         missing = stats.count("missing_count")
         if missing != expected:

@@ -239,7 +239,11 @@ def _with_vocabulary(path, name, stats, declaration, contents):
     columns = declaration.kind.vocabulary_columns(declaration.options)
     if not columns:
         if file_name is not None:
-            raise BundleError(f"{where} is given, but a {declaration.type} feature has no vocabulary")
+            raise BundleError(
+                f"{where} is given, but a {declaration.type} feature has no vocabulary: its type's "
+                "vocabulary_columns() are none. A type whose analyzers give a vocabulary lists "
+                "its columns there (docs/feature-types.md); else the bundle was edited"
+            )
         return stats
     if not (isinstance(file_name, str) and file_name.startswith("vocabularies/") and file_name in contents):
         raise BundleError(f"{where} {file_name!r:.100} is not a vocabulary file the manifest lists")

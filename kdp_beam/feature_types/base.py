@@ -11,7 +11,7 @@ present); `stats` one feature's statistics as the bundle holds them.
 """
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types.options import REQUIRED, is_strict_json, shown
+from kdp_beam.feature_types.options import REQUIRED, is_strict_json, plain, shown
 
 
 class FeatureType:
@@ -24,7 +24,8 @@ class FeatureType:
         options: {option: default}, REQUIRED for one without a default; in the order of
             the Python constructor's positional arguments.
         keras_arguments: the positional arguments of ``FeatureSpace.<name>`` before
-            ``name`` (keras.utils.FeatureSpace's order, for its own types).
+            ``name``; None (the default): every option, in order, as ``kdp_beam.spec``'s
+            constructor takes them. keras.utils.FeatureSpace's own types give keras' order.
         bare_defaults: {option: FeatureSpec attribute} an option takes from the spec when
             the feature is declared by its bare name (a hashed type takes
             ``hashing_dim`` bins).
@@ -32,25 +33,30 @@ class FeatureType:
             the encoding (output_mode, a fill value...): code building a model from a
             bundle may choose them differently from the bundle's declaration; every other
             option must agree (compared_options).
+        missing_causes: ((statistic, word), ...) of the values the model treats as
+            missing, which add up to the bundle's missing_count: nulls (empty strings
+            included) and NaN; a type whose analyzers count another cause adds it.
         infer_rank: the order in which `kdp-beam infer` asks types to propose themselves
             for a column (lower first); None: never proposed.
     """
 
     name = None
     options = {}
-    keras_arguments = ()
+    keras_arguments = None
     bare_defaults = {}
     encoding_options = ()
+    missing_causes = (("null_count", "null"), ("nan_count", "NaN"))
     infer_rank = None
 
     # --- the declaration --------------------------------------------------------------
 
     def declare(self, options):
-        """The options with defaults filled in, checked (SpecError naming the argument)."""
+        """The options with defaults filled in, checked (SpecError naming the argument);
+        numpy values read as the Python values they hold, as keras takes them."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise SpecError(f"unknown argument(s) {unknown}; accepted: {sorted(self.options)}")
-        merged = {**self.options, **options}
+        merged = {**self.options, **{option: plain(value) for option, value in options.items()}}
         missing = [k for k, v in merged.items() if v is REQUIRED]
         if missing:
             raise SpecError(f"argument(s) {missing} are required")
@@ -120,11 +126,15 @@ class FeatureType:
 
     # --- the Keras model --------------------------------------------------------------
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         """Its FeatureSpace feature record (``feature_space.feature(...)``, with
-        ``declaration=`` set), its preprocessor unadapted unless `statistics` are given;
-        layers are named ``f"{name}_..."``."""
-        raise NotImplementedError
+        ``declaration=`` set), its preprocessor unadapted (set_statistics sets it); layers
+        are named ``f"{name}_..."``."""
+        raise NotImplementedError(
+            f"feature type {self.name!r} ({type(self).__module__}) defines no keras_feature(): "
+            "it can be analysed, but no model built from it; define keras_feature (and "
+            "set_statistics) to build one"
+        )
 
     def from_keras(self, feature):
         """Its options, when a keras FeatureSpace feature record that carries no kdp_beam
@@ -161,14 +171,16 @@ class FeatureType:
 
     def report_section(self, stats, options):
         """(details, chart): two HTML fragments of its section in `kdp-beam report`
-        (kdp_beam.tools.report_parts draws them; every string from the data escaped)."""
+        (kdp_beam.tools.report_parts draws them; every string from the data escaped). By
+        default its scalar statistics, and the histogram of a number's distribution when
+        `--profile` sketched it."""
         from kdp_beam.tools import report_parts
 
         shown_stats = [
             (k, v) for k, v in stats.items()
             if k not in ("count", "null_count", "missing_count", "type") and not isinstance(v, (list, dict))
         ]
-        return report_parts.rows(shown_stats), ""
+        return report_parts.rows(shown_stats), report_parts.profile_histogram(stats) or ""
 
     def propose(self, sample):
         """(declaration, reason) when `kdp-beam infer` should declare the sampled column

@@ -101,7 +101,7 @@ class CategoricalType(FeatureType):
         if sum(counts) > counted:
             stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
         made = getattr(keras.utils.FeatureSpace, self.name)(

@@ -18,8 +18,8 @@ class Date(FeatureType):
 
     name = "date"
     options = {"format": None, "components": DEFAULT_COMPONENTS, "missing_indicator": False}
-    keras_arguments = tuple(options)
     encoding_options = ("components", "missing_indicator")
+    missing_causes = (*FeatureType.missing_causes, ("unparseable_count", "unparseable"))
     infer_rank = 10
 
     def validate(self, options):
@@ -63,7 +63,7 @@ class Date(FeatureType):
         super().check_statistics(stats, options, profile)
         checks.check_date(stats)
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         from kdp_beam.builder.layers import DateEncoding
 
         preprocessor = DateEncoding(

@@ -32,7 +32,7 @@ class HashedType(FeatureType):
     def crossable(self, options):
         return True
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
         made = getattr(keras.utils.FeatureSpace, self.name)(

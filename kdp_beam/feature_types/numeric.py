@@ -26,7 +26,7 @@ class NumberType(FeatureType):
     """What every number type shares: the column, the missing policy, the moments, the
     float32 limits of the model, the summary, the report and infer's view."""
 
-    keras_method = None  # the keras.utils.FeatureSpace classmethod that builds it
+    keras_arguments = ()  # keras' float() and float_normalized() take only a name
     encoding_options = ("fill_value", "missing_indicator")
 
     def validate(self, options):
@@ -38,15 +38,12 @@ class NumberType(FeatureType):
     def column_kind(self, options):
         return "float"
 
-    def keras_arguments_of(self, options):
-        """The arguments of keras' classmethod (besides name) for these options."""
-        return {}
-
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
-        method = getattr(keras.utils.FeatureSpace, self.keras_method)
-        made = method(name=name, **self.keras_arguments_of(options))
+        # keras.utils.FeatureSpace's classmethod of the same name builds the preprocessor.
+        method = getattr(keras.utils.FeatureSpace, self.name)
+        made = method(name=name, **{arg: options[arg] for arg in self.keras_arguments})
         return feature_space.feature(
             made.dtype,
             made.preprocessor,
@@ -103,14 +100,11 @@ class NumberType(FeatureType):
             for percent in (25, 50, 75):
                 pairs.append((f"{percent}%", points[round(percent / 100 * (len(points) - 1))]))
         pairs += [("max", stats.get("max")), ("NaN", stats.get("nan_count")), ("±inf", stats.get("inf_count"))]
-        if points:
-            chart = report_parts.histogram(points, "distribution (equal-frequency bins)")
-        elif stats.get("bin_boundaries"):
+        chart = report_parts.profile_histogram(stats)
+        if chart is None and stats.get("bin_boundaries"):
             edges = [stats["min"], *stats["bin_boundaries"], stats["max"]]
             chart = report_parts.histogram(edges, "distribution (the discretization bins)")
-        else:
-            chart = "<p class=note>histogram: analyse with --profile</p>"
-        return report_parts.rows(pairs), chart
+        return report_parts.rows(pairs), chart or "<p class=note>histogram: analyse with --profile</p>"
 
 
 @register_type
@@ -119,7 +113,6 @@ class Float(NumberType):
 
     name = "float"
     options = {**_MISSING}
-    keras_method = "float"
 
     def from_keras(self, feature):
         from kdp_beam.builder.keras_internals import is_identity_layer
@@ -137,15 +130,11 @@ class FloatRescaled(NumberType):
     options = {"scale": 1.0, "offset": 0.0, **_MISSING}
     keras_arguments = ("scale", "offset")
     encoding_options = ("scale", "offset", *NumberType.encoding_options)
-    keras_method = "float_rescaled"
 
     def validate(self, options):
         for arg in ("scale", "offset"):
             float32(options[arg], arg)
         return super().validate(options)
-
-    def keras_arguments_of(self, options):
-        return {"scale": options["scale"], "offset": options["offset"]}
 
     def from_keras(self, feature):
         import keras
@@ -162,7 +151,6 @@ class FloatNormalized(NumberType):
 
     name = "float_normalized"
     options = {**_MISSING}
-    keras_method = "float_normalized"
 
     def held_statistics(self, options):
         return ["mean", "variance"]
@@ -206,7 +194,6 @@ class FloatDiscretized(NumberType):
     keras_arguments = ("num_bins", "bin_boundaries", "output_mode")
     bare_defaults = {"num_bins": "num_discretization_bins"}
     encoding_options = ("output_mode", *NumberType.encoding_options)
-    keras_method = "float_discretized"
 
     def validate(self, options):
         one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
@@ -254,11 +241,8 @@ class FloatDiscretized(NumberType):
 
             checks.check_quantiles(stats, options["num_bins"])
 
-    def keras_arguments_of(self, options):
-        return {k: options[k] for k in self.keras_arguments}
-
-    def keras_feature(self, feature_space, name, options, statistics=None):
-        feature = super().keras_feature(feature_space, name, options, statistics)
+    def keras_feature(self, feature_space, name, options):
+        feature = super().keras_feature(feature_space, name, options)
         if options["bin_boundaries"] is not None:
             # keras needs num_bins to size a one-hot output, even with fixed boundaries.
             feature.preprocessor.num_bins = len(options["bin_boundaries"]) + 1

@@ -63,6 +63,16 @@ def boolean(value, arg):
     return value
 
 
+def plain(value):
+    """`value` with numpy scalars and arrays, as keras users pass them
+    (``num_bins=np.int64(8)``), as the Python values they hold."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
 def is_strict_json(value):
     """Whether the bundle's manifest can store `value` (strict JSON: no NaN or inf)."""
     try:

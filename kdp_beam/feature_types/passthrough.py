@@ -15,7 +15,6 @@ class Passthrough(FeatureType):
 
     name = "passthrough"
     options = {"dtype": "float32"}
-    keras_arguments = ("dtype",)
 
     def validate(self, options):
         one_of(options["dtype"], "dtype", DTYPES)
@@ -27,7 +26,7 @@ class Passthrough(FeatureType):
     def crossable(self, options):
         return options["dtype"] in _CROSSABLE_DTYPES
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         from kdp_beam.builder.keras_internals import identity_layer
 
         dtype = options["dtype"]

@@ -28,7 +28,6 @@ class Text(FeatureType):
         "standardize": "lower_and_strip_punctuation",
         "split": "whitespace",
     }
-    keras_arguments = tuple(options)
     encoding_options = ("output_mode", "sequence_length")
     infer_rank = 20
 
@@ -78,7 +77,7 @@ class Text(FeatureType):
         counts = checks.check_vocabulary(stats, checks.check_string_tokens, RESERVED_TOKENS, options["max_tokens"], 1)
         checks.check_document_counts(stats, counts)
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         from kdp_beam.builder.layers import TextVectorization
 
         ngrams = options["ngrams"]
@@ -102,6 +101,8 @@ class Text(FeatureType):
             return None
         from kdp_beam.builder.keras_internals import text_vectorization_options
 
+        if p.get_config()["vocabulary"] is not None:
+            return None  # constructed with its vocabulary: keras' FeatureSpace leaves it as it is
         config = text_vectorization_options(p)
         standardize, split, ngrams = config["standardize"], config["split"], config["ngrams"]
         if not (standardize in STANDARDIZE and split in SPLIT):

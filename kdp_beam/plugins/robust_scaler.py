@@ -2,6 +2,8 @@
 
     {"type": "robust_scaler", "epsilon": 0.001}
 
+A missing value (null, NaN) is scaled as the median: 0.
+
 Outliers move the mean and variance a normalizer uses; the median and the interquartile
 range barely move. They come from tfx_bsl's quantile sketch (rank error `epsilon`), which
 merges across workers and keeps its state for kdp-beam merge. Import this module (or
@@ -68,11 +70,19 @@ class RobustScaler(FeatureType):
         if None not in values and not values[0] <= values[1] <= values[2]:
             stats.fail("median", f"quartiles {values} are not in order")
 
-    def keras_feature(self, feature_space, name, options, statistics=None):
+    def keras_feature(self, feature_space, name, options):
         import keras
 
         preprocessor = keras.layers.Normalization(name=f"{name}_preprocessor")
         return feature_space.feature("float32", preprocessor, "float", declaration={"type": self.name, **options})
+
+    def missing_fill(self, options, feature):
+        # A missing value (NaN, None) becomes the median, as the number types' become the
+        # mean: scaled to 0. None until the statistics are known; then saved with the model.
+        return getattr(feature, "fill", None), False
+
+    def resolved_fill(self, stats, options):
+        return 0.0 if stats["median"] is None else stats["median"]
 
     def set_statistics(self, preprocessor, stats, options):
         median = stats["median"] or 0.0

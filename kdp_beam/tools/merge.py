@@ -12,7 +12,7 @@ backfills: analyse each new day once, merge into the history.
 import json
 import os
 
-from kdp_beam.analyzers.dataset import DatasetAnalyzer, token_analyzers
+from kdp_beam.analyzers.dataset import DatasetAnalyzer, add_statistics, token_analyzers
 from kdp_beam.analyzers.vocabulary import TokenCounts
 from kdp_beam.bundle.layout import STATISTICS
 from kdp_beam.bundle.loader import load_bundle
@@ -104,5 +104,5 @@ def _merged_statistics(bundles):
             total = sum(table["count"].to_pylist())
             found = token_analyzer.finalize_table(table, table.num_rows, total)
             token_tables[name] = table
-        statistics["features"][name].update(found)
+        add_statistics(statistics["features"][name], found, name, type(token_analyzer).__name__)
     return {"spec": spec.to_json(), **statistics}, token_tables

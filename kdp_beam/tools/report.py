@@ -26,14 +26,13 @@ def render_report(bundle):
     sections, overview = [], []
     for index, (name, stats) in enumerate(bundle.features.items()):
         declaration = bundle.spec.features[name]
-        counts = rows(
-            [("rows", stats["count"]), ("missing", missing_breakdown(stats)), ("nulls", stats["null_count"])]
-        )
+        missing = missing_breakdown(stats, declaration.kind)
+        counts = rows([("rows", stats["count"]), ("missing", missing), ("nulls", stats["null_count"])])
         details, chart = declaration.kind.report_section(stats, declaration.options)
         anchor = f"feature-{index}"
         overview.append(
             f'<tr><td><a href="#{anchor}">{_e(name)}</a></td><td>{_e(stats["type"])}</td>'
-            f'<td class=n>{_e(missing_breakdown(stats))}</td></tr>'
+            f'<td class=n>{_e(missing)}</td></tr>'
         )
         sections.append(
             f'<section class="feature-section" id="{anchor}"><h2>{_e(name)} '

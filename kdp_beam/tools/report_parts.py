@@ -73,6 +73,13 @@ def histogram(points, title, width=460, height=170):
     )
 
 
+def profile_histogram(stats):
+    """The histogram of a number's distribution sketch (`--profile`'s profile_quantiles),
+    or None when it was not sketched."""
+    points = stats.get("profile_quantiles")
+    return histogram(points, "distribution (equal-frequency bins)") if points else None
+
+
 def vocabulary_section(stats, denominator, what, extra=()):
     """(details, chart) of a vocabulary: distinct and kept tokens, the share of the
     `denominator` values (or tokens: `what`) the kept ones cover, `extra` rows, and the

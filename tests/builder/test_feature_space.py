@@ -174,6 +174,34 @@ def test_unknown_input_types_are_rejected_like_keras():
         fs.adapt(42)
 
 
+def test_features_declared_as_in_the_features_json_build_what_the_constructors_build():
+    """A features-JSON object or a kdp_beam.spec declaration, the spec's own forms, were
+    refused (a raw "AttributeError: 'TrackedDict' object has no attribute 'dtype'", and
+    keras' "Invalid feature type"); an unknown name now says what is registered."""
+    from kdp_beam import spec
+    from kdp_beam.errors import SpecError
+
+    data = {"n": DATA["n"][:300], "h": np.array([f"t{i % 23}" for i in range(300)]), "d": DATA["n"][:300]}
+    as_json = kdp_beam.FeatureSpace(
+        {"n": spec.float_normalized(fill_value=0.5), "h": {"type": "string_hashed", "num_bins": 8}, "d": "float_discretized"},
+        num_discretization_bins=4, output_mode="dict",
+    )
+    constructed = kdp_beam.FeatureSpace(
+        {"n": kdp_beam.FeatureSpace.float_normalized(fill_value=0.5), "h": kdp_beam.FeatureSpace.string_hashed(8),
+         "d": kdp_beam.FeatureSpace.float_discretized(4)},
+        output_mode="dict",
+    )
+    for fs in (as_json, constructed):
+        fs.adapt(data)
+    assert {n: f.declaration for n, f in as_json.features.items()} == {n: f.declaration for n, f in constructed.features.items()}
+    for name in data:
+        np.testing.assert_array_equal(np.asarray(as_json(data)[name]), np.asarray(constructed(data)[name]))
+    with pytest.raises(SpecError, match=r"feature 'x': unknown feature type 'floatz'; expected one of \[.*'float'"):
+        kdp_beam.FeatureSpace({"x": "floatz"})
+    with pytest.raises(SpecError, match=r"feature 'x': string_hashed: argument\(s\) \['num_bins'\] are required"):
+        kdp_beam.FeatureSpace({"x": {"type": "string_hashed"}})
+
+
 FLOAT32_LARGEST = float(np.finfo(np.float32).max)
 
 

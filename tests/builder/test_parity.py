@@ -195,3 +195,20 @@ def test_layers_kdp_beam_has_no_analyzer_for_are_adapted_by_keras_from_in_memory
     assert sorted(vocabulary) == ["[UNK]", "a", "b", "c"]
     assert ours.preprocessors["t"].get_vocabulary() == vocabulary
     np.testing.assert_array_equal(np.asarray(ours(data)["t"]), np.asarray(reference(data)["t"]))
+
+
+def test_a_feature_space_of_only_custom_preprocessors_adapts_as_keras():
+    """With no feature a kdp_beam type analyses, adapt() refused the space ("features must
+    declare at least one feature"); keras adapts it, and so does kdp_beam now."""
+    data = {"t": np.array(["ab", "ba", "c", "abc"] * 50)}
+
+    def features(cls):
+        vectorizer = keras.layers.TextVectorization(split="character", output_mode="count")
+        return {"t": cls.feature("string", vectorizer, "float")}
+
+    reference = keras.utils.FeatureSpace(features(keras.utils.FeatureSpace), output_mode="dict")
+    reference.adapt(tf.data.Dataset.from_tensor_slices(data))
+    ours = kdp_beam.FeatureSpace(features(kdp_beam.FeatureSpace), output_mode="dict")
+    ours.adapt(data)
+    assert ours.preprocessors["t"].get_vocabulary() == reference.preprocessors["t"].get_vocabulary()
+    np.testing.assert_array_equal(np.asarray(ours(data)["t"]), np.asarray(reference(data)["t"]))

@@ -51,6 +51,27 @@ def test_encodings_equal_text_vectorization_adapt(options):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_a_text_vectorization_given_its_vocabulary_keeps_it_as_in_keras(tmp_path):
+    """keras' FeatureSpace does not adapt a TextVectorization constructed with a
+    vocabulary; kdp_beam replaced its vocabulary with the data's (13 columns instead of
+    3), in adapt and in from_artifacts alike."""
+    def declared(feature_space):
+        layer = keras.layers.TextVectorization(vocabulary=["cat", "dog"], output_mode="multi_hot")
+        return {"t": feature_space.feature("string", layer, "float")}
+
+    reference = keras.utils.FeatureSpace(declared(keras.utils.FeatureSpace), output_mode="dict")
+    reference.adapt(tf.data.Dataset.from_tensor_slices({"t": TEXTS.astype(str)}).batch(100))
+    expected = np.asarray(reference({"t": TEXTS[:40].astype(str)})["t"])
+    assert expected.shape == (40, 3)
+    fs = kdp_beam.FeatureSpace(declared(kdp_beam.FeatureSpace), output_mode="dict")
+    fs.adapt({"t": TEXTS})
+    np.testing.assert_array_equal(np.asarray(fs({"t": TEXTS[:40]})["t"]), expected)
+    pattern = write_shards(pa.table({"t": TEXTS.astype(str)}), tmp_path / "csv", 1)
+    run_analysis(FeatureSpec({"t": "text"}), pattern, str(tmp_path / "bundle"))
+    built = kdp_beam.FeatureSpace.from_artifacts(str(tmp_path / "bundle"), features=declared(kdp_beam.FeatureSpace), output_mode="dict")
+    np.testing.assert_array_equal(np.asarray(built({"t": TEXTS[:40]})["t"]), expected)
+
+
 def test_text_from_a_bundle_saves_and_loads(tmp_path):
     pattern = write_shards(pa.table({"t": TEXTS.astype(str)}), tmp_path / "csv", 3)
     spec = FeatureSpec({"t": {"type": "text", "output_mode": "tf_idf", "max_tokens": 16, "ngrams": 2}})
