@@ -23,8 +23,7 @@ def declaration_of(name, feature):
     try:
         carried = getattr(feature, "declaration", None)
         if carried is not None:
-            options = dict(carried)
-            return kspec.Feature(options.pop("type"), **options)
+            return kspec.declared(dict(carried), None)  # a JSON object: no bare sizes
         for kind in registered_types():
             options = kind.from_keras(feature)
             if options is not None:

@@ -136,6 +136,24 @@ class FeatureType:
             "set_statistics) to build one"
         )
 
+    def keras_own(self, feature_space, name, options, dtype=None, **policy):
+        """The record keras.utils.FeatureSpace's classmethod of this type's name makes (its
+        keras_arguments taken from the options), as kdp_beam's: the declaration and the
+        missing-value `policy` set, the `dtype` kdp_beam reads (int64 where keras says
+        int32). For a type that is one of keras' own."""
+        import keras
+
+        made = getattr(keras.utils.FeatureSpace, self.name)(
+            name=name, **{arg: options[arg] for arg in self.keras_arguments}
+        )
+        return feature_space.feature(
+            dtype or made.dtype,
+            made.preprocessor,
+            made.output_mode,
+            declaration={"type": self.name, **options},
+            **policy,
+        )
+
     def from_keras(self, feature):
         """Its options, when a keras FeatureSpace feature record that carries no kdp_beam
         declaration (one made by keras.utils.FeatureSpace itself, or around a keras

@@ -102,21 +102,7 @@ class CategoricalType(FeatureType):
             stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
 
     def keras_feature(self, feature_space, name, options):
-        import keras
-
-        made = getattr(keras.utils.FeatureSpace, self.name)(
-            max_tokens=options["max_tokens"],
-            num_oov_indices=options["num_oov_indices"],
-            output_mode=options["output_mode"],
-            name=name,
-        )
-        return feature_space.feature(
-            self.dtype,
-            made.preprocessor,
-            made.output_mode,
-            missing_token=options["missing_token"],
-            declaration={"type": self.name, **options},
-        )
+        return self.keras_own(feature_space, name, options, self.dtype, missing_token=options["missing_token"])
 
     def from_keras(self, feature):
         import keras

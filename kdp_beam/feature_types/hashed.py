@@ -33,14 +33,7 @@ class HashedType(FeatureType):
         return True
 
     def keras_feature(self, feature_space, name, options):
-        import keras
-
-        made = getattr(keras.utils.FeatureSpace, self.name)(
-            options["num_bins"], output_mode=options["output_mode"], name=name
-        )
-        return feature_space.feature(
-            self.dtype, made.preprocessor, made.output_mode, declaration={"type": self.name, **options}
-        )
+        return self.keras_own(feature_space, name, options, self.dtype)
 
     def from_keras(self, feature):
         import keras

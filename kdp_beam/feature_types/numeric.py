@@ -39,18 +39,12 @@ class NumberType(FeatureType):
         return "float"
 
     def keras_feature(self, feature_space, name, options):
-        import keras
-
-        # keras.utils.FeatureSpace's classmethod of the same name builds the preprocessor.
-        method = getattr(keras.utils.FeatureSpace, self.name)
-        made = method(name=name, **{arg: options[arg] for arg in self.keras_arguments})
-        return feature_space.feature(
-            made.dtype,
-            made.preprocessor,
-            made.output_mode,
+        return self.keras_own(
+            feature_space,
+            name,
+            options,
             fill_value=options["fill_value"],
             missing_indicator=options["missing_indicator"],
-            declaration={"type": self.name, **options},
         )
 
     @staticmethod
