@@ -143,10 +143,9 @@ class DatasetAnalyzer:
                 raise InputDataError(f"feature {name!r}: {error}") from None
             stats["missing_count"] = missing_count(stats, self.spec.features[name].kind)
             features[name] = stats
-        bad = dict(sorted(acc.bad_records.items()))
         return {
             "row_count": acc.row_count,
-            "bad_records": {"count": sum(bad.values()), "by_reason": bad},
+            "bad_records": bad_record_counts(acc.bad_records),
             "features": features,
             "state": state,
         }
@@ -205,9 +204,14 @@ def add_bad_records(statistics, by_reason):
     counts = dict(statistics["state"]["bad_records"])
     for reason, count in by_reason.items():
         counts[reason] = counts.get(reason, 0) + count
-    bad = dict(sorted(counts.items()))
     return {
         **statistics,
-        "bad_records": {"count": sum(bad.values()), "by_reason": bad},
+        "bad_records": bad_record_counts(counts),
         "state": {**statistics["state"], "bad_records": counts},
     }
+
+
+def bad_record_counts(by_reason):
+    """The statistics' bad_records: {"count": total, "by_reason": {reason: count}, sorted}."""
+    by_reason = dict(sorted(by_reason.items()))
+    return {"count": sum(by_reason.values()), "by_reason": by_reason}
