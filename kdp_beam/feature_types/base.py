@@ -76,8 +76,13 @@ class FeatureType:
 
     def read_kind(self, options):
         """How readers read the column (kdp_beam.columns.read_problem's kinds): the
-        column kind, or "date" for text that may also come as typed timestamps."""
-        return self.column_kind(options)
+        column kind, "list<KIND>" for a multivalent feature's list of them
+        (kdp_beam.feature_types.multivalent), or "date" for text that may also come as
+        typed timestamps."""
+        from kdp_beam.feature_types.multivalent import is_multivalent, list_kind
+
+        kind = self.column_kind(options)
+        return list_kind(kind) if is_multivalent(options) else kind
 
     def crossable(self, options):
         """Whether a cross can take it: its preprocessor gives one integer or string."""

@@ -5,6 +5,7 @@ a bounded Misra-Gries sketch (docs/scaling.md). A missing value counts, and enco
 `missing_token` (None: the OOV index)."""
 
 from kdp_beam.errors import SpecError
+from kdp_beam.feature_types import multivalent
 from kdp_beam.feature_types.base import FeatureType
 from kdp_beam.feature_types.options import (
     MAX_ENCODED_WIDTH,
@@ -34,14 +35,18 @@ class CategoricalType(FeatureType):
         "output_mode": "one_hot",
         "missing_token": None,
         "counting": "exact",
+        **multivalent.OPTIONS,
     }
     keras_arguments = ("max_tokens", "num_oov_indices", "output_mode")
-    encoding_options = ("output_mode",)
+    encoding_options = ("output_mode", *multivalent.ENCODING_OPTIONS)
     oov_token = None  # what keras' lookup drops from an adapted vocabulary
     lookup_layer = None  # the keras.layers class name
 
     def validate(self, options):
-        one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
+        multivalent.validate(options)
+        multivalent.validate_output_mode(options, ONE_HOT_OR_INT)
+        if multivalent.is_multivalent(options) and options["missing_token"] is not None:
+            raise SpecError("a list's missing values are left out of its encoding: missing_token applies to one value per row")
         oov = options["num_oov_indices"] = integer(
             options["num_oov_indices"], "num_oov_indices", 0, MAX_ENCODED_WIDTH
         )
@@ -61,7 +66,7 @@ class CategoricalType(FeatureType):
         return options
 
     def crossable(self, options):
-        return True
+        return not multivalent.is_multivalent(options)
 
     def analyzers(self, options, profile=False):
         from kdp_beam.analyzers.vocabulary import ApproximateVocabularyAnalyzer, VocabularyAnalyzer
@@ -102,6 +107,10 @@ class CategoricalType(FeatureType):
             stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
 
     def keras_feature(self, feature_space, name, options):
+        if multivalent.is_multivalent(options):
+            from kdp_beam.builder.multivalent import keras_feature
+
+            return keras_feature(self, feature_space, name, options)
         return self.keras_own(feature_space, name, options, self.dtype, missing_token=options["missing_token"])
 
     def from_keras(self, feature):
@@ -116,6 +125,7 @@ class CategoricalType(FeatureType):
             "output_mode": feature.output_mode,
             "missing_token": getattr(feature, "missing_token", None),
             "counting": "exact",
+            **multivalent.OPTIONS,
         }
 
     def set_statistics(self, preprocessor, stats, options):

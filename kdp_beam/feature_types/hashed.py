@@ -3,8 +3,9 @@ to learn beyond the counts: a value's bin is its hash modulo num_bins."""
 
 import math
 
+from kdp_beam.feature_types import multivalent
 from kdp_beam.feature_types.base import FeatureType
-from kdp_beam.feature_types.options import ONE_HOT_OR_INT, REQUIRED, integer, one_of, width
+from kdp_beam.feature_types.options import ONE_HOT_OR_INT, REQUIRED, integer, width
 from kdp_beam.feature_types.registry import register_type
 
 MAX_INFERRED_BINS = 1 << 16
@@ -16,13 +17,14 @@ def inferred_bins(distinct):
 
 
 class HashedType(FeatureType):
-    options = {"num_bins": REQUIRED, "output_mode": "one_hot"}
+    options = {"num_bins": REQUIRED, "output_mode": "one_hot", **multivalent.OPTIONS}
     keras_arguments = ("num_bins", "output_mode")
     bare_defaults = {"num_bins": "hashing_dim"}
-    encoding_options = ("output_mode",)
+    encoding_options = ("output_mode", *multivalent.ENCODING_OPTIONS)
 
     def validate(self, options):
-        one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
+        multivalent.validate(options)
+        multivalent.validate_output_mode(options, ONE_HOT_OR_INT)
         options["num_bins"] = integer(options["num_bins"], "num_bins", 1, *width("num_bins", options["output_mode"]))
         return options
 
@@ -30,9 +32,13 @@ class HashedType(FeatureType):
         return "string" if self.dtype == "string" else "integer"
 
     def crossable(self, options):
-        return True
+        return not multivalent.is_multivalent(options)
 
     def keras_feature(self, feature_space, name, options):
+        if multivalent.is_multivalent(options):
+            from kdp_beam.builder.multivalent import keras_feature
+
+            return keras_feature(self, feature_space, name, options)
         return self.keras_own(feature_space, name, options, self.dtype)
 
     def from_keras(self, feature):
@@ -40,7 +46,7 @@ class HashedType(FeatureType):
 
         # keras' integer_hashed declares int32 inputs, kdp_beam's int64.
         if isinstance(feature.preprocessor, keras.layers.Hashing) and (feature.dtype == "string") == (self.dtype == "string"):
-            return {"num_bins": feature.preprocessor.num_bins, "output_mode": feature.output_mode}
+            return {"num_bins": feature.preprocessor.num_bins, "output_mode": feature.output_mode, **multivalent.OPTIONS}
         return None
 
     def report_section(self, stats, options):

@@ -4,6 +4,7 @@ value (null, NaN) is filled with `fill_value` (None: the mean from the pass), an
 `missing_indicator` adds a 0/1 column (docs/missing-values.md)."""
 
 from kdp_beam.errors import SpecError
+from kdp_beam.feature_types import multivalent
 from kdp_beam.feature_types.base import FeatureType
 from kdp_beam.feature_types.options import (
     MAX_ENCODED_WIDTH,
@@ -19,7 +20,7 @@ from kdp_beam.feature_types.registry import register_type
 
 MAX_QUANTILE_BINS = 1000  # bins from the data: 1 / the quantile sketch's rank error
 # (analyzers.quantiles.DEFAULT_EPSILON); narrower bins would be the sketch's noise.
-_MISSING = {"fill_value": None, "missing_indicator": False}
+_MISSING = {"fill_value": None, "missing_indicator": False, **multivalent.NUMBER_OPTIONS}
 
 
 class NumberType(FeatureType):
@@ -27,9 +28,10 @@ class NumberType(FeatureType):
     float32 limits of the model, the summary, the report and infer's view."""
 
     keras_arguments = ()  # keras' float() and float_normalized() take only a name
-    encoding_options = ("fill_value", "missing_indicator")
+    encoding_options = ("fill_value", "missing_indicator", *multivalent.ENCODING_OPTIONS)
 
     def validate(self, options):
+        multivalent.validate(options, pooled=True)
         boolean(options["missing_indicator"], "missing_indicator")
         if options["fill_value"] is not None:
             float32(options["fill_value"], "fill_value (null: the mean)")
@@ -39,6 +41,10 @@ class NumberType(FeatureType):
         return "float"
 
     def keras_feature(self, feature_space, name, options):
+        if multivalent.is_multivalent(options):
+            from kdp_beam.builder.multivalent import keras_feature
+
+            return keras_feature(self, feature_space, name, options)
         return self.keras_own(
             feature_space,
             name,
@@ -192,6 +198,8 @@ class FloatDiscretized(NumberType):
     def validate(self, options):
         one_of(options["output_mode"], "output_mode", ONE_HOT_OR_INT)
         super().validate(options)
+        if options["output_mode"] == "int" and options["pooling"] is not None:
+            raise SpecError("bin indices (output_mode 'int') are not pooled: give a sequence_length, or output_mode 'one_hot'")
         num_bins, boundaries = options["num_bins"], options["bin_boundaries"]
         if (num_bins is None) == (boundaries is None):
             raise SpecError("give exactly one of num_bins or bin_boundaries")
@@ -218,7 +226,7 @@ class FloatDiscretized(NumberType):
         return options
 
     def crossable(self, options):
-        return True
+        return not multivalent.is_multivalent(options)
 
     def analyzers(self, options, profile=False):
         found = super().analyzers(options, profile)
@@ -237,7 +245,7 @@ class FloatDiscretized(NumberType):
 
     def keras_feature(self, feature_space, name, options):
         feature = super().keras_feature(feature_space, name, options)
-        if options["bin_boundaries"] is not None:
+        if options["bin_boundaries"] is not None and not multivalent.is_multivalent(options):
             # keras needs num_bins to size a one-hot output, even with fixed boundaries.
             feature.preprocessor.num_bins = len(options["bin_boundaries"]) + 1
         return feature
