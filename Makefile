@@ -5,6 +5,7 @@
 # and, with the peers in a venv of their own (.venv-bench, the [bench] extra):
 #   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
 #   make bench-targets-quick / make bench-targets   issue 14's targets: kdp_beam vs the floor
+#   make bench-multivalent-quick / make bench-multivalent   a list per row vs the scalar path
 # and, for the supported keras range (setup.py):
 #   make test-keras KERAS=3.12.0   the tests that build keras layers, against that keras
 PYTHON ?= python3
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick lock clean browser
+.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick bench-multivalent bench-multivalent-quick lock clean browser
 
 # The report test renders HTML in Debian's chromium; installed here if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -72,6 +73,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH)/bin/python -m benchmarks.run
 	$(BENCH)/bin/python -m benchmarks.plot
 	$(BENCH)/bin/python -m benchmarks.targets
+	$(BENCH)/bin/python -m benchmarks.multivalent
 
 # Issue 14's targets (benchmarks/targets.py) need no peer, only kdp_beam's core, psutil and
 # matplotlib: they run in .venv-bench if it exists, else in .venv, or in the python given as
@@ -91,6 +93,12 @@ bench-targets: bench-tools
 
 bench-targets-quick: bench-tools
 	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.targets --quick $(ARGS)
+
+bench-multivalent: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.multivalent
+
+bench-multivalent-quick: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.multivalent --quick
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kdp.beam' > /tmp/kdp_beam_lock.txt
