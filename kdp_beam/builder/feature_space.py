@@ -138,7 +138,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
             fill, indicator = policy
             if indicator:
                 self._check_output_name(name, INDICATOR_SUFFIX, "missing indicator")
-            self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, f"{layer_name(name)}_fill_missing")
+            fill_name = f"{layer_name(name)}_fill_missing"
+            self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, fill_name)
         self._indicator_concat = None
 
     def _check_output_name(self, name, suffix, what):
@@ -151,7 +152,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
         """The outputs beside the features' own, in the order concat mode appends them:
         missing indicators and multivalent sequences' masks, by name."""
         names = [name + INDICATOR_SUFFIX for name, fill in self.fill_layers.items() if fill.indicator]
-        names += [name + multivalent.MASK_SUFFIX for name, layer in self.values_layers.items() if getattr(layer, "mask", False)]
+        names += [
+            name + multivalent.MASK_SUFFIX for name, layer in self.values_layers.items() if getattr(layer, "mask", False)
+        ]
         return sorted(names)
 
     @classmethod

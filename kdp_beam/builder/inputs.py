@@ -152,7 +152,8 @@ def _padded(name, feature, rows):
     values = _converted(name, feature, flat, row_of)
     position = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     width = int(lengths.max()) if len(rows) else 0
-    dense = np.full((len(rows), width), _missing_value(feature), dtype=object if feature.dtype == "string" else values.dtype)
+    dtype = object if feature.dtype == "string" else values.dtype
+    dense = np.full((len(rows), width), _missing_value(feature), dtype=dtype)
     dense[row_of, position] = values
     return _string_tensor(dense) if feature.dtype == "string" else dense
 

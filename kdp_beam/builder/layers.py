@@ -243,6 +243,23 @@ class FillEmptyRows(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
+class ToFloat32(keras.layers.Layer):
+    """Its input as float32. keras' StringLookup and IntegerLookup compute a multi_hot or
+    count output as int64 though they declare float32 (keras 3.15); a list's encoding is
+    float32, as a scalar's one_hot is, whatever the keras version does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        keras_internals.take_inputs_as_given(self)
+
+    def call(self, inputs):
+        return tf.cast(inputs[1], tf.float32)
+
+    def compute_output_spec(self, inputs):
+        return _list_spec(inputs[1].shape, "float32")
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
 class PoolValues(keras.layers.Layer):
     """One row's encoding from its values' encodings: called on ``[values, encoded]``, the
     padded list input and its preprocessor's output, position by position.

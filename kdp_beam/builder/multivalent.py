@@ -7,8 +7,8 @@ RaggedTensor, a SparseTensor, lists of lists and arrays of lists to it
 neither is ever a value: a list's encoding is that of the values it holds.
 
 Its FeatureSpace feature's preprocessor is keras' own layer, applied to every position, and
-a kdp_beam layer after it (kdp_beam.builder.layers, made by ``values_layer``) turns the
-positions into the row's encoding:
+a kdp_beam layer after it (kdp_beam.builder.layers, made by ``values_layer``, called on
+the padded input and the preprocessor's output) turns the positions into the row's encoding:
 
 - categoricals: StringLookup / IntegerLookup with the padding as mask_token. "multi_hot"
   (the default) and "count" are keras' own: vocabulary + OOV columns, as the scalar's
@@ -18,9 +18,9 @@ positions into the row's encoding:
   columns; "int" gives bin + 1 per position (0 padding).
 - numbers: the scalar type's layer (identity, Rescaling, Normalization, Discretization)
   on each value; pooled ("mean", the default, "sum", "max") into one value per row (or, for
-  float_discretized one_hot, the pooled one-hot of its bins); a row with no value pools to
+  discretized numbers with one_hot, the pooled one-hot of their bins); a row with no value pools to
   what a missing scalar encodes to (fill_value, or the mean). With sequence_length, the
-  values in order, truncated or padded with 0 (float_discretized "int": bin + 1, 0
+  values in order, truncated or padded with 0 (discretized "int": bin + 1, 0
   padding; "one_hot": sequence_length one-hots of num_bins), plus a ``<name>_mask``
   output of sequence_length 0/1 columns, 1 where a value is.
 """
@@ -29,7 +29,7 @@ import math
 
 import keras
 
-from kdp_beam.builder.layers import FillEmptyRows, FillMissing, PadValues, PoolValues
+from kdp_beam.builder.layers import FillEmptyRows, FillMissing, PadValues, PoolValues, ToFloat32
 from kdp_beam.errors import SpecError
 from kdp_beam.feature_types import multivalent
 from kdp_beam.feature_types.categorical import CategoricalType
@@ -86,12 +86,13 @@ def discretization_bins(options):
 
 
 def values_layer(kind, options, name):
-    """The kdp_beam layer after a multivalent feature's preprocessor (None: keras' lookup
-    encodes the row itself), named `name`."""
+    """The kdp_beam layer after a multivalent feature's preprocessor, named `name`."""
     mode = options.get("output_mode")
     length = options["sequence_length"]
-    if isinstance(kind, CategoricalType):
-        return None if mode != "int" else PadValues(length, pad_value=_integer_pad(kind, options), name=name)
+    if isinstance(kind, CategoricalType):  # "multi_hot", "count": keras' lookup's own
+        if mode != "int":
+            return ToFloat32(name=name)
+        return PadValues(length, pad_value=_integer_pad(kind, options), name=name)
     if isinstance(kind, HashedType):
         pad = _integer_pad(kind, options)
         if mode == "int":

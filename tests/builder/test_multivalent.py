@@ -13,6 +13,8 @@ import tensorflow as tf
 
 import kdp_beam
 from kdp_beam.builder.names import layer_name
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.columns import ARROW_TYPES
 from kdp_beam.errors import InputDataError, SpecError
 
 FS = kdp_beam.FeatureSpace
@@ -100,12 +102,13 @@ def _position(row, p):
     return row[p] if p < len(row) else None
 
 
-def expected_outputs():
-    """Every output, row by row, in numpy and Python only."""
-    norm = lambda v: (v - MEAN) / math.sqrt(VARIANCE)  # noqa: E731
+def expected_outputs(stats):
+    """Every output, row by row, in numpy and Python only, from the statistics `stats`."""
+    mean, variance, learned = stats["x_sum"]["mean"], stats["x_sum"]["variance"], stats["x_bins"]["bin_boundaries"]
+    norm = lambda v: (v - mean) / math.sqrt(variance)  # noqa: E731
     out = {}
     for name in ("tags", "tags_count", "ids"):
-        vocab = vocabulary(column(name))
+        vocab = list(stats[name]["vocabulary"])
         rows = []
         for row in column(name):
             counts = np.zeros(1 + len(vocab))
@@ -114,38 +117,40 @@ def expected_outputs():
             rows.append(counts if name == "tags_count" else np.minimum(counts, 1))
         out[name] = np.array(rows)
     for name in ("tags_seq", "ids_seq"):
-        vocab = vocabulary(column(name))
+        vocab = list(stats[name]["vocabulary"])
         index = lambda v: 0 if v is None else 2 + vocab.index(v) if v in vocab else 1  # noqa: E731
         out[name] = np.array([[index(_position(row, p)) for p in range(S)] for row in column(name)])
-    out["tags_hashed"] = np.array([np.minimum(np.bincount([_hash_bin(v, 8) for v in present(r)], minlength=8), 1) for r in TAGS])
-    out["ids_hashed"] = np.array([np.bincount([_hash_bin(v, 8) for v in present(r)], minlength=8) for r in IDS])
+    bins = lambda row: np.bincount([_hash_bin(v, 8) for v in present(row)], minlength=8)  # noqa: E731
+    out["tags_hashed"] = np.array([np.minimum(bins(r), 1) for r in TAGS])
+    out["ids_hashed"] = np.array([bins(r) for r in IDS])
     out["ids_hashed_seq"] = np.array(
         [[0 if _position(r, p) is None else 1 + _hash_bin(r[p], 8) for p in range(S)] for r in IDS]
     )
     pooled = {  # per value encoding, pooling, what an empty row pools from
-        "x_mean": (lambda v: v, np.mean, MEAN),
-        "x_sum": (norm, np.sum, MEAN),
+        "x_mean": (lambda v: v, np.mean, mean),
+        "x_sum": (norm, np.sum, mean),
         "x_max": (lambda v: 2 * v + 1, np.max, -1.0),
     }
     for name, (encode, pool, fill) in pooled.items():
         out[name] = np.array([[pool([encode(v) for v in (present(r) or [fill])])] for r in NUMS])
     out["x_sum_missing"] = np.array([[0.0 if present(r) else 1.0] for r in NUMS])
     one_hot = lambda v, edges: np.eye(len(edges) + 1)[np.digitize(v, edges)]  # noqa: E731
-    out["x_bins"] = np.array([np.mean([one_hot(v, LEARNED) for v in (present(r) or [MEAN])], axis=0) for r in NUMS])
+    out["x_bins"] = np.array([np.mean([one_hot(v, learned) for v in (present(r) or [mean])], axis=0) for r in NUMS])
     mask = lambda r, n: np.array([0.0 if _position(r, p) is None else 1.0 for p in range(n)])  # noqa: E731
     out["x_seq"] = np.array([[0.0 if _position(r, p) is None else norm(r[p]) for p in range(S)] for r in NUMS])
     out["x_bins_seq"] = np.array(
         [[0 if _position(r, p) is None else 1 + int(np.digitize(r[p], BOUNDARIES)) for p in range(S)] for r in NUMS]
     )
     out["x_hot_seq"] = np.array(
-        [np.concatenate([np.zeros(4) if _position(r, p) is None else one_hot(r[p], BOUNDARIES) for p in range(2)]) for r in NUMS]
+        [np.concatenate([np.zeros(4) if _position(r, p) is None else one_hot(r[p], BOUNDARIES) for p in range(2)])
+         for r in NUMS]
     )
     for name, length in (("x_seq", S), ("x_bins_seq", S), ("x_hot_seq", 2)):
         out[f"{name}_mask"] = np.array([mask(r, length) for r in NUMS])
     return out
 
 
-EXPECTED = expected_outputs()
+EXPECTED = expected_outputs(statistics())
 
 
 def assert_outputs(got, expected=EXPECTED, names=None):
@@ -266,7 +271,8 @@ def test_tf_data_batched_ragged_and_unbatched_rows(fs):
     assert len(rows) == ROWS
     assert_outputs({k: np.stack([r[k] for r in rows]) for k in rows[0]})
     # A padded batch of dense rows, as padded_batch makes them with the pad values.
-    dense = tf.data.Dataset.from_tensor_slices({n: padded(n).astype(str) if _pad_of(n) == "" else padded(n) for n in fs.features})
+    arrays = {n: padded(n).astype(str) if _pad_of(n) == "" else padded(n) for n in fs.features}
+    dense = tf.data.Dataset.from_tensor_slices(arrays)
     batches = list(dense.batch(4).map(fs))
     assert_outputs({k: np.concatenate([b[k] for b in batches]) for k in batches[0]})
 
@@ -387,3 +393,32 @@ def test_a_scalar_feature_given_lists_says_to_declare_it_multivalent():
     fs._set_statistics({"s": {"vocabulary": ["a"]}})
     with pytest.raises(InputDataError, match="declare the feature multivalent"):
         fs({"s": [["a", "b"], ["a"]]})
+
+
+def test_every_float_output_is_float32(fs):
+    out = fs({name: column(name) for name in fs.features})
+    for name, value in out.items():  # indices as keras' layers give them (Discretization: int32)
+        assert value.dtype.is_integer if name in INT_OUTPUTS else value.dtype == tf.float32, name
+
+
+@pytest.mark.skipif(
+    "list<string>" not in ARROW_TYPES,
+    reason="the readers' list columns (issue 15, slice R) have not landed",
+)
+def test_a_bundle_of_parquet_list_columns_builds_the_same_encodings(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kdp_beam.builder.declarations import spec_of
+    from kdp_beam.job import run_analysis
+
+    types = {"tags": pa.string(), "ids": pa.int64(), "x": pa.float64()}
+    table = pa.table({n: pa.array(column(n), pa.list_(types[n.split("_")[0]])) for n in declarations()})
+    pq.write_table(table, tmp_path / "lists.parquet")
+    run_analysis(spec_of(space()), str(tmp_path / "lists.parquet"), str(tmp_path / "bundle"))
+    fs = FS.from_artifacts(str(tmp_path / "bundle"), output_mode="dict")
+    stats = load_bundle(str(tmp_path / "bundle")).features
+    for name in ("tags", "ids"):  # every occurrence counted; any tie order
+        assert Counter(stats[name]["vocabulary"]) == Counter(vocabulary(column(name)))
+    np.testing.assert_allclose([stats["x_sum"]["mean"], stats["x_sum"]["variance"]], [MEAN, VARIANCE], rtol=1e-12)
+    assert_outputs(fs({n: column(n) for n in fs.features}), expected_outputs(stats))
