@@ -98,7 +98,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
       by kdp_beam.builder.names.layer_name and kept unique.
     - A call checks every value against its feature and raises an InputDataError naming
-      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs).
+      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs); it takes a
+      pandas DataFrame as the dict of its columns.
+    - A multivalent feature (a list of values per row, kdp_beam.builder.multivalent) takes
+      lists of lists, arrays of lists, a tf.RaggedTensor or tf.SparseTensor, or a dense
+      (rows, values) tensor padded with "", NaN or its pad_value (the model's input).
     - A categorical or text feature with no value in the data maps everything to OOV.
     - Statistics a float32 model cannot hold (a mean, variance or bin boundary beyond
       ~3.4e38, e.g. of values ~1e50) are refused with an InputDataError naming the feature and
@@ -299,6 +303,8 @@ class FeatureSpace(keras.utils.FeatureSpace):
 
     def __call__(self, data):
         one_row = False
+        if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):  # of lists, too
+            data = {name: data[name].to_numpy() for name in data.columns}
         if isinstance(data, dict):  # (keras refuses anything else, as before)
             data, one_row = checked_inputs(self.features, data)
         merged = super().__call__(data)

@@ -8,6 +8,7 @@ from collections import Counter
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -201,6 +202,7 @@ def test_every_input_form_gives_the_same_outputs(fs):
         "sparse": {n: ragged(n).to_sparse() for n in names},
         "numpy object arrays of lists": {n: np.array(column(n), dtype=object) for n in names},
         "tuples of numpy rows": {n: tuple(np.array(r, dtype=object) for r in column(n)) for n in names},
+        "a DataFrame of lists": pd.DataFrame({n: pd.Series(column(n), dtype=object) for n in names}),
     }
     for form, data in forms.items():
         assert np.array(column("tags"), dtype=object).shape == (ROWS,)
