@@ -132,10 +132,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
             options = declaration.options
             if multivalent.is_list_feature(feature):
                 layer = multivalent.values_layer(declaration.kind, options, f"{layer_name(name)}_values")
-                if layer is not None:
-                    self.values_layers[name] = layer
-                    if getattr(layer, "mask", False):
-                        self._check_output_name(name, multivalent.MASK_SUFFIX, "mask")
+                self.values_layers[name] = layer
+                if getattr(layer, "mask", False):
+                    self._check_output_name(name, multivalent.MASK_SUFFIX, "mask")
             policy = declaration.kind.missing_fill(options, feature)
             if policy is None:
                 continue
@@ -342,7 +341,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         merged = super()._merge_features(features, crossed_features)
         if self.output_mode == "dict":
             return {**merged, **dict(zip(indicator_names, indicators))}
-        # Indicator (and mask) columns come after keras' concatenation, in name order, joined by a layer
+        # Indicator and mask columns come after keras' concatenation, in name order, joined by a layer
         # of the class keras just concatenated with (a DataLayer, which keeps working inside
         # tf.data on any backend, as keras.layers.Concatenate does not; keras exports none).
         if self._indicator_concat is None:

@@ -3,6 +3,7 @@ computation and keras' own layers fed each row's values, in dict and concat mode
 lists, arrays of lists, ragged, sparse and dense padded inputs give the same outputs, in
 tf.data too, after .keras save/load and through export()."""
 
+import functools
 import math
 from collections import Counter
 
@@ -11,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kdp_beam
 from kdp_beam.builder.names import layer_name
@@ -424,3 +427,35 @@ def test_a_bundle_of_parquet_list_columns_builds_the_same_encodings(tmp_path):
         assert Counter(stats[name]["vocabulary"]) == Counter(vocabulary(column(name)))
     np.testing.assert_allclose([stats["x_sum"]["mean"], stats["x_sum"]["variance"]], [MEAN, VARIANCE], rtol=1e-12)
     assert_outputs(fs({n: column(n) for n in fs.features}), expected_outputs(stats))
+
+
+def test_a_sequence_mask_named_like_another_feature_is_refused():
+    with pytest.raises(SpecError, match="feature 'x': its mask would be named 'x_mask', which is another feature's name"):
+        FS({"x": FS.float(multivalent=True, sequence_length=2), "x_mask": FS.float()})
+
+
+@functools.cache
+def _numbers_space():
+    return space("dict", ["x_mean", "x_sum", "x_max", "x_seq", "x_bins_seq"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False, width=32)), max_size=6),
+        min_size=1, max_size=5,
+    )
+)
+def test_number_lists_of_any_shape_pool_and_pad_as_numpy_does(rows):
+    out = {k: np.asarray(v) for k, v in _numbers_space()({n: rows for n in _numbers_space().features}).items()}
+    norm = lambda v: (v - MEAN) / math.sqrt(VARIANCE)  # noqa: E731
+    for i, row in enumerate(rows):
+        values = present(row)
+        np.testing.assert_allclose(out["x_mean"][i, 0], np.mean(values or [MEAN]), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(out["x_sum"][i, 0], np.sum([norm(v) for v in values] or [0.0]), rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(out["x_max"][i, 0], max(2 * v + 1 for v in values) if values else -1.0, rtol=1e-6)
+        assert out["x_sum_missing"][i, 0] == (0.0 if values else 1.0)
+        kept = [_position(row, p) for p in range(S)]
+        np.testing.assert_allclose(out["x_seq"][i], [0.0 if v is None else norm(v) for v in kept], rtol=1e-5, atol=1e-4)
+        assert out["x_seq_mask"][i].tolist() == [0.0 if v is None else 1.0 for v in kept]
+        assert out["x_bins_seq"][i].tolist() == [0 if v is None else 1 + int(np.digitize(v, BOUNDARIES)) for v in kept]
