@@ -244,9 +244,10 @@ class FillEmptyRows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
 class ToFloat32(keras.layers.Layer):
-    """Its input as float32. keras' StringLookup and IntegerLookup compute a multi_hot or
-    count output as int64 though they declare float32 (keras 3.15); a list's encoding is
-    float32, as a scalar's one_hot is, whatever the keras version does."""
+    """A list lookup's row encoding as float32: called on ``[values, encoded]`` as
+    PoolValues, returns ``encoded`` cast. keras' StringLookup and IntegerLookup compute a
+    multi_hot or count output as int64 though they declare float32 (keras 3.15); a list's
+    encoding is float32, as a scalar's one_hot is, whatever the keras version does."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -459,3 +459,22 @@ def test_number_lists_of_any_shape_pool_and_pad_as_numpy_does(rows):
         np.testing.assert_allclose(out["x_seq"][i], [0.0 if v is None else norm(v) for v in kept], rtol=1e-5, atol=1e-4)
         assert out["x_seq_mask"][i].tolist() == [0.0 if v is None else 1.0 for v in kept]
         assert out["x_bins_seq"][i].tolist() == [0 if v is None else 1 + int(np.digitize(v, BOUNDARIES)) for v in kept]
+
+
+@pytest.mark.parametrize("output_mode", ["dict", "concat"])
+def test_one_row_beside_a_scalar_is_one_row(output_mode):
+    """{"tags": ["a", "b"], "p": 3.0}: one example (keras drops the batch axis for the scalar)."""
+    fs = FS({"tags": FS.string_categorical(multivalent=True), "p": FS.float()}, output_mode=output_mode)
+    fs._set_statistics({"tags": {"vocabulary": ["a", "b"]}, "p": {"mean": 0.0}})
+    for p in (3.0, np.float32(3.0)):
+        out = fs({"tags": ["a", "z", "a"], "p": p})
+        if output_mode == "dict":
+            assert {k: np.asarray(v).tolist() for k, v in out.items()} == {"p": [3.0], "tags": [1.0, 1.0, 0.0]}
+        else:
+            assert np.asarray(out).tolist() == [3.0, 1.0, 1.0, 0.0]
+    batch = fs({"tags": [["a"], ["b", "b"]], "p": [1.0, 2.0]})
+    expected = {"p": [[1.0], [2.0]], "tags": [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}
+    if output_mode == "dict":
+        assert {k: np.asarray(v).tolist() for k, v in batch.items()} == expected
+    else:
+        assert np.asarray(batch).tolist() == [p + t for p, t in zip(expected["p"], expected["tags"])]
