@@ -180,7 +180,7 @@ def _list_tensor(name, feature, tensor):
         return tensor.to_tensor(default_value=tf.constant(pad, tensor.dtype)), False
     if isinstance(tensor, tf.SparseTensor):
         return tf.sparse.to_dense(tensor, default_value=tf.constant(pad, tensor.dtype)), False
-    if rank == 2:
+    if rank == 2 or rank is None:  # (a rank unknown until run time: taken as rows)
         return tensor, False
     return tf.reshape(tensor, [1, -1]), True  # one row's values
 
