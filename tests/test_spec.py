@@ -17,7 +17,7 @@ def test_bare_strings_take_featurespace_defaults():
     assert s.features["b"] == spec.string_hashed(7)
     assert s.features["c"].options == {
         "max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", "missing_token": None,
-        "counting": "exact", "multivalent": False, "separator": "|", "sequence_length": None,
+        "counting": "exact", "multivalent": False, "separator": "|", "sequence_length": None, "pad_value": -1,
     }
 
 

@@ -15,8 +15,8 @@ from kdp_beam.builder.declarations import (
     keras_feature,
     spec_of,
 )
+from kdp_beam.builder import multivalent
 from kdp_beam.builder.inputs import checked_inputs
-from kdp_beam.builder.layers import FillMissing
 from kdp_beam.builder.names import auto_name, layer_name
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types import on_register
@@ -98,7 +98,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
     - Any column name works ("x/y", "a b", "é"): inputs are keyed by it, layers are named
       by kdp_beam.builder.names.layer_name and kept unique.
     - A call checks every value against its feature and raises an InputDataError naming
-      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs).
+      the feature, the dtype, the value and the fix (kdp_beam.builder.inputs); it takes a
+      pandas DataFrame as the dict of its columns.
+    - A multivalent feature (a list of values per row, kdp_beam.builder.multivalent) takes
+      lists of lists, arrays of lists, a tf.RaggedTensor or tf.SparseTensor, or a dense
+      (rows, values) tensor padded with "", NaN or its pad_value (the model's input).
     - A categorical or text feature with no value in the data maps everything to OOV.
     - Statistics a float32 model cannot hold (a mean, variance or bin boundary beyond
       ~3.4e38, e.g. of values ~1e50) are refused with an InputDataError naming the feature and
@@ -120,19 +124,41 @@ class FeatureSpace(keras.utils.FeatureSpace):
     def __init__(self, features, *args, **kwargs):
         super().__init__(features, *args, **kwargs)
         self.fill_layers = {}
+        self.values_layers = {}  # multivalent features': the row's encoding from its values'
         for name, feature in self.features.items():
             declaration = declaration_of(name, feature)
-            policy = None if declaration is None else declaration.kind.missing_fill(declaration.options, feature)
+            if declaration is None:
+                continue
+            options = declaration.options
+            if multivalent.is_list_feature(feature):
+                layer = multivalent.values_layer(declaration.kind, options, f"{layer_name(name)}_values")
+                self.values_layers[name] = layer
+                if getattr(layer, "mask", False):
+                    self._check_output_name(name, multivalent.MASK_SUFFIX, "mask")
+            policy = declaration.kind.missing_fill(options, feature)
             if policy is None:
                 continue
             fill, indicator = policy
-            if indicator and f"{name}{INDICATOR_SUFFIX}" in self.features:
-                raise SpecError(
-                    f"feature {name!r}: its missing indicator would be named "
-                    f"{name + INDICATOR_SUFFIX!r}, which is another feature's name"
-                )
-            self.fill_layers[name] = FillMissing(fill, indicator, name=f"{layer_name(name)}_fill_missing")
+            if indicator:
+                self._check_output_name(name, INDICATOR_SUFFIX, "missing indicator")
+            fill_name = f"{layer_name(name)}_fill_missing"
+            self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, fill_name)
         self._indicator_concat = None
+
+    def _check_output_name(self, name, suffix, what):
+        if f"{name}{suffix}" in self.features:
+            raise SpecError(
+                f"feature {name!r}: its {what} would be named {name + suffix!r}, which is another feature's name"
+            )
+
+    def _extra_output_names(self):
+        """The outputs beside the features' own, in the order concat mode appends them:
+        missing indicators and multivalent sequences' masks, by name."""
+        names = [name + INDICATOR_SUFFIX for name, fill in self.fill_layers.items() if fill.indicator]
+        names += [
+            name + multivalent.MASK_SUFFIX for name, layer in self.values_layers.items() if getattr(layer, "mask", False)
+        ]
+        return sorted(names)
 
     @classmethod
     def from_artifacts(cls, path, features=None, crosses=None, output_mode=None, **kwargs):
@@ -236,8 +262,10 @@ class FeatureSpace(keras.utils.FeatureSpace):
 
     def _feature_to_input(self, name, feature):
         # Named as its layer, kept unique ignoring case (model.export() names the serving
-        # signature's inputs so); get_inputs() keys it by the column name.
-        return keras.Input(shape=(1,), dtype=feature.dtype, name=layer_name(name, self.features))
+        # signature's inputs so); get_inputs() keys it by the column name. A multivalent
+        # feature's: (rows, values), padded (kdp_beam.builder.multivalent).
+        shape = (None,) if multivalent.is_list_feature(feature) else (1,)
+        return keras.Input(shape=shape, dtype=feature.dtype, name=layer_name(name, self.features))
 
     def _cross_to_crosser(self, cross):
         return keras.layers.HashedCrossing(cross.crossing_dim, name=layer_name(cross.name))
@@ -257,6 +285,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         named = [
             *self.fill_layers.values(),
             *self.preprocessors.values(),
+            *self.values_layers.values(),
             *self.crossers.values(),
             *self.one_hot_encoders.values(),
             self.concat,
@@ -272,9 +301,19 @@ class FeatureSpace(keras.utils.FeatureSpace):
     # --- missing values: filled before each preprocessor, indicators after the merge ------
 
     def __call__(self, data):
+        one_row = False
+        if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):  # of lists, too
+            data = {name: data[name].to_numpy() for name in data.columns}
         if isinstance(data, dict):  # (keras refuses anything else, as before)
-            data = checked_inputs(self.features, data)
-        return super().__call__(data)
+            data, one_row = checked_inputs(self.features, data)
+        merged = super().__call__(data)
+        if one_row and not any(len(x.shape) == 0 for x in data.values()):
+            # One row of a list (a 1-D value, as an unbatched tf.data element gives): its
+            # batch axis goes, as keras drops it for a scalar (when one is there, keras did).
+            if self.output_mode == "concat":
+                return tf.squeeze(merged, axis=0)
+            return {name: tf.squeeze(x, axis=0) for name, x in merged.items()}
+        return merged
 
     def _preprocess_features(self, features):
         preprocessed = {}
@@ -284,13 +323,17 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 x = fill(x)
                 if fill.indicator:
                     x, preprocessed[name + INDICATOR_SUFFIX] = x
-            preprocessed[name] = self.preprocessors[name](x)
+            encoded = self.preprocessors[name](x)
+            values = self.values_layers.get(name)
+            if values is not None:
+                encoded = values([x, encoded])
+                if getattr(values, "mask", False):
+                    encoded, preprocessed[name + multivalent.MASK_SUFFIX] = encoded
+            preprocessed[name] = encoded
         return preprocessed
 
     def _merge_features(self, preprocessed_features, crossed_features):
-        indicator_names = sorted(
-            name + INDICATOR_SUFFIX for name, fill in self.fill_layers.items() if fill.indicator
-        )
+        indicator_names = self._extra_output_names()
         if not indicator_names:
             return super()._merge_features(preprocessed_features, crossed_features)
         features = dict(preprocessed_features)
@@ -298,7 +341,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         merged = super()._merge_features(features, crossed_features)
         if self.output_mode == "dict":
             return {**merged, **dict(zip(indicator_names, indicators))}
-        # Indicator columns come after keras' concatenation, in name order, joined by a layer
+        # Indicator and mask columns come after keras' concatenation, in name order, joined by a layer
         # of the class keras just concatenated with (a DataLayer, which keeps working inside
         # tf.data on any backend, as keras.layers.Concatenate does not; keras exports none).
         if self._indicator_concat is None:

@@ -1,6 +1,8 @@
-"""What a FeatureSpace is called with: one value per row and feature, of the declared
-kind, or an InputDataError naming the feature, what it expects, what it got and what to
-do. Missing values become what the model encodes as missing (docs/missing-values.md)."""
+"""What a FeatureSpace is called with: one value per row and feature (a list of values
+for a multivalent one), of the declared kind, or an InputDataError naming the feature, what
+it expects, what it got and what to do. Missing values become what the model encodes as
+missing (docs/missing-values.md); lists are padded to a dense (rows, values) array or tensor
+with "", NaN or the integer pad_value (kdp_beam.builder.multivalent)."""
 
 import math
 import numbers
@@ -11,11 +13,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kdp_beam.builder.multivalent import is_list_feature, pad_value
 from kdp_beam.errors import InputDataError
 from kdp_beam.feature_types.categorical import IntegerCategorical
 from kdp_beam.feature_types.options import FLOAT32_MAX, MAX_INT64
 
-_ONE_PER_ROW = "Pass one value per row: shape (n,) or (n, 1), or a scalar for one row."
+_ONE_PER_ROW = (
+    "Pass one value per row: shape (n,) or (n, 1), or a scalar for one row (for a list of "
+    "values per row, declare the feature multivalent)."
+)
+_LISTS = (
+    "Pass a list of values per row: a list of lists, a tf.RaggedTensor, or a (rows, values) "
+    "array padded with the feature's pad value; a 1-D value is one row's values."
+)
 _TOO_LARGE = "Numbers must fit the feature's dtype: scale them first."
 _CONVERT = {
     "string": "Convert them to strings first, e.g. x.astype(str) or tf.strings.as_string(x).",
@@ -37,8 +47,9 @@ def _refuse(name, feature, got, fix):
 
 
 def checked_inputs(features, data):
-    """`data` (a dict of arrays, lists, scalars or tensors) with each value checked against
-    its feature and made of its dtype; raises InputDataError."""
+    """(`data` with each value checked against its feature and made of its dtype, whether
+    it is one row given as a multivalent feature's 1-D list of values); `data` is a dict of
+    arrays, lists, scalars or tensors. Raises InputDataError."""
     unknown = [name for name in data if name not in features]
     missing = [name for name in features if name not in data]
     if unknown or missing:
@@ -48,14 +59,21 @@ def checked_inputs(features, data):
             + ("; " if missing and unknown else "")
             + (f"not declared: {unknown} (leave them out, or declare them)" if unknown else "")
         )
-    checked = {name: input_value(name, features[name], value) for name, value in data.items()}
+    checked, one_row = {}, False
+    for name, value in data.items():
+        if is_list_feature(features[name]):
+            checked[name], single = list_value(name, features[name], value)
+            one_row = one_row or single
+        else:
+            checked[name] = input_value(name, features[name], value)
     rows = {name: _rows(value) for name, value in checked.items()}
     known = {name: n for name, n in rows.items() if n is not None}
     if len(set(known.values())) > 1:
+        lists = " " + _LISTS if any(is_list_feature(features[name]) for name in data) else ""
         raise InputDataError(
-            f"features have different numbers of rows: {known}. {_ONE_PER_ROW}"
+            f"features have different numbers of rows: {known}. {_ONE_PER_ROW}{lists}"
         )
-    return checked
+    return checked, one_row
 
 
 def _rows(value):
@@ -77,28 +95,112 @@ def input_value(name, feature, value):
     except ValueError:  # rows of different lengths
         _refuse(name, feature, "rows of different lengths", _ONE_PER_ROW)
     _check_shape(name, feature, array.shape)
+    return _converted(name, feature, array)
+
+
+def _converted(name, feature, array, rows=None):
+    """An array's values checked and of the feature's dtype (`rows`: each value's row, for
+    a list's values; None: the row is the index)."""
     if feature.dtype == "string" and array.dtype.kind in "US":
         return array  # "" is already how a missing string is encoded
     if array.dtype.kind in "OUS":
-        return _from_objects(name, feature, array)
+        return _from_objects(name, feature, array, rows)
     if feature.dtype == "string" or array.dtype.kind not in "iuf":  # bool, dates, ...
         _refuse(name, feature, f"values of dtype {array.dtype}", _CONVERT[_kind(feature.dtype)])
     if feature.dtype.startswith("int"):
-        return _integers(name, feature, array)
-    return _floats(name, feature, array)
+        return _integers(name, feature, array, rows)
+    return _floats(name, feature, array, rows)
+
+
+def _is_row(value):
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def list_value(name, feature, value):
+    """A multivalent feature's value as a dense (rows, values) array or tensor of its dtype,
+    padded with its pad value (a missing element given as it: None, NaN, "" are missing),
+    and whether it was one row (a 1-D value, or a scalar: one row's values)."""
+    if isinstance(value, (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, keras.KerasTensor)):
+        return _list_tensor(name, feature, value)
+    if isinstance(value, (list, tuple)):
+        array = np.empty(len(value), dtype=object)
+        array[:] = list(value)  # a list of lists stays one row per item, whatever their lengths
+    else:
+        array = np.asarray(value)
+    if array.ndim > 2:
+        _refuse(name, feature, f"shape {array.shape}", _LISTS)
+    if array.ndim == 2:
+        row_of = np.repeat(np.arange(array.shape[0]), array.shape[1])
+        dense = _converted(name, feature, array, row_of).reshape(array.shape)
+        return _string_tensor(dense) if feature.dtype == "string" else dense, False
+    items = array.reshape(-1).tolist()
+    if array.ndim == 0 or not any(map(_is_row, items)):
+        return _padded(name, feature, [items]), True  # one row's values
+    for row, item in enumerate(items):
+        if not (item is None or _is_row(item)):
+            _refuse(name, feature, f"{reprlib.repr(item)} at row {row}, beside rows of values", _LISTS)
+    rows = [[] if item is None else item.tolist() if isinstance(item, np.ndarray) else list(item) for item in items]
+    return _padded(name, feature, rows), False
+
+
+def _padded(name, feature, rows):
+    """Rows of Python values as a dense array padded with the feature's pad value."""
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    row_of = np.repeat(np.arange(len(rows)), lengths)
+    flat = np.empty(int(lengths.sum()), dtype=object)
+    flat[:] = [value for row in rows for value in row]
+    values = _converted(name, feature, flat, row_of)
+    position = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    width = int(lengths.max()) if len(rows) else 0
+    dtype = object if feature.dtype == "string" else values.dtype
+    dense = np.full((len(rows), width), _missing_value(feature), dtype=dtype)
+    dense[row_of, position] = values
+    return _string_tensor(dense) if feature.dtype == "string" else dense
+
+
+def _string_tensor(dense):
+    # str and bytes alike, and a (rows, 0) array still of strings.
+    return tf.constant(dense.tolist() if dense.size else np.zeros(dense.shape, dtype=str), tf.string)
+
+
+def _list_tensor(name, feature, tensor):
+    """A tensor of lists as a dense (rows, values) tensor padded with the pad value (a
+    RaggedTensor or SparseTensor filled out, numbers as floats, integers as int64)."""
+    _check_tensor(name, feature, tensor)
+    rank = tensor.shape.rank if not isinstance(tensor, keras.KerasTensor) else len(tensor.shape)
+    if rank is not None and rank > 2 or (rank != 2 and not isinstance(tensor, tf.Tensor)):
+        _refuse(name, feature, f"a tensor of shape {tuple(tensor.shape)}", _LISTS)
+    if isinstance(tensor, keras.KerasTensor):
+        return tensor, False
+    kind = _kind(feature.dtype)
+    if kind != "string":
+        tensor = tf.cast(tensor, tf.int64 if kind == "integer" else feature.dtype)
+    pad = _missing_value(feature)
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor.to_tensor(default_value=tf.constant(pad, tensor.dtype)), False
+    if isinstance(tensor, tf.SparseTensor):
+        return tf.sparse.to_dense(tensor, default_value=tf.constant(pad, tensor.dtype)), False
+    if rank == 2 or rank is None:  # (a rank unknown until run time: taken as rows)
+        return tensor, False
+    return tf.reshape(tensor, [1, -1]), True  # one row's values
 
 
 def _largest(feature):
     return FLOAT32_MAX if feature.dtype == "float32" else sys.float_info.max
 
 
-def _floats(name, feature, array):
+def _row(index, rows):
+    """The row of the `index`th value (`rows`: each value's row, or None: the index)."""
+    return index if rows is None else int(rows[index])
+
+
+def _floats(name, feature, array, rows=None):
     """Numbers as the feature's float dtype; a finite value it cannot hold (beyond
     FLOAT32_MAX in float32) is refused, not turned into infinity."""
     too_large = np.isfinite(array) & (np.abs(array) > _largest(feature))
     if too_large.any():
-        row = int(np.argmax(too_large.reshape(-1)))
-        _refuse(name, feature, f"{array.reshape(-1)[row].item()!r} at row {row}", _TOO_LARGE)
+        index = int(np.argmax(too_large.reshape(-1)))
+        _refuse(name, feature, f"{array.reshape(-1)[index].item()!r} at row {_row(index, rows)}", _TOO_LARGE)
     return array.astype(feature.dtype)
 
 
@@ -111,7 +213,7 @@ def _check_tensor(name, feature, tensor):
     }[_kind(feature.dtype)]
     if not accepted:
         _refuse(name, feature, f"a tensor of {dtype.name}", _CONVERT[_kind(feature.dtype)])
-    if not isinstance(tensor, (tf.RaggedTensor, tf.SparseTensor)):
+    if not isinstance(tensor, (tf.RaggedTensor, tf.SparseTensor)) and not is_list_feature(feature):
         _check_shape(name, feature, tuple(tensor.shape))
 
 
@@ -122,9 +224,11 @@ def _check_shape(name, feature, shape):
 
 def _missing_value(feature):
     """What a missing value is encoded as: NaN for numbers, "" for strings, the missing
-    token (or keras' OOV token -1) for integers."""
+    token (or keras' OOV token -1) for integers, a list's pad_value in a list."""
     if feature.dtype == "string":
         return ""
+    if is_list_feature(feature):
+        return pad_value(feature.dtype, feature.declaration)
     if feature.dtype.startswith("int"):
         token = getattr(feature, "missing_token", None)  # keras' own records: None
         return IntegerCategorical.oov_token if token is None else token
@@ -142,7 +246,7 @@ def _is_missing(value):
     )
 
 
-def _from_objects(name, feature, array):
+def _from_objects(name, feature, array, rows=None):
     """Python objects (lists, object or string arrays): None, "" and NaN are missing."""
     values = array.reshape(-1).tolist()
     kinds = set(map(type, values))
@@ -151,7 +255,7 @@ def _from_objects(name, feature, array):
         return np.array(["" if v is None else v for v in values], dtype=object).reshape(array.shape)
     if feature.dtype.startswith("float") and kinds <= {float, int, type(None)}:
         try:
-            return _floats(name, feature, np.array(values, dtype=np.float64)).reshape(array.shape)
+            return _floats(name, feature, np.array(values, dtype=np.float64), rows).reshape(array.shape)
         except OverflowError:  # an integer beyond float64: judged one by one below
             pass
     if feature.dtype.startswith("int") and kinds <= {int, type(None)}:
@@ -160,13 +264,15 @@ def _from_objects(name, feature, array):
             return np.array([missing if v is None else v for v in values], dtype=np.int64).reshape(array.shape)
         except OverflowError:  # beyond int64: judged one by one below
             pass
-    return _judged(name, feature, array, values)
+    return _judged(name, feature, array, values, rows)
 
 
-def _judged(name, feature, array, values):
-    """_from_objects value by value, naming the first value refused and its row."""
+def _judged(name, feature, array, values, rows=None):
+    """_from_objects value by value, naming the first value refused and its row (`rows`:
+    the row of each value, when they are a list's)."""
     checked = []
-    for row, value in enumerate(values):
+    for index, value in enumerate(values):
+        row = _row(index, rows)
         if _is_missing(value):
             checked.append(_missing_value(feature))
         elif feature.dtype == "string" and isinstance(value, (str, bytes)):
@@ -176,7 +282,7 @@ def _judged(name, feature, array, values):
                 _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", _TOO_LARGE)
             checked.append(value)
         elif isinstance(value, (list, tuple, np.ndarray)):
-            _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", _ONE_PER_ROW)
+            _refuse(name, feature, f"{reprlib.repr(value)} at row {row}", _LISTS if rows is not None else _ONE_PER_ROW)
         else:
             fix = (
                 "Pass strings, e.g. str(x)." if feature.dtype == "string"
@@ -186,11 +292,11 @@ def _judged(name, feature, array, values):
     if feature.dtype == "string":
         return np.array(checked, dtype=object).reshape(array.shape)
     if feature.dtype.startswith("int"):
-        return _integers(name, feature, np.array(checked, dtype=object)).reshape(array.shape)
-    return _floats(name, feature, np.array(checked, dtype=np.float64)).reshape(array.shape)
+        return _integers(name, feature, np.array(checked, dtype=object), rows).reshape(array.shape)
+    return _floats(name, feature, np.array(checked, dtype=np.float64), rows).reshape(array.shape)
 
 
-def _integers(name, feature, array):
+def _integers(name, feature, array, rows=None):
     """Integers as int64: whole floats are exact, NaN is missing; a fraction, an infinity
     or a number beyond int64 is refused (keras would truncate or wrap it silently)."""
     flat = array.reshape(-1)
@@ -212,9 +318,9 @@ def _integers(name, feature, array):
         )
         result = np.array([0 if b else int(v) for v, b in zip(flat.tolist(), bad)], dtype=np.int64)
     if bad.any():
-        row = int(np.argmax(bad))
+        index = int(np.argmax(bad))
         _refuse(
-            name, feature, f"{reprlib.repr(flat.tolist()[row])} at row {row}",
+            name, feature, f"{reprlib.repr(flat.tolist()[index])} at row {_row(index, rows)}",
             "Integer features take whole numbers within int64 (None or NaN for a missing value).",
         )
     return result.reshape(array.shape)

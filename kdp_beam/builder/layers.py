@@ -181,3 +181,200 @@ def idf_weights(document_counts, document_count):
     """tf_idf weights as keras IndexLookup.adapt computes them: log(1 + N / (1 + df))."""
     counts = np.asarray(document_counts, dtype=np.float64)
     return np.log(1.0 + document_count / (1.0 + counts)).astype(np.float32)
+
+
+# --- multivalent features: a dense (rows, values) input padded with "" / NaN / pad_value ----
+
+
+def present_values(values, pad_value=None):
+    """Where a padded list input holds a value: not "" (strings), not NaN (numbers), not
+    `pad_value` (integers). A missing element and the padding are the same there."""
+    if values.dtype == tf.string:
+        return tf.not_equal(values, "")
+    if values.dtype.is_floating:
+        return tf.logical_not(tf.math.is_nan(values))
+    return tf.not_equal(values, tf.constant(pad_value, values.dtype))
+
+
+def _list_spec(shape, dtype):
+    return keras.KerasTensor(tuple(shape), dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
+class FillEmptyRows(keras.layers.Layer):
+    """A number list's missing-value policy, before its preprocessor: a row with no value
+    (no non-NaN element) gets one, ``fill_value``, in a column appended to the padded
+    input, so that it pools to what a missing scalar encodes to. With ``indicator``,
+    returns ``(values, 0/1 float32 column)``, 1 where the row had no value.
+
+    Args:
+        fill_value: the value a row with no value pools from (the mean, or the declared
+            fill_value); None: no column added (not adapted yet, or a sequence output).
+        indicator: also return the 0/1 column.
+    """
+
+    def __init__(self, fill_value, indicator=False, **kwargs):
+        super().__init__(**kwargs)
+        self.fill_value = fill_value
+        self.indicator = indicator
+        keras_internals.take_inputs_as_given(self)
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        empty = tf.logical_not(tf.reduce_any(present_values(x), axis=1, keepdims=True))
+        if self.fill_value is not None:
+            column = tf.where(empty, tf.constant(self.fill_value, x.dtype), tf.constant(math.nan, x.dtype))
+            x = tf.concat([x, column], axis=1)
+        if self.indicator:
+            return x, tf.cast(empty, tf.float32)
+        return x
+
+    def compute_output_spec(self, inputs):
+        width = inputs.shape[1]
+        if self.fill_value is not None and width is not None:
+            width += 1
+        filled = _list_spec((inputs.shape[0], width), inputs.dtype)
+        if self.indicator:
+            return filled, _list_spec((inputs.shape[0], 1), "float32")
+        return filled
+
+    def get_config(self):
+        return {**super().get_config(), "fill_value": self.fill_value, "indicator": self.indicator}
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
+class ToFloat32(keras.layers.Layer):
+    """A list lookup's row encoding as float32: called on ``[values, encoded]`` as
+    PoolValues, returns ``encoded`` cast. keras' StringLookup and IntegerLookup compute a
+    multi_hot or count output as int64 though they declare float32 (keras 3.15); a list's
+    encoding is float32, as a scalar's one_hot is, whatever the keras version does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        keras_internals.take_inputs_as_given(self)
+
+    def call(self, inputs):
+        return tf.cast(inputs[1], tf.float32)
+
+    def compute_output_spec(self, inputs):
+        return _list_spec(inputs[1].shape, "float32")
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
+class PoolValues(keras.layers.Layer):
+    """One row's encoding from its values' encodings: called on ``[values, encoded]``, the
+    padded list input and its preprocessor's output, position by position.
+
+    Without ``depth``, ``encoded`` is a float per value, and the row's is their ``pooling``
+    ("mean", "sum" or "max") over the positions that hold a value: (rows, 1). With
+    ``depth``, ``encoded`` is an index in [0, depth) per value (a hashed bin, a
+    discretization bin), one-hot encoded and pooled: "sum" counts each index, "max" is
+    multi_hot, "mean" the share of the row's values: (rows, depth). Positions with no value
+    (padding, missing elements) never count; a row with none encodes as all zeros.
+
+    Args:
+        pooling: "mean", "sum" or "max".
+        depth: None (a float per value), or the number of indices.
+        pad_value: an integer list's padding (None for strings and numbers).
+    """
+
+    def __init__(self, pooling, depth=None, pad_value=None, **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in ("mean", "sum", "max"):
+            raise ValueError(f"PoolValues: pooling must be 'mean', 'sum' or 'max'. Received: pooling={pooling!r}")
+        self.pooling = pooling
+        self.depth = depth
+        self.pad_value = pad_value
+        keras_internals.take_inputs_as_given(self)
+
+    def call(self, inputs):
+        values, encoded = (tf.convert_to_tensor(x) for x in inputs)
+        present = present_values(values, self.pad_value)
+        count = tf.reduce_sum(tf.cast(present, tf.float32), axis=1, keepdims=True)
+        if self.depth is not None:
+            # Positions with no value count in an extra last index, dropped.
+            indices = tf.where(present, tf.cast(encoded, tf.int64), tf.constant(self.depth, tf.int64))
+            counts = tf.math.bincount(indices, minlength=self.depth + 1, maxlength=self.depth + 1, axis=-1)
+            counts = tf.cast(counts[:, : self.depth], tf.float32)
+            if self.pooling == "sum":
+                return counts
+            if self.pooling == "max":
+                return tf.minimum(counts, 1.0)
+            return tf.math.divide_no_nan(counts, count)
+        encoded = tf.cast(encoded, tf.float32)
+        if self.pooling == "max":
+            pooled = tf.reduce_max(tf.where(present, encoded, -math.inf), axis=1, keepdims=True)
+            return tf.where(count > 0, pooled, 0.0)
+        total = tf.reduce_sum(tf.where(present, encoded, 0.0), axis=1, keepdims=True)
+        return total if self.pooling == "sum" else tf.math.divide_no_nan(total, count)
+
+    def compute_output_spec(self, inputs):
+        return _list_spec((inputs[0].shape[0], self.depth or 1), "float32")
+
+    def get_config(self):
+        return {**super().get_config(), "pooling": self.pooling, "depth": self.depth, "pad_value": self.pad_value}
+
+
+@keras.saving.register_keras_serializable(package="kdp_beam")
+class PadValues(keras.layers.Layer):
+    """A row's values' encodings in order, truncated or padded to ``sequence_length``:
+    called on ``[values, encoded]`` as PoolValues. A position with no value (padding, a
+    missing element, beyond the row's end) holds 0.
+
+    Args:
+        sequence_length: positions kept, the first ones.
+        depth: None (one number per position), or a one-hot of ``depth`` indices per
+            position (a discretization bin): (rows, sequence_length * depth), position-major.
+        shift: added to each value's encoding (1: bins 0.. become indices 1.., 0 padding).
+        mask: also return a (rows, sequence_length) float32 0/1 mask, 1 where a value is.
+        pad_value: an integer list's padding (None for strings and numbers).
+    """
+
+    def __init__(self, sequence_length, depth=None, shift=0, mask=False, pad_value=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sequence_length = int(sequence_length)
+        self.depth = depth
+        self.shift = shift
+        self.mask = mask
+        self.pad_value = pad_value
+        keras_internals.take_inputs_as_given(self)
+
+    def _fixed_width(self, x):
+        """`x` (rows, values) truncated or zero-padded to sequence_length columns."""
+        x = x[:, : self.sequence_length]
+        missing = self.sequence_length - tf.shape(x)[1]
+        x = tf.pad(x, [[0, 0], [0, missing]])
+        return tf.ensure_shape(x, [None, self.sequence_length])
+
+    def call(self, inputs):
+        values, encoded = (tf.convert_to_tensor(x) for x in inputs)
+        present = self._fixed_width(tf.cast(present_values(values, self.pad_value), tf.int32)) > 0
+        encoded = self._fixed_width(encoded)
+        if self.depth is not None:
+            hot = tf.one_hot(tf.where(present, tf.cast(encoded, tf.int64), -1), self.depth, dtype=tf.float32)
+            output = tf.reshape(hot, [-1, self.sequence_length * self.depth])
+        else:
+            output = tf.where(present, encoded + tf.cast(self.shift, encoded.dtype), tf.zeros_like(encoded))
+        if self.mask:
+            return output, tf.cast(present, tf.float32)
+        return output
+
+    def compute_output_spec(self, inputs):
+        rows = inputs[0].shape[0]
+        if self.depth is not None:
+            output = _list_spec((rows, self.sequence_length * self.depth), "float32")
+        else:
+            output = _list_spec((rows, self.sequence_length), inputs[1].dtype)
+        if self.mask:
+            return output, _list_spec((rows, self.sequence_length), "float32")
+        return output
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "sequence_length": self.sequence_length,
+            "depth": self.depth,
+            "shift": self.shift,
+            "mask": self.mask,
+            "pad_value": self.pad_value,
+        }

@@ -132,6 +132,10 @@ class CategoricalType(FeatureType):
         from kdp_beam.builder.vocabularies import no_value_vocabulary
 
         vocabulary = list(stats["vocabulary"]) or no_value_vocabulary(options["num_oov_indices"], self.dtype)
+        if multivalent.is_multivalent(options):
+            from kdp_beam.builder.multivalent import check_vocabulary
+
+            check_vocabulary(vocabulary, self, options)
         preprocessor.set_vocabulary(vocabulary)
         # Saved in the layer's JSON config rather than keras' newline-separated asset file,
         # so tokens with newlines or empty tokens survive .keras save/load.
@@ -156,6 +160,7 @@ class IntegerCategorical(CategoricalType):
     """Integer IDs by vocabulary, read as int64 (IDs above 2**31 keep their identity)."""
 
     name = "integer_categorical"
+    options = {**CategoricalType.options, **multivalent.INTEGER_OPTIONS}
     oov_token = -1
     lookup_layer = "IntegerLookup"
     dtype = "int64"

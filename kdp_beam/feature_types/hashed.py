@@ -65,6 +65,7 @@ class IntegerHashed(HashedType):
     """Integers hashed into num_bins bins, read as int64."""
 
     name = "integer_hashed"
+    options = {**HashedType.options, **multivalent.INTEGER_OPTIONS}
     dtype = "int64"
     infer_rank = 50
 

@@ -14,15 +14,20 @@ The options and their checks live here, shared by those types (docs/multivalent.
   one value per row; the default when no sequence_length is given is ``"mean"``, which
   keeps the output one column wide whatever the list lengths, and a row's scale whatever
   its number of values.
+- ``pad_value`` (integer types): what pads a dense integer input's rows to one length, and
+  what a missing element is given as (default -1, keras' IntegerLookup OOV token and
+  kdp_beam's missing integer): the model reads it as no value. A string list is padded with
+  "", a number list with NaN. Encoding only: the model's inputs, not the statistics.
 """
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types.options import MAX_ENCODED_WIDTH, boolean, integer, one_of, shown
+from kdp_beam.feature_types.options import MAX_ENCODED_WIDTH, MAX_INT64, boolean, integer, one_of, shown
 
 OPTIONS = {"multivalent": False, "separator": "|", "sequence_length": None}
 NUMBER_OPTIONS = {**OPTIONS, "pooling": None}
+INTEGER_OPTIONS = {**OPTIONS, "pad_value": -1}
 # Only the encoding depends on these: a model may pad or pool differently from the bundle.
-ENCODING_OPTIONS = ("sequence_length", "pooling")
+ENCODING_OPTIONS = ("sequence_length", "pooling", "pad_value")
 POOLINGS = ("mean", "sum", "max")
 # A multivalent categorical's encodings: one_hot of a list is its multi_hot.
 CATEGORY_OUTPUT_MODES = ("multi_hot", "count", "int")
@@ -47,10 +52,13 @@ def validate(options, pooled=False):
         raise SpecError(
             f"separator must be a string of 1 to {MAX_SEPARATOR_LENGTH} characters, no line end, got {shown(separator)}"
         )
+    if "pad_value" in options:  # the integer types'
+        options["pad_value"] = integer(options["pad_value"], "pad_value", -MAX_INT64 - 1, MAX_INT64)
     if not options["multivalent"]:
+        defaults = {**INTEGER_OPTIONS, **(NUMBER_OPTIONS if pooled else OPTIONS)}
         given = [
-            option for option, default in (NUMBER_OPTIONS if pooled else OPTIONS).items()
-            if option != "multivalent" and options[option] != default
+            option for option, default in defaults.items()
+            if option in options and option != "multivalent" and options[option] != default
         ]
         if given:
             raise SpecError(f"{given} apply to a list of values per row: set multivalent to true, or leave them out")

@@ -62,10 +62,20 @@ class NumberType(FeatureType):
         }
 
     def missing_fill(self, options, feature):
+        if not self.fills(options):  # a list's sequence: no value is filled, the mask says where
+            return (None, True) if options["missing_indicator"] else None
         fill = getattr(feature, "fill", None)  # resolved by an earlier pass, saved with the model
         return (options["fill_value"] if fill is None else fill), options["missing_indicator"]
 
+    @staticmethod
+    def fills(options):
+        """Whether missing values are filled: one value per row, or a list pooled (a row with
+        no value pools to the fill); a list's sequence output is padded instead."""
+        return not multivalent.is_multivalent(options) or options["sequence_length"] is None
+
     def resolved_fill(self, stats, options):
+        if not self.fills(options):
+            return None
         if options["fill_value"] is not None:
             return options["fill_value"]
         return 0.0 if stats.get("mean") is None else stats["mean"]
