@@ -121,13 +121,16 @@ class FeatureType:
     def check_statistics(self, stats, options, profile=False):
         """The loader's check of its statistics (a kdp_beam.bundle.checks.Statistics):
         fails naming the key when a value is impossible. The counts and, for numbers, the
-        moments; a type adds its own."""
+        moments; for a multivalent feature, its values per row; a type adds its own."""
         from kdp_beam.bundle import checks
+        from kdp_beam.feature_types.multivalent import is_multivalent
 
         if self.column_kind(options) != "string":  # as analyzers() decides, without them
             checks.check_moments(stats)
             if profile:
                 checks.check_profile(stats)
+        if is_multivalent(options):  # as kdp_beam.analyzers.dataset.feature_analyzers adds it
+            checks.check_values_per_row(stats)
 
     # --- the Keras model --------------------------------------------------------------
 
