@@ -305,6 +305,36 @@ def test_a_beam_run_with_sharded_vocabularies_gives_the_in_process_statistics(be
     assert whole.features["ids"]["max_values_per_row"] == 20_000
 
 
+def test_tokens_flushed_often_over_many_shards_count_the_same(beam_bundles):
+    from apache_beam.testing.util import assert_that
+
+    from kdp_beam.beam.keyed_vocabulary import CountTokens
+
+    columns, table, whole, _ = beam_bundles
+    keys = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts", "vocabulary_size", "distinct_count")
+
+    def check(found):
+        found = dict(found)
+        assert sorted(found) == ["ids", "tags"]
+        for name, stats in found.items():
+            assert {k: stats[k] for k in keys} == {k: whole.features[name][k] for k in keys}, name
+
+    with beam.Pipeline(options=pipeline_options([])) as pipeline:
+        counted = pipeline | beam.Create(table.to_batches(max_chunksize=250), reshuffle=True) | CountTokens(SPEC, shards=11, flush_rows=500)
+        assert_that(counted, check)
+
+
+def test_document_counts_of_rows_beyond_int32_keys():
+    """Keys row x tokens + token past 2**31 are held in int64 (int32 below): the same."""
+    from kdp_beam.analyzers.vocabulary import document_counts
+
+    tokens = pa.array(["b", "a", "b", None, "b", "c", "a"])
+    for rows in ([0, 0, 0, 1, 1, 2**31, 2**31], [0, 0, 0, 1, 1, 5, 5]):
+        table = document_counts(tokens, np.array(rows))
+        found = {t: (c, d) for t, c, d in zip(*(table[k].to_pylist() for k in ("token", "count", "document_count")))}
+        assert found == {"b": (3, 2), "a": (2, 2), "c": (1, 1)}
+
+
 def test_the_merge_of_two_bundles_is_the_bundle_of_their_union(beam_bundles):
     columns, _, whole, merged = beam_bundles
     assert merged.row_count == whole.row_count
