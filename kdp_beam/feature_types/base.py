@@ -99,7 +99,9 @@ class FeatureType:
     def analyzers(self, options, profile=False):
         """{stable key: analyzer} the pass computes for the feature (kdp_beam.analyzers'
         four verbs). Counts for every feature; moments of numbers (and, with `profile`,
-        their distribution sketch for reports)."""
+        their distribution sketch for reports). Written for one value per row: for a
+        multivalent feature the pass feeds them every value of its lists, and adds the
+        rows' own statistics (kdp_beam.analyzers.dataset.feature_analyzers)."""
         from kdp_beam.analyzers.counts import CountAnalyzer
         from kdp_beam.analyzers.moments import MomentsAnalyzer
         from kdp_beam.analyzers.quantiles import ProfileAnalyzer
