@@ -1,13 +1,13 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kdp_beam.analyzers.multivalent import (
     DocumentCounts,
     ValuesPerRowAnalyzer,
-    list_values,
     takes_lists,
-    without_null_rows,
+    normalised_lists,
 )
 from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError, SpecError
@@ -85,8 +85,9 @@ def token_analyzers(spec):
 
 def declared_columns(batch, kinds):
     """(name, column) of each declared feature ({name: kind}, columns.column_kinds), read
-    as its kind, with empty strings as nulls, a list's null rows as empty lists. Raises
-    InputDataError when a batch lacks a declared column."""
+    as its kind, with empty strings as nulls (a list's elements too, and its null rows as
+    empty lists: normalised_lists). Raises InputDataError when a batch lacks a declared
+    column."""
     names = set(batch.schema.names)
     for name, kind in kinds.items():
         if name not in names:
@@ -100,7 +101,7 @@ def declared_columns(batch, kinds):
             # list kinds (issue 15's reader slice); any other fails there, naming it.
             if not (pa.types.is_list(column.type) and column.type.value_type == ARROW_TYPES[kind[5:-1]]):
                 column = cast_column(column, kind, name, "input batch")
-            yield name, without_null_rows(column)
+            yield name, normalised_lists(column)
         else:
             yield name, blank_as_null(cast_column(column, kind, name, "input batch"))
 
@@ -141,7 +142,7 @@ class DatasetAnalyzer:
         for ((_, analyzers), accs), (_, column), multivalent in zip(
             zip(self._plan, acc.features), columns, self._multivalent
         ):
-            values = list_values(column) if multivalent else column  # a list's: flattened
+            values = pc.list_flatten(column) if multivalent else column  # every value of the lists
             for j, analyzer in enumerate(analyzers.values()):
                 fed = column if multivalent and takes_lists(analyzer) else values
                 accs[j] = analyzer.add_batch(accs[j], fed)  # accumulators may be immutable

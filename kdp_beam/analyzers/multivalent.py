@@ -19,21 +19,18 @@ from kdp_beam.columns import blank_as_null
 from kdp_beam.slots import SlotsState
 
 
-def without_null_rows(column):
-    """The list column with its null rows as empty lists (what readers deliver; a user's
-    own batches may hold nulls). A null row may even span values in Arrow, which
-    list_flatten skips but list_parent_indices does not: rebuilt, every list kernel agrees."""
-    if not column.null_count:
+def normalised_lists(column):
+    """The list column as the readers deliver it: null rows as empty lists, empty strings
+    as null elements (a user's own batches may hold either). A null row may even span
+    values in Arrow, which list_flatten skips but list_parent_indices does not: rebuilt,
+    every list kernel agrees. The column itself when there is nothing to change."""
+    values = pc.list_flatten(column)
+    elements = blank_as_null(values)
+    if not column.null_count and elements is values:  # blank_as_null found no empty string
         return column
     lengths = pc.list_value_length(column).fill_null(0).to_numpy()
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    return type(column).from_arrays(pa.array(offsets, column.offsets.type), pc.list_flatten(column))
-
-
-def list_values(column):
-    """Every value of every row's list, in row order; null (and, for strings, empty)
-    elements as nulls, as a scalar column holds its missing values."""
-    return blank_as_null(pc.list_flatten(column))
+    return type(column).from_arrays(pa.array(offsets, column.offsets.type), elements)
 
 
 class ValuesPerRowAccumulator(SlotsState):
@@ -73,7 +70,7 @@ class ValuesPerRowAnalyzer:
         acc.empty_count += int(np.count_nonzero(counted == 0))
         acc.min = low if acc.min is None else min(acc.min, low)
         acc.max = high if acc.max is None else max(acc.max, high)
-        acc.sketch = self._lengths.add_batch(acc.sketch, lengths)
+        acc.sketch = self._lengths.add_counts(acc.sketch, *np.unique(counted, return_counts=True))
         return acc
 
     def merge_accumulators(self, accs):
@@ -132,9 +129,9 @@ class DocumentCounts:
         return self.analyzer.keep
 
     def token_table(self, column):
-        """(token, count, document_count) of a list column without null rows
-        (declared_columns gives it so)."""
-        return document_counts(list_values(column), pc.list_parent_indices(column).to_numpy())
+        """(token, count, document_count) of a list column as normalised_lists gives it
+        (declared_columns does)."""
+        return document_counts(pc.list_flatten(column), pc.list_parent_indices(column).to_numpy())
 
     def create_accumulator(self):
         return TokenCounts()
