@@ -29,14 +29,36 @@ BASE = {
     "text": {},
     "date": {},
 }
-_NUMBER = {"fill_value": {"fill_value": 1.5}, "missing_indicator": {"missing_indicator": True}}
+
+
+def on_lists(change):
+    """A change of an option that applies to a list of values per row: (the declaration
+    made multivalent, the change made to it)."""
+    return {"multivalent": True}, change
+
+
+# A list per row: its options, on the categorical, hashed (_CATEGORIES) and number types.
+_CATEGORIES = {
+    "multivalent": {"multivalent": True},
+    "separator": on_lists({"separator": ","}),
+    "sequence_length": on_lists({"output_mode": "int", "sequence_length": 4}),
+}
+_NUMBER = {
+    "fill_value": {"fill_value": 1.5},
+    "missing_indicator": {"missing_indicator": True},
+    "multivalent": {"multivalent": True},
+    "separator": on_lists({"separator": ","}),
+    "sequence_length": on_lists({"pooling": None, "sequence_length": 4}),
+    "pooling": on_lists({"pooling": "max"}),
+}
 _LOOKUP = {
     "max_tokens": {"max_tokens": 5},
     "num_oov_indices": {"num_oov_indices": 2},
     "output_mode": {"output_mode": "int"},
     "counting": {"counting": "approximate"},
+    **_CATEGORIES,
 }
-_HASHED = {"num_bins": {"num_bins": 4}, "output_mode": {"output_mode": "int"}}
+_HASHED = {"num_bins": {"num_bins": 4}, "output_mode": {"output_mode": "int"}, **_CATEGORIES}
 CHANGES = {
     "float": _NUMBER,
     "float_rescaled": {"scale": {"scale": 2.0}, "offset": {"offset": 1.0}, **_NUMBER},
@@ -71,6 +93,9 @@ COLUMNS = {
     "integer": pa.array([1, 2, 2, None, 7, 1]),
     "string": pa.array(["a b", "b", None, "a", "", "c a"]),
     "date": pa.array(["2024-01-02", "1999-12-31", None, "2024-01-02", "bad", "2000-02-29"]),
+    "list<float>": pa.array([[1.0, 2.5], [], [None, 4.0, float("nan")], [2.5], [7.0, 1.0, 1.0]], pa.list_(pa.float64())),
+    "list<integer>": pa.array([[1, 2, 2], [], [None, 7], [1], [2, 2]], pa.list_(pa.int64())),
+    "list<string>": pa.array([["a", "b"], [], ["b", None, "c"], ["a", "a"], ["c"]], pa.list_(pa.string())),
 }
 BUILT_IN = [kind for kind in registered_types() if kind.name in BASE]
 
@@ -84,13 +109,14 @@ def test_every_built_in_type_and_option_is_covered():
 def _cases():
     for kind in BUILT_IN:
         for option, change in CHANGES[kind.name].items():
-            yield pytest.param(kind, option, change, id=f"{kind.name}.{option}")
+            on, change = change if isinstance(change, tuple) else ({}, change)
+            yield pytest.param(kind, option, on, change, id=f"{kind.name}.{option}")
 
 
-@pytest.mark.parametrize("kind, option, change", _cases())
-def test_an_option_is_compared_unless_the_statistics_do_not_depend_on_it(kind, option, change):
-    bundle = Feature(kind.name, **BASE[kind.name])
-    code = Feature(kind.name, **{**BASE[kind.name], **change})
+@pytest.mark.parametrize("kind, option, on, change", _cases())
+def test_an_option_is_compared_unless_the_statistics_do_not_depend_on_it(kind, option, on, change):
+    bundle = Feature(kind.name, **{**BASE[kind.name], **on})
+    code = Feature(kind.name, **{**BASE[kind.name], **on, **change})
     bundle_spec = FeatureSpec({"x": bundle})
     if option in kind.encoding_options:
         check_compatible("x", code, bundle_spec, "the bundle")  # accepted ...

@@ -10,7 +10,9 @@ share:
 - ``finalize(acc)``: JSON-able statistics.
 
 ``DatasetAnalyzer`` fuses every feature's analyzers into one, fed one RecordBatch at a time,
-so one read of the data serves all features. ``kdp_beam.beam.analyze`` adapts it to Beam.
+so one read of the data serves all features; a multivalent feature's analyzers are fed
+every value of its lists (kdp_beam.analyzers.multivalent). ``kdp_beam.beam.analyze``
+adapts it to Beam.
 """
 
 from kdp_beam.analyzers.counts import CountAnalyzer

@@ -1,13 +1,32 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
-from kdp_beam.columns import blank_as_null, cast_column, column_kinds
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kdp_beam.analyzers.multivalent import (
+    DocumentCounts,
+    ValuesPerRowAnalyzer,
+    takes_lists,
+    normalised_lists,
+)
+from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError, SpecError
+from kdp_beam.feature_types.multivalent import is_multivalent
 
 
 def feature_analyzers(feature, profile=False):
     """The analyzers a declaration needs, keyed by a stable name, as its type says
-    (`profile`: also the distribution sketch of numeric features, for reports)."""
-    return feature.kind.analyzers(feature.options, profile)
+    (`profile`: also the distribution sketch of numeric features, for reports).
+
+    A multivalent feature's are its type's, fed every value of every row (add_batch), its
+    exact vocabularies counting the rows holding each token too, and "values_per_row"
+    (kdp_beam.analyzers.multivalent): the one place lists are told from single values."""
+    analyzers = feature.kind.analyzers(feature.options, profile)
+    if not is_multivalent(feature.options):
+        return analyzers
+    found = {key: DocumentCounts(a) if is_keyed(a) else a for key, a in analyzers.items()}
+    found["values_per_row"] = ValuesPerRowAnalyzer()
+    return found
 
 
 def is_keyed(analyzer):
@@ -66,8 +85,9 @@ def token_analyzers(spec):
 
 def declared_columns(batch, kinds):
     """(name, column) of each declared feature ({name: kind}, columns.column_kinds), read
-    as its kind, with empty strings as nulls. Raises InputDataError when a batch lacks a
-    declared column."""
+    as its kind, with empty strings as nulls (a list's elements too, and its null rows as
+    empty lists: normalised_lists). Raises InputDataError when a batch lacks a declared
+    column."""
     names = set(batch.schema.names)
     for name, kind in kinds.items():
         if name not in names:
@@ -75,7 +95,15 @@ def declared_columns(batch, kinds):
                 f"declared feature {name!r} is not a column of the input "
                 f"(columns: {batch.schema.names})"
             )
-        yield name, blank_as_null(cast_column(batch.column(name), kind, name, "input batch"))
+        column = batch.column(name)
+        if kind.startswith("list<"):
+            # A list already of its kind's type is taken as is, until cast_column reads
+            # list kinds (issue 15's reader slice); any other fails there, naming it.
+            if not (pa.types.is_list(column.type) and column.type.value_type == ARROW_TYPES[kind[5:-1]]):
+                column = cast_column(column, kind, name, "input batch")
+            yield name, normalised_lists(column)
+        else:
+            yield name, blank_as_null(cast_column(column, kind, name, "input batch"))
 
 
 class DatasetAnalyzer:
@@ -94,6 +122,7 @@ class DatasetAnalyzer:
         self.spec = spec
         self._kinds = column_kinds(spec)
         self._plan = []
+        self._multivalent = [is_multivalent(f.options) for f in spec.features.values()]
         for name, feature in spec.features.items():
             analyzers = feature_analyzers(feature, spec.profile)
             if not count_tokens:
@@ -110,9 +139,13 @@ class DatasetAnalyzer:
         """Folds in a RecordBatch (records readers left out: add_bad_records)."""
         acc.row_count += batch.num_rows
         columns = declared_columns(batch, self._kinds)
-        for ((name, analyzers), accs), (_, column) in zip(zip(self._plan, acc.features), columns):
+        for ((_, analyzers), accs), (_, column), multivalent in zip(
+            zip(self._plan, acc.features), columns, self._multivalent
+        ):
+            values = pc.list_flatten(column) if multivalent else column  # every value of the lists
             for j, analyzer in enumerate(analyzers.values()):
-                accs[j] = analyzer.add_batch(accs[j], column)  # accumulators may be immutable
+                fed = column if multivalent and takes_lists(analyzer) else values
+                accs[j] = analyzer.add_batch(accs[j], fed)  # accumulators may be immutable
         return acc
 
     def merge_accumulators(self, accs):

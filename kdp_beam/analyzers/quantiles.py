@@ -46,6 +46,14 @@ class QuantilesAnalyzer:
             acc.n += values.size
         return acc
 
+    def add_counts(self, acc, values, counts):
+        """Folds in each of the finite `values` (numpy) seen `counts` times, as one weighted
+        entry: few distinct values of many rows cost what the distinct values cost."""
+        if values.size:
+            acc.sketch.AddValues(pa.array(values, pa.float64()), pa.array(counts, pa.float64()))
+            acc.n += int(counts.sum())
+        return acc
+
     def merge_accumulators(self, accs):
         merged = self.create_accumulator()
         for acc in accs:

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
+from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer, document_counts
 
 # TextVectorization's punctuation (ASCII only, as tf.strings.lower is ASCII only).
 STRIP_PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
@@ -90,25 +90,7 @@ class TextAnalyzer(VocabularyAnalyzer):
 
     def token_table(self, column):
         """(token, count, document_count): occurrences, and rows containing the token."""
-        tokens, rows = tokenize(column, self.standardize, self.split, self.ngrams)
-        per_row = (
-            pa.table({"row": rows, "token": tokens})
-            .group_by(["row", "token"])
-            .aggregate([("row", "count")])
-        )
-        per_token = per_row.group_by("token").aggregate(
-            [("row_count", "sum"), ("row_count", "count")]
-        )
-        return pa.table(
-            {
-                "token": per_token["token"],
-                "count": per_token["row_count_sum"],
-                "document_count": per_token["row_count_count"],
-            }
-        )
+        return document_counts(*tokenize(column, self.standardize, self.split, self.ngrams))
 
     def _extra(self, table, total_count):
-        return {
-            "vocabulary_document_counts": table["document_count"].to_pylist(),
-            "token_count": total_count,
-        }
+        return {"token_count": total_count}

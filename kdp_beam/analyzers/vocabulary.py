@@ -5,7 +5,8 @@ can be kept in one accumulator (in-process analysis) or spread over workers by t
 (kdp_beam.beam.keyed_vocabulary, for vocabularies of any size):
 
 - ``token_table(column)``: one batch's counts, a table with a "token" column and one or
-  more count columns ("count", ...);
+  more count columns ("count", and "document_count" where rows are counted: text, lists,
+  given as ``vocabulary_document_counts``);
 - ``TokenCounts``: such tables folded together by summing per token;
 - ``finalize_table(table, distinct_count, total_count)``: the statistics from the folded
   counts, or from their top ``keep`` rows (ranks never need more) with the distinct tokens
@@ -14,6 +15,7 @@ can be kept in one accumulator (in-process analysis) or spread over workers by t
 
 import base64
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,6 +67,33 @@ class TokenCounts:
             for table in acc.tables:
                 merged.add(table)
         return merged
+
+
+def document_counts(tokens, rows):
+    """The (token, count, document_count) table of `tokens` and `rows` (numpy: the row
+    each token is in): each distinct non-null token's occurrences and the distinct rows
+    holding it. Vectorised: tokens as dictionary indices, each (row, index) pair as one
+    integer key, sorted (quick: rows come in order) and each run of equal keys counted once."""
+    if tokens.null_count:
+        valid = pc.is_valid(tokens)
+        tokens, rows = tokens.filter(valid), rows[valid.to_numpy(zero_copy_only=False)]
+    encoded = pc.dictionary_encode(tokens)
+    index = encoded.indices.to_numpy()
+    distinct = len(encoded.dictionary)
+    # Keys below rows x tokens; int32 where they fit (a batch's usually do) sorts twice as fast.
+    bound = (int(rows.max()) + 1) * distinct if rows.size else 0
+    pairs = rows.astype(np.int32 if bound < 2**31 else np.int64) * distinct
+    pairs += index
+    pairs.sort()
+    first = np.ones(pairs.size, dtype=bool)
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+    return pa.table(
+        {
+            "token": encoded.dictionary,
+            "count": np.bincount(index, minlength=distinct).astype(np.int64),
+            "document_count": np.bincount(pairs[first] % distinct, minlength=distinct).astype(np.int64),
+        }
+    )
 
 
 def keras_order(table, keep=None):
@@ -131,19 +160,21 @@ class VocabularyAnalyzer:
 
     def finalize_table(self, table, distinct_count, total_count):
         """Statistics from folded counts: all of them, or at least their top `keep` rows."""
-        if table is None or table.num_rows == 0:
+        if table is None:
             table = self.token_table(pa.array([], self.token_type))
         if self.excluded_tokens:
             excluded = pa.array(self.excluded_tokens, table["token"].type)
             table = table.filter(pc.invert(pc.is_in(table["token"], value_set=excluded)))
         table = keras_order(table, self.max_size)
-        return {
+        found = {
             "vocabulary": table["token"].to_pylist(),
             "vocabulary_counts": table["count"].to_pylist(),
             "vocabulary_size": table.num_rows,
             "distinct_count": distinct_count,
-            **self._extra(table, total_count),
         }
+        if "document_count" in table.column_names:  # counted per row (text, lists)
+            found["vocabulary_document_counts"] = table["document_count"].to_pylist()
+        return {**found, **self._extra(table, total_count)}
 
     def _extra(self, table, total_count):
         return {}

@@ -63,13 +63,15 @@ def check_features(spec, features, row_count, format_version, path_of):
 
     `path_of(relative name)` gives a bundle file's path, for the error messages.
     """
+    from kdp_beam.feature_types.multivalent import is_multivalent
+
     vocabulary_owners = {}  # vocabulary file -> the feature it belongs to
     for name, declaration in spec.features.items():
         kind, options = declaration.kind, declaration.options
-        stats = Statistics(name, features[name], path_of, kind.vocabulary_columns(options))
+        stats = Statistics(name, features[name], path_of, kind.vocabulary_columns(options), row_count)
         if stats.required("type") != declaration.type:
             stats.fail("type", f"is {stats.get('type')!r:.80}, but it is declared {declaration.type!r}")
-        _check_counts(stats, row_count)
+        _check_counts(stats, row_count, is_multivalent(options))
         if kind.vocabulary_columns(options):
             file_name = stats.get("vocabulary_file")
             owner = vocabulary_owners.setdefault(file_name, name)
@@ -81,11 +83,13 @@ def check_features(spec, features, row_count, format_version, path_of):
 
 class Statistics:
     """One feature's statistics, and where each key was read from (for errors): its
-    `vocabulary_columns` from its vocabulary file, the rest from statistics.json."""
+    `vocabulary_columns` from its vocabulary file, the rest from statistics.json; and the
+    bundle's `row_count`."""
 
-    def __init__(self, name, stats, path_of, vocabulary_columns=()):
+    def __init__(self, name, stats, path_of, vocabulary_columns=(), row_count=None):
         self.name, self._stats, self._path_of = name, stats, path_of
         self._vocabulary_columns = vocabulary_columns
+        self.row_count = row_count
 
     def get(self, key, default=None):
         return self._stats.get(key, default)
@@ -133,11 +137,50 @@ class Statistics:
         return values
 
 
-def _check_counts(stats, row_count):
+def _check_counts(stats, row_count, multivalent=False):
+    """count: every row, or a multivalent feature's every value (check_values_per_row)."""
     count = stats.count("count")
-    if count != row_count:
+    if count != row_count and not multivalent:
         stats.fail("count", f"is {count}, but the bundle has {row_count} rows (every row counts)")
     stats.count("null_count", count, "count")
+
+
+def check_values_per_row(stats):
+    """A multivalent feature's lengths agree with its `count` of values and the rows:
+    empty_count at most the rows; min <= max; no row shorter than min_values_per_row nor
+    longer than max_values_per_row (min 0 exactly when a row is empty, so the values of
+    the other rows are between their number times max(min, 1) and times max);
+    mean_values_per_row = count / rows; the lengths' quantiles sorted integers in
+    [min, max]. With no rows: no min, max, mean or quantiles."""
+    rows, values = stats.row_count, stats.get("count")
+    empty = stats.count("empty_count", rows, "the rows")
+    keys = ("min_values_per_row", "max_values_per_row", "mean_values_per_row")
+    _check_epsilon(stats, "values_per_row_epsilon")
+    quantiles = stats.numbers("values_per_row_quantiles")
+    if rows == 0:
+        for key in (*keys, "values_per_row_quantiles"):
+            if stats.required(key) not in (None, []):
+                stats.fail(key, "is given, but the bundle has no rows")
+        return
+    low, high = stats.count("min_values_per_row"), stats.count("max_values_per_row")
+    if low > high:
+        stats.fail("min_values_per_row", f"{low} is above max_values_per_row {high}")
+    if (low == 0) != (empty > 0):
+        stats.fail("min_values_per_row", f"is {low}, but {empty} of the {rows} rows have no values")
+    filled = rows - empty
+    if not filled * max(low, 1) <= values <= filled * high:
+        stats.fail(
+            "count",
+            f"is {values}, impossible for {filled} rows with values holding "
+            f"{low} to {high} values each",
+        )
+    mean = stats.number("mean_values_per_row", nullable=False)
+    if not math.isclose(mean, values / rows, rel_tol=_SLACK):
+        stats.fail("mean_values_per_row", f"is {mean!r}, not count / rows ({values} / {rows})")
+    if not quantiles or not all(_is_integer(q) for q in stats.get("values_per_row_quantiles")):
+        stats.fail("values_per_row_quantiles", f"{quantiles!r:.80} are not the lengths' quantiles (integers)")
+    if not low <= quantiles[0] <= quantiles[-1] <= high:
+        stats.fail("values_per_row_quantiles", f"lie outside [min_values_per_row, max_values_per_row] [{low}, {high}]")
 
 
 def _check_missing_count(stats, kind, format_version):
@@ -246,21 +289,34 @@ def check_string_tokens(stats, tokens):
         stats.fail("vocabulary", "has a token that is not valid Unicode (a lone surrogate)")
 
 
-def check_document_counts(stats, counts):
-    """Text: each token's documents between 1 and both its count and the documents; the
-    distinct tokens and the token count bound the vocabulary."""
+def _check_documents(stats, counts, documents_at_most, what):
+    """vocabulary_document_counts: per token, an integer between 1 and both its count and
+    `documents_at_most` (`what` they are)."""
     documents = stats.required("vocabulary_document_counts")
     if len(documents) != len(counts) or not all(
-        _is_integer(d) and 1 <= d <= min(c, stats.get("count")) for d, c in zip(documents, counts)
+        _is_integer(d) and 1 <= d <= min(c, documents_at_most) for d, c in zip(documents, counts)
     ):
         stats.fail(
             "vocabulary_document_counts",
-            "are not integers between 1 and both the token's count and the number of documents",
+            f"are not integers between 1 and both the token's count and {what}",
         )
+
+
+def check_document_counts(stats, counts):
+    """Text: each token's documents between 1 and both its count and the documents; the
+    distinct tokens and the token count bound the vocabulary."""
+    _check_documents(stats, counts, stats.get("count"), "the number of documents")
     check_distinct(stats, len(counts))
     token_count = stats.count("token_count")
     if sum(counts) > token_count:
         stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than token_count {token_count}")
+
+
+def check_rows_holding_tokens(stats, counts):
+    """A multivalent vocabulary: each token in between 1 and both its count (of values)
+    and the rows with values (after check_values_per_row)."""
+    filled = stats.row_count - stats.get("empty_count")
+    _check_documents(stats, counts, filled, f"the {filled} rows with values")
 
 
 def check_distinct(stats, kept):

@@ -99,7 +99,9 @@ class FeatureType:
     def analyzers(self, options, profile=False):
         """{stable key: analyzer} the pass computes for the feature (kdp_beam.analyzers'
         four verbs). Counts for every feature; moments of numbers (and, with `profile`,
-        their distribution sketch for reports)."""
+        their distribution sketch for reports). Written for one value per row: for a
+        multivalent feature the pass feeds them every value of its lists, and adds the
+        rows' own statistics (kdp_beam.analyzers.dataset.feature_analyzers)."""
         from kdp_beam.analyzers.counts import CountAnalyzer
         from kdp_beam.analyzers.moments import MomentsAnalyzer
         from kdp_beam.analyzers.quantiles import ProfileAnalyzer
@@ -121,13 +123,16 @@ class FeatureType:
     def check_statistics(self, stats, options, profile=False):
         """The loader's check of its statistics (a kdp_beam.bundle.checks.Statistics):
         fails naming the key when a value is impossible. The counts and, for numbers, the
-        moments; a type adds its own."""
+        moments; for a multivalent feature, its values per row; a type adds its own."""
         from kdp_beam.bundle import checks
+        from kdp_beam.feature_types.multivalent import is_multivalent
 
         if self.column_kind(options) != "string":  # as analyzers() decides, without them
             checks.check_moments(stats)
             if profile:
                 checks.check_profile(stats)
+        if is_multivalent(options):  # as kdp_beam.analyzers.dataset.feature_analyzers adds it
+            checks.check_values_per_row(stats)
 
     # --- the Keras model --------------------------------------------------------------
 

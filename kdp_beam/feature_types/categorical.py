@@ -23,6 +23,8 @@ MAX_APPROXIMATE_TOKENS = 2**24  # counting "approximate" keeps APPROXIMATE_BUCKE
 APPROXIMATE_BUCKETS_PER_TOKEN = 10
 COUNTING = ("exact", "approximate")
 VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts")
+# A list's exact vocabulary also counts the rows holding each token.
+MULTIVALENT_VOCABULARY_COLUMNS = (*VOCABULARY_COLUMNS, "vocabulary_document_counts")
 
 
 class CategoricalType(FeatureType):
@@ -89,6 +91,8 @@ class CategoricalType(FeatureType):
         return found
 
     def vocabulary_columns(self, options):
+        if multivalent.is_multivalent(options) and options["counting"] == "exact":
+            return MULTIVALENT_VOCABULARY_COLUMNS
         return VOCABULARY_COLUMNS
 
     def check_statistics(self, stats, options, profile=False):
@@ -100,6 +104,8 @@ class CategoricalType(FeatureType):
             checks.check_approximate(stats, counts)
             return
         checks.check_distinct(stats, len(counts))
+        if multivalent.is_multivalent(options):
+            checks.check_rows_holding_tokens(stats, counts)
         counted = stats.get("count")
         if options["missing_token"] is None:  # missing values are not counted as a token
             counted -= stats.get("null_count")

@@ -27,7 +27,13 @@ def render_report(bundle):
     for index, (name, stats) in enumerate(bundle.features.items()):
         declaration = bundle.spec.features[name]
         missing = missing_breakdown(stats, declaration.kind)
-        counts = rows([("rows", stats["count"]), ("missing", missing), ("nulls", stats["null_count"])])
+        if "mean_values_per_row" in stats:  # a list per row: counts of values, then rows'
+            counts = rows([
+                ("rows", bundle.row_count), ("values", stats["count"]), ("missing values", missing),
+                ("null values", stats["null_count"]), *values_per_row_rows(stats),
+            ])
+        else:
+            counts = rows([("rows", stats["count"]), ("missing", missing), ("nulls", stats["null_count"])])
         details, chart = declaration.kind.report_section(stats, declaration.options)
         anchor = f"feature-{index}"
         overview.append(
@@ -53,6 +59,20 @@ def render_report(bundle):
         f"<th>missing</th></tr>{''.join(overview)}</table></section>"
         f"{''.join(sections)}</body></html>"
     )
+
+
+def values_per_row_rows(stats):
+    """A multivalent feature's lengths: range, mean, median and 95% (from the lengths'
+    21-point sketch), rows with no value."""
+    points = stats["values_per_row_quantiles"]
+    low, high = stats["min_values_per_row"], stats["max_values_per_row"]
+    return [
+        ("values per row", "–" if low is None else f"{low:,}–{high:,}"),
+        ("mean per row", stats["mean_values_per_row"]),
+        ("median per row", points[len(points) // 2] if points else None),
+        ("95% of rows at most", points[-2] if points else None),
+        ("empty rows", stats["empty_count"]),
+    ]
 
 
 def write_report(bundle_path, output):
