@@ -69,10 +69,10 @@ CHANGES = {
         "output_mode": {"output_mode": "int"},
         **_NUMBER,
     },
-    "integer_categorical": {**_LOOKUP, "missing_token": {"missing_token": 7}},
+    "integer_categorical": {**_LOOKUP, "missing_token": {"missing_token": 7}, "pad_value": on_lists({"pad_value": 0})},
     "string_categorical": {**_LOOKUP, "missing_token": {"missing_token": "zz"}},
     "string_hashed": _HASHED,
-    "integer_hashed": _HASHED,
+    "integer_hashed": {**_HASHED, "pad_value": on_lists({"pad_value": 0})},
     "passthrough": {"dtype": {"dtype": "int32"}},
     "text": {
         "max_tokens": {"max_tokens": 50},

@@ -186,7 +186,10 @@ def test_a_plugin_cannot_take_a_name_in_use(name, match):
     assert {name: getattr(kdp_beam.FeatureSpace, name, None) for name in methods} == methods
     assert feature_type("float") is before["float"]
     fs = kdp_beam.FeatureSpace({"x": kdp_beam.FeatureSpace.float()})  # FeatureSpace still works
-    assert fs.features["x"].declaration == {"type": "float", "fill_value": None, "missing_indicator": False}
+    assert fs.features["x"].declaration == {
+        "type": "float", "fill_value": None, "missing_indicator": False,
+        "multivalent": False, "separator": "|", "sequence_length": None, "pooling": None,
+    }
 
 
 def test_a_plugin_says_its_column_kind_and_is_a_feature_type():
