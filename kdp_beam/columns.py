@@ -248,11 +248,17 @@ def blank_as_null(column):
 class UnreadableValue(InputDataError):
     """A value of a multivalent number field (text split on its separator) that is not a
     number by kdp_beam.numbers' rule: ``row``, its row (0-based) in the column cast,
-    and ``value``, for readers to name the row of their file or to skip it."""
+    ``problem`` (the value and why), ``detail`` (the column and the problem), for readers
+    to name the row of their file (``message``) or to skip it."""
 
-    def __init__(self, message, row, value):
-        super().__init__(message)
-        self.row, self.value = row, value
+    def __init__(self, where, row, feature, problem):
+        self.row, self.problem = row, problem
+        self.detail = f"column {feature!r}: {problem}"
+        super().__init__(self.message(where, row + 1))
+
+    def message(self, where, row):
+        """The error naming `where` and its 1-based `row` there."""
+        return f"{where}: row {row}, {self.detail}. Fix the value, or declare a string feature."
 
 
 def cast_list(column, kind, feature, where, separator=None):
@@ -335,19 +341,18 @@ def _numbers_of_text(values, lists, element, feature, where, separator):
     index = next(i for i, text in enumerate(texts) if text is not None and not reads_as_number(text, arrow_type))
     starts = np.cumsum(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
     row = int(np.searchsorted(starts, index, side="right"))
-    raise UnreadableValue(
-        f"{where}: column {feature!r}, row {row + 1}: cannot read {texts[index]!r:.100} (a value "
-        f"of the field split on {separator or MULTIVALENT_OPTIONS['separator']!r}) as "
-        f"{_NUMBER_NAMES[element]}. Fix the value, or declare a string feature.",
-        row,
-        texts[index],
-    )
+    separator = separator or MULTIVALENT_OPTIONS["separator"]
+    problem = f"cannot read {texts[index]!r:.100} (a value split on {separator!r}) as {_NUMBER_NAMES[element]}"
+    raise UnreadableValue(where, row, feature, problem)
 
 
 def unreadable_rows(column, kind, separator=None):
-    """Per row of a text column of a multivalent number feature: whether one of its
-    values is not a number (skip mode's record-level check; run only after cast_list
-    raised UnreadableValue)."""
+    """Per row of a column of a multivalent feature: whether it is text with a value
+    that is not a number (skip mode's record-level check, run only after cast_list raised
+    UnreadableValue: value by value)."""
+    source = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if element_kind(kind) == "string" or not (_is_text(source) or _is_bytes(source)):
+        return np.zeros(len(column), dtype=bool)
     arrow_type = ARROW_TYPES[element_kind(kind)]
     text = cast_column(column, "string", "", "")
     separator = separator or getattr(kind, "separator", None) or MULTIVALENT_OPTIONS["separator"]
