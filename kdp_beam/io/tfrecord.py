@@ -79,30 +79,38 @@ class _ReadRecords(beam.DoFn):
         self._batch_records = batch_records
 
     def process(self, metadata):
-        path, number, batch = metadata.path, 0, []
-        plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
-        end = 0  # of the last record: each is framed by 16 bytes (length, 2 CRCs)
-        with FileSystems.open(path) as stream:  # decompresses by extension
-            while True:
-                try:
-                    record = _TFRecordUtil.read_record(stream)
-                except (ValueError, EOFError, zlib.error) as e:
-                    raise InputDataError(
-                        f"{path}: record {number + 1} is not a valid TFRecord ({str(e)[:120]}): "
-                        "the file is damaged or not TFRecord. Re-write it, or leave it out of "
-                        "the input pattern."
-                    ) from None
-                if record is None:
-                    break
-                number += 1
-                batch.append((path, number, end if plain else None, record))
-                end += 16 + len(record)
-                if len(batch) == self._batch_records:
-                    yield batch
-                    batch = []
+        batch = []
+        for numbered in read_records(metadata.path):
+            batch.append((metadata.path, *numbered))
+            if len(batch) == self._batch_records:
+                yield batch
+                batch = []
         if batch:
             yield batch
         READ_METRICS.files.inc()
+
+
+def read_records(path):
+    """(record number, byte offset, serialized record) of each record of a TFRecord file
+    (.gz by extension), numbered from 1; the offset (of the record's framing) is None in a
+    compressed file. InputDataError naming the record when the file is damaged."""
+    number, end = 0, 0  # end: of the last record, each framed by 16 bytes (length, 2 CRCs)
+    plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(path) as stream:  # decompresses by extension
+        while True:
+            try:
+                record = _TFRecordUtil.read_record(stream)
+            except (ValueError, EOFError, zlib.error) as e:
+                raise InputDataError(
+                    f"{path}: record {number + 1} is not a valid TFRecord ({str(e)[:120]}): "
+                    "the file is damaged or not TFRecord. Re-write it, or leave it out of "
+                    "the input pattern."
+                ) from None
+            if record is None:
+                return
+            number += 1
+            yield number, end if plain else None, record
+            end += 16 + len(record)
 
 
 class _DecodeExamples(beam.DoFn):
