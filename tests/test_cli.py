@@ -444,7 +444,7 @@ def test_infer_leaves_structs_out_proposes_lists_multivalent_and_booleans_as_tex
     assert status == 0, err
     proposed = json.loads((tmp_path / "f.json").read_text())
     assert proposed["features"] == {
-        "tags": {"type": "integer_hashed", "num_bins": 64, "multivalent": True},
+        "tags": {"type": "float_normalized", "multivalent": True},
         "flag": "string_categorical",
         "x": "float_normalized",
     }
