@@ -295,7 +295,7 @@ def cast_list(column, kind, feature, where, separator=None):
         lists = pc.split_pattern(text, separator or MULTIVALENT_OPTIONS["separator"])
         values = lists.flatten()
         if element != "string":
-            values = _numbers_of_text(values, lists, element, feature, where, separator)
+            values = _numbers_of_text(text, lists, element, feature, where, separator)
     else:
         if not pa.types.is_list(column.type):  # large_list, fixed_size_list
             column = column.cast(pa.list_(column.type.value_type))
@@ -329,20 +329,25 @@ def reads_as_number(text, arrow_type):
 _NUMBER_NAMES = {"float": "a float", "integer": "an integer"}
 
 
-def _numbers_of_text(values, lists, element, feature, where, separator):
-    """The split values of a multivalent number field as numbers, or UnreadableValue
-    naming the first that is not one (found value by value: only for bad data)."""
+def _numbers_of_text(text, lists, element, feature, where, separator):
+    """The values of a multivalent number field (`text`, split into `lists`) as numbers,
+    or UnreadableValue naming the first that is not one (found value by value: only for
+    bad data)."""
     arrow_type = ARROW_TYPES[element]
+    values = lists.flatten()
     try:
         return number_from_text(values, arrow_type)
     except pa.ArrowInvalid:
         pass
     texts = values.to_pylist()
-    index = next(i for i, text in enumerate(texts) if text is not None and not reads_as_number(text, arrow_type))
+    index = next(i for i, value in enumerate(texts) if value is not None and not reads_as_number(value, arrow_type))
     starts = np.cumsum(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
     row = int(np.searchsorted(starts, index, side="right"))
     separator = separator or MULTIVALENT_OPTIONS["separator"]
-    problem = f"cannot read {texts[index]!r:.100} (a value split on {separator!r}) as {_NUMBER_NAMES[element]}"
+    problem = (
+        f"cannot read {texts[index]!r:.100} (a value of {text[row].as_py()!r:.100} split on {separator!r}) "
+        f"as {_NUMBER_NAMES[element]}"
+    )
     raise UnreadableValue(where, row, feature, problem)
 
 
