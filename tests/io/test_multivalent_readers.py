@@ -454,3 +454,25 @@ def test_list_kind_carries_its_separator_to_workers():
     kind = pickle.loads(pickle.dumps(kinds["t"]))
     assert isinstance(kind, ListKind) and kind == "list<string>" and kind.separator == ";"
     assert cast_column(pa.array(["a;b|c"]), kind, "t", "test").to_pylist() == [["a", "b|c"]]
+
+
+def test_a_job_in_skip_mode_counts_each_list_where_a_scalar_is_declared(tmp_path):
+    """The Beam job (kdp_beam.job.run_analysis): a list where one value is declared is a
+    counted bad record, the one-value rows analysed; the bundle's counts say how many."""
+    from kdp_beam.bundle.loader import load_bundle
+    from kdp_beam.job import run_analysis
+
+    data = rows(80, seed=6)
+    paths = write_all(data, tmp_path / "data")
+    spec = FeatureSpec({"id": {"type": "integer_hashed", "num_bins": 8}, "codes": "integer_categorical"})
+    for label, reason in [("d.jsonl.gz", bad_records.WRONG_TYPE), ("d.tfrecord", bad_records.MULTIPLE_VALUES)]:
+        # A JSON array is a list whatever its length; a tf.Example feature holds a list of
+        # values anyway, of at most one for a scalar.
+        is_list = (lambda r: r["codes"] is not None) if "json" in label else (lambda r: len(r["codes"] or []) > 1)
+        lists, kept = [r for r in data if is_list(r)], [r for r in data if not is_list(r)]
+        run_analysis(spec, paths[label], str(tmp_path / label), on_bad_record="skip")
+        bundle = load_bundle(str(tmp_path / label))
+        assert bundle.row_count == len(kept), label
+        assert bundle.bad_records["by_reason"] == {reason: len(lists)}, label
+        one_value = [r["codes"][0] for r in kept if r["codes"]]
+        assert bundle.features["codes"]["null_count"] == len(kept) - len(one_value), label
