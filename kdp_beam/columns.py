@@ -1,7 +1,11 @@
 """What each declared feature's column is read as, and the one rule deciding which source
 types can be read so: shared by every reader, the schema pre-check, the in-memory adapt
 path and the analyzers, so that whether a file is accepted never depends on which file is
-read first or which check sees it."""
+read first or which check sees it.
+
+Also the one normal form of a multivalent feature's list column (cast_list: lists, or text
+split on the separator), and numbers read from text as CSV reads them (number_from_text),
+which a split text field's values follow in every format."""
 
 import numpy as np
 import pyarrow as pa
@@ -211,7 +215,7 @@ def cast_column(column, kind, feature, where, separator=None):
     as it is.
     """
     if element_kind(kind) is not None:
-        return cast_list(column, kind, feature, where, separator or getattr(kind, "separator", None))
+        return cast_list(column, kind, feature, where, separator)
     check_readable(column.type, kind, feature, where)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
@@ -268,7 +272,8 @@ def cast_list(column, kind, feature, where, separator=None):
     - a list column (list, large_list, fixed_size_list): its values by the scalar rule of
       cast_column (int widths widen, float32 exactly, bytes must be UTF-8, booleans as
       "true" / "false");
-    - text or bytes: split on `separator` (default "|"), values not trimmed; number
+    - text or bytes: split on `separator` (default: the kind's own when it is a ListKind,
+      else "|"), values not trimmed; number
       values by kdp_beam.numbers' rule as CSV numbers are (number_from_text: spaces and
       tabs trimmed, NULL_VALUES missing), one that is not a number raising
       UnreadableValue (naming its row) rather than becoming a silent NaN;
@@ -285,16 +290,17 @@ def cast_list(column, kind, feature, where, separator=None):
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     element, target = element_kind(kind), ARROW_TYPES[kind]
-    if column.type == target and column.null_count == 0 and not _has_blank(column.values):
-        if column.offset == 0 and len(column.values) == column.offsets[-1].as_py():
-            return column  # already normalised (what this function gave)
+    if _normalised(column, target):
+        return column
     if pa.types.is_null(column.type):
         return pa.ListArray.from_arrays(pa.array(np.zeros(len(column) + 1, np.int32)), pa.array([], target.value_type))
     if _is_text(column.type) or _is_bytes(column.type):
+        separator = _separator(kind, separator)
         text = blank_as_null(cast_column(column, "string", feature, where))  # "" : no values
-        lists = pc.split_pattern(text, separator or MULTIVALENT_OPTIONS["separator"])
-        values = lists.flatten()
-        if element != "string":
+        lists = pc.split_pattern(text, separator)
+        if element == "string":
+            values = lists.flatten()
+        else:
             values = _numbers_of_text(text, lists, element, feature, where, separator)
     else:
         if not pa.types.is_list(column.type):  # large_list, fixed_size_list
@@ -307,8 +313,20 @@ def cast_list(column, kind, feature, where, separator=None):
     return pa.ListArray.from_arrays(pa.array(offsets), blank_as_null(values))
 
 
-def _has_blank(values):
-    return pa.types.is_string(values.type) and len(values) > 0 and pc.any(pc.equal(values, "")).as_py()
+def _normalised(column, target):
+    """Whether a column is already cast_list's: of the type, no null row, no "" value,
+    and its values buffer exactly its rows' (no slice)."""
+    if column.type != target or column.null_count or column.offset:
+        return False
+    values = column.values
+    if len(values) != column.offsets[-1].as_py():
+        return False
+    return not (pa.types.is_string(values.type) and len(values) and pc.any(pc.equal(values, "")).as_py())
+
+
+def _separator(kind, separator):
+    """The separator given, else the ListKind's, else the declarations' default."""
+    return separator or getattr(kind, "separator", None) or MULTIVALENT_OPTIONS["separator"]
 
 
 def number_from_text(text, arrow_type):
@@ -343,7 +361,6 @@ def _numbers_of_text(text, lists, element, feature, where, separator):
     index = next(i for i, value in enumerate(texts) if value is not None and not reads_as_number(value, arrow_type))
     starts = np.cumsum(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
     row = int(np.searchsorted(starts, index, side="right"))
-    separator = separator or MULTIVALENT_OPTIONS["separator"]
     problem = (
         f"cannot read {texts[index]!r:.100} (a value of {text[row].as_py()!r:.100} split on {separator!r}) "
         f"as {_NUMBER_NAMES[element]}"
@@ -360,7 +377,7 @@ def unreadable_rows(column, kind, separator=None):
         return np.zeros(len(column), dtype=bool)
     arrow_type = ARROW_TYPES[element_kind(kind)]
     text = cast_column(column, "string", "", "")
-    separator = separator or getattr(kind, "separator", None) or MULTIVALENT_OPTIONS["separator"]
+    separator = _separator(kind, separator)
     return np.array(
         [
             field is not None and not all(reads_as_number(v, arrow_type) for v in field.split(separator))
