@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.util import assert_that
@@ -112,7 +114,7 @@ def csv_rows(data, separator="|"):
     """CSV text: each list joined with the separator (a missing value as an empty one,
     numbers as repr, exact), quoted by Python's csv module."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # which quotes a value holding \r or \n
     writer.writerow(["id", "tags", "scores", "codes"])
     for row in data:
         def field(values):
@@ -533,3 +535,31 @@ def _elements(path):
     decode = _DecodeExamples(SPEC)
     decode.setup()
     return [e for records in _ReadRecords(70).process(metadata) for e in decode.process(records)]
+
+
+# Values without the separator (a value holding it cannot be told from two in a text
+# field), with CSV's and JSON's awkward characters.
+VALUE = st.text(alphabet=list('ab é日,"\n\r\t\\;') + ["🙂"], max_size=4)
+NUMBER = st.floats(width=32) | st.integers(-(2**24), 2**24).map(float)  # exact in float32 (Parquet's, here)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    tags=st.lists(st.none() | st.lists(st.none() | VALUE, max_size=5), min_size=1, max_size=12),
+    numbers=st.lists(st.lists(st.none() | NUMBER, max_size=4), min_size=12, max_size=12),
+)
+def test_generated_lists_read_as_python_reads_the_files(tmp_path_factory, tags, numbers):
+    directory = tmp_path_factory.mktemp("lists")
+    data = [{"id": i, "tags": t, "scores": numbers[i], "codes": []} for i, t in enumerate(tags)]
+    paths = {label: str(directory / label) for label in ["d.csv", "d.jsonl", "d.parquet"]}
+    write_parquet(data, paths["d.parquet"])
+    (directory / "d.csv").write_text(csv_rows(data), encoding="utf-8")
+    (directory / "d.jsonl").write_text(json_lines(data), encoding="utf-8")
+    for label in paths:
+        want = oracle(paths[label])
+        for mode, block_size in [("fail", 64), ("skip", 1 << 20)]:
+            got, bad = read(paths[label], mode=mode, block_size=block_size)
+            assert not bad and same(got, want), (label, mode)
+    # Besides CSV's own: an empty field is no values, so a list of one missing value is
+    # read as no values there; elsewhere as it is.
+    assert same(read(paths["d.parquet"])[0], expected(data))
