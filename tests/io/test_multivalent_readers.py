@@ -236,14 +236,14 @@ def test_the_same_lists_read_identically_from_every_format_and_equal_the_oracles
 
 
 def test_a_beam_pipeline_of_every_reader_delivers_the_lists(tmp_path):
-    """ReadInput in a real pipeline (CSV and JSON Lines split into byte ranges, Parquet
-    row groups spread over workers)."""
+    """ReadInput in a real pipeline (JSON Lines split into byte ranges, Parquet row groups
+    spread over workers; the CSV has newlines in quoted values, so it is read whole)."""
     data = rows(120, seed=4)
     want = sorted((json.dumps(r, sort_keys=True) for r in _nan_free(expected(data))))
     paths = write_all(data, tmp_path)
     with beam.Pipeline("FnApiRunner") as p:
         for label in ["d.parquet", "d.jsonl", "d.csv", "d.tfrecord.gz"]:
-            options = {"split_size": 1500} if label in ("d.csv", "d.jsonl") else {}
+            options = {"split_size": 1500} if label == "d.jsonl" else {}
             read_rows = (
                 p
                 | f"Read {label}" >> ReadInput(paths[label], SPEC, **options)
