@@ -563,3 +563,17 @@ def test_generated_lists_read_as_python_reads_the_files(tmp_path_factory, tags, 
     # Besides CSV's own: an empty field is no values, so a list of one missing value is
     # read as no values there; elsewhere as it is.
     assert same(read(paths["d.parquet"])[0], expected(data))
+
+
+def test_csv_split_into_byte_ranges_reads_every_list_once(tmp_path):
+    from kdp_beam.io.ranges import byte_ranges
+
+    data = [{**r, "tags": [t for t in r["tags"] or [] if t is None or "\n" not in t] or None} for r in rows(400, seed=3)]
+    path = str(tmp_path / "d.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(csv_rows(data))
+    metadata = FileSystems.match([path])[0].metadata_list[0]
+    ranges = byte_ranges(metadata, split_size=700)
+    assert len(ranges) > 20
+    got = [row for unit in ranges for b in split_outputs(_ReadCsvRange(SPEC, 256).process(unit))[0] for row in b.to_pylist()]
+    assert same(got, csv_oracle(path))
