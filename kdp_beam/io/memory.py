@@ -46,7 +46,7 @@ def _list_rows(values, name, where, pad, one_row=False):
     """A multivalent feature's rows as an Arrow array (lists, or text to split), for
     cast_column to normalise. `pad`: a dense integer array's padding; `one_row`: a dense
     array of rank 1 is one row's values (an unbatched tf.data element)."""
-    if hasattr(values, "row_splits"):  # tf.RaggedTensor, or its numpy form from tf.data
+    if hasattr(values, "row_splits"):  # tf.RaggedTensor (or tf's RaggedTensorValue)
         return _ragged(values, name, where)
     if type(values).__name__ == "Series":  # a DataFrame's column: Arrow reads pandas' lists
         return _arrow(lambda: pa.Array.from_pandas(values), values, name, where)
@@ -203,8 +203,7 @@ def _dataset_batches(dataset, types, pads):
         if not isinstance(element, dict):
             raise InputDataError(f"{where}: elements must be dicts of features, got {type(element)}")
         _require_columns(element, types, where)
-        # Ragged tensors kept as they are (their row splits), the rest as numpy.
-        element = {n: element[n] if isinstance(element[n], tf.RaggedTensor) else element[n].numpy() for n in types}
+        element = {name: _tensor_values(element[name], name, where) for name in types}
         # A list's rank-1 tensor is one row, unless the scalar features come in batches.
         batched = any(np.ndim(element[name]) > 0 for name, kind in types.items() if not element_kind(kind))
         for name, kind in types.items():
@@ -219,6 +218,21 @@ def _dataset_batches(dataset, types, pads):
             buffered, rows = {name: [] for name in types}, 0
     if rows:
         yield _batch(_joined(buffered, types), types, where)
+
+
+def _tensor_values(tensor, name, where):
+    """A tf.data element's tensor: a ragged one as it is (its row splits), a dense one as
+    numpy."""
+    import tensorflow as tf
+
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor
+    if isinstance(tensor, tf.SparseTensor):
+        raise InputDataError(
+            f"{where}: feature {name!r} is a tf.SparseTensor; pass dense or ragged tensors "
+            "(tf.sparse.to_dense, or tf.RaggedTensor.from_sparse for a list of values per row)"
+        )
+    return tensor.numpy()
 
 
 def _joined(buffered, types):
