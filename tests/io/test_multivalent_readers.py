@@ -486,10 +486,14 @@ def test_the_values_every_reader_delivers_arrive_in_the_analysis(tmp_path):
     rounding of their merge order, which the batch sizes set), counts equal to the
     oracle's, moments to exact arithmetic's (runs once the analysis of lists, issue 15's
     slice A, is merged)."""
-    pytest.importorskip("kdp_beam.analyzers.multivalent", reason="the analysis of lists is not merged yet")
     import collections
 
     from kdp_beam.analyzers import analyze_batches
+
+    try:
+        analyze_batches(SPEC, [pa.record_batch({"id": [1], "tags": [["a"]], "scores": [[1.0]], "codes": [[1]]})])
+    except pa.ArrowNotImplementedError:
+        pytest.skip("the analysis of lists (issue 15's slice A) is not merged yet")
 
     data = rows(200, seed=8)
     want = expected(data)
