@@ -295,7 +295,7 @@ def cast_list(column, kind, feature, where, separator=None):
     if pa.types.is_null(column.type):
         return pa.ListArray.from_arrays(pa.array(np.zeros(len(column) + 1, np.int32)), pa.array([], target.value_type))
     if _is_text(column.type) or _is_bytes(column.type):
-        separator = _separator(kind, separator)
+        separator = list_separator(kind, separator)
         text = blank_as_null(cast_column(column, "string", feature, where))  # "" : no values
         lists = pc.split_pattern(text, separator)
         if element == "string":
@@ -324,8 +324,9 @@ def _normalised(column, target):
     return not (pa.types.is_string(values.type) and len(values) and pc.any(pc.equal(values, "")).as_py())
 
 
-def _separator(kind, separator):
-    """The separator given, else the ListKind's, else the declarations' default."""
+def list_separator(kind, separator=None):
+    """What splits a list kind's text: the separator given, else the ListKind's, else the
+    declarations' default ("|")."""
     return separator or getattr(kind, "separator", None) or MULTIVALENT_OPTIONS["separator"]
 
 
@@ -377,7 +378,7 @@ def unreadable_rows(column, kind, separator=None):
         return np.zeros(len(column), dtype=bool)
     arrow_type = ARROW_TYPES[element_kind(kind)]
     text = cast_column(column, "string", "", "")
-    separator = _separator(kind, separator)
+    separator = list_separator(kind, separator)
     return np.array(
         [
             field is not None and not all(reads_as_number(v, arrow_type) for v in field.split(separator))

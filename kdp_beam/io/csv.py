@@ -18,6 +18,7 @@ from kdp_beam.columns import (
     cast_column,
     column_kinds,
     element_kind,
+    list_separator,
     number_from_text,
     reads_as_number,
 )
@@ -71,8 +72,8 @@ class ReadCsv(ReadByteRanges):
 
     ``on_bad_record="fail"`` (default) raises InputDataError naming the file, row
     (1-based, header excluded), line and column for a wrong field count, an unparseable
-    number (a multivalent field's value included) or bad UTF-8. ``"skip"`` emits a kdp_beam.bad_records.BadRecord for each such
-    record instead, on the ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files:
+    number (a multivalent field's value included) or bad UTF-8. ``"skip"`` emits a
+    kdp_beam.bad_records.BadRecord for each such record instead, on the ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files:
     ``{"batches": RecordBatches, "bad_records": BadRecords}``), and reads on: the fast path
     runs until the first bad record, then that range is re-read record by record after the
     rows already emitted. An unterminated quote, or a declared column missing from the
@@ -336,11 +337,12 @@ def _record_problem(record, header, numeric, bad_utf8):
                 detail = f"column {name!r}: cannot read {field!r:.100} as {_TYPE_NAMES[kind]}"
                 return bad_records.UNPARSEABLE_NUMBER, detail, name
             continue
-        for value in field.split(kind.separator) if field else ():
+        separator = list_separator(kind)
+        for value in field.split(separator) if field else ():
             if not reads_as_number(value, ARROW_TYPES[element]):
                 detail = (
                     f"column {name!r}: cannot read {value!r:.100} (a value of {field!r:.100} split on "
-                    f"{kind.separator!r}) as {_TYPE_NAMES[element]}"
+                    f"{separator!r}) as {_TYPE_NAMES[element]}"
                 )
                 return bad_records.UNPARSEABLE_NUMBER, detail, name
     return None
