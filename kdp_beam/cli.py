@@ -118,7 +118,7 @@ def _parser():
     )
     infer.add_argument("--input", required=True, help="file pattern")
     infer.add_argument("--output", required=True, help="features JSON to write")
-    infer.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: extension")
+    infer.add_argument("--format", choices=["csv", "parquet", "jsonl", "tfrecord"], help="default: extension")
     infer.add_argument("--sample-rows", type=_positive, default=100_000, help="rows to look at")
     report = commands.add_parser(
         "report", parents=[common], help="write a self-contained HTML profile of a bundle's data"

@@ -1,28 +1,71 @@
 """What each declared feature's column is read as, and the one rule deciding which source
 types can be read so: shared by every reader, the schema pre-check, the in-memory adapt
 path and the analyzers, so that whether a file is accepted never depends on which file is
-read first or which check sees it."""
+read first or which check sees it.
 
+Also the one normal form of a multivalent feature's list column (cast_list: lists, or text
+split on the separator), and numbers read from text as CSV reads them (number_from_text),
+which a split text field's values follow in every format."""
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kdp_beam import numbers
 from kdp_beam.errors import InputDataError
+from kdp_beam.feature_types.multivalent import OPTIONS as MULTIVALENT_OPTIONS
 
-# The column kinds (a feature's column_kind, and "date" for a date feature in ISO 8601)
-# and the Arrow type the analysis receives for each.
+# The column kinds (a feature's column_kind, "date" for a date feature in ISO 8601, and
+# "list<KIND>" for a multivalent feature's list of values per row) and the Arrow type the
+# analysis receives for each.
 ARROW_TYPES = {
     "float": pa.float64(),
     "integer": pa.int64(),
     "string": pa.string(),
     "date": pa.string(),
+    "list<float>": pa.list_(pa.float64()),
+    "list<integer>": pa.list_(pa.int64()),
+    "list<string>": pa.list_(pa.string()),
 }
+
+# Fields read as null (missing) in numeric columns, and as a missing value among the
+# values of a multivalent number field. "nan"/"NaN" are not among them: a float column
+# reads them as NaN, which the statistics count apart from nulls.
+NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
+
+
+class ListKind(str):
+    """A multivalent feature's read kind: equal to (and usable as) its "list<KIND>"
+    string, carrying the ``separator`` that splits its text values. A {name: kind}
+    mapping (column_kinds) so brings the separator to every reader and to the analysis'
+    cast (cast_column) without a second mapping to keep beside it."""
+
+    def __new__(cls, kind, separator):
+        read_kind = super().__new__(cls, kind)
+        read_kind.separator = separator
+        return read_kind
+
+    def __reduce__(self):  # pickled with its separator (Beam ships readers to workers)
+        return ListKind, (str(self), self.separator)
+
+
+def element_kind(kind):
+    """The kind of each value of a list kind ("list<float>" -> "float"); None for a
+    scalar kind."""
+    return kind[5:-1] if kind.startswith("list<") else None
 
 
 def column_kinds(spec):
     """{feature name: kind} for every declared feature, in declaration order, as its type
-    reads it: its column kind, or "date" for text that also comes as typed timestamps and
-    dates (read as ISO 8601 text)."""
-    return {name: f.read_kind for name, f in spec.features.items()}
+    reads it: its column kind, "date" for text that also comes as typed timestamps and
+    dates (read as ISO 8601 text), or for a multivalent feature a ListKind (its list kind
+    and separator)."""
+    kinds = {}
+    for name, feature in spec.features.items():
+        kind = feature.read_kind
+        separator = feature.options.get("separator", MULTIVALENT_OPTIONS["separator"])
+        kinds[name] = ListKind(kind, separator) if element_kind(kind) else kind
+    return kinds
 
 
 def column_types(spec):
@@ -42,12 +85,19 @@ def _is_temporal(t):
     return pa.types.is_timestamp(t) or pa.types.is_date(t)
 
 
+def _is_list(t):
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
 # For errors: what each kind is, and what it reads.
 _KIND_NAMES = {
     "float": "a float feature",
     "integer": "an integer feature",
     "string": "a string feature",
     "date": "a date feature",
+    "list<float>": "a multivalent float feature",
+    "list<integer>": "a multivalent integer feature",
+    "list<string>": "a multivalent string feature",
 }
 _READS = {
     "float": "integers and floating-point numbers",
@@ -72,10 +122,19 @@ def read_problem(source, kind):
       time, whatever zone it is tagged with (exact, and no time-zone database needed;
       pyarrow's, for one, applies no summer time after 2037).
 
-    Dictionary-encoded columns are read as their values.
+    - list<KIND> (a multivalent feature): lists (list, large_list, fixed_size_list) of
+      values KIND reads, by the rules above; and text or bytes, split on the feature's
+      separator (cast_column). Not one number (or boolean, date...) per row: that is a
+      scalar feature's column.
+
+    A list where a scalar is declared is refused, saying to declare the feature
+    multivalent. Dictionary-encoded columns are read as their values.
     """
     if pa.types.is_dictionary(source):
         source = source.value_type
+    element = element_kind(kind)
+    if element is not None:
+        return _list_problem(source, element)
     readable = {
         "float": pa.types.is_integer(source) or pa.types.is_floating(source),
         "integer": pa.types.is_integer(source),
@@ -101,11 +160,35 @@ def read_problem(source, kind):
             "numbers are not read as text: declare a numeric feature (an integer "
             "categorical for codes), or write the column as strings"
         )
+    if _is_list(source):
+        return (
+            "it holds a list of values per row, and this feature one value per row: declare the "
+            'feature multivalent ("multivalent": true) to read every value, or flatten the column'
+        )
     if pa.types.is_nested(source):
         return "a feature holds one value per row: flatten the column into columns of their own"
     if pa.types.is_decimal(source):
         return "decimals are not read: write the column as floating point (or integers)"
     return f"{_KIND_NAMES[kind]} reads {_READS[kind]}: write the column as one of those"
+
+
+def _list_problem(source, element):
+    """read_problem of a multivalent feature's column, whose values are `element`s."""
+    if pa.types.is_null(source) or _is_text(source) or _is_bytes(source):
+        return None  # no value at all; text split on the separator
+    if not _is_list(source):
+        return (
+            f"a multivalent feature reads a list of values per row (a list column, or text split on "
+            f"its separator), and this column holds one {source} per row: declare the feature without "
+            "multivalent, or write the column as lists"
+        )
+    values = source.value_type
+    if pa.types.is_dictionary(values):
+        values = values.value_type
+    if pa.types.is_nested(values):
+        return "a list of lists (or of structs) is not read: write one list of values per row"
+    problem = read_problem(values, element)
+    return None if problem is None else f"its values are {values}: {problem}"
 
 
 def check_readable(source, kind, feature, where):
@@ -119,14 +202,20 @@ def check_readable(source, kind, feature, where):
         )
 
 
-def cast_column(column, kind, feature, where):
+def cast_column(column, kind, feature, where, separator=None):
     """The column as the Arrow type of `kind` (ARROW_TYPES), by the rule of read_problem,
     or InputDataError naming the feature and the source (`where`).
 
     Widening (int32 -> int64, float32 -> float64, large_string -> string) is exact; a
     value that does not fit (a uint64 beyond int64, bytes that are not UTF-8) fails
     instead of guessing.
+
+    A list kind gives the normalised list column (cast_list; `separator`: default the
+    kind's own when it is a ListKind, else "|"). Idempotent: a column it gave comes back
+    as it is.
     """
+    if element_kind(kind) is not None:
+        return cast_list(column, kind, feature, where, separator)
     check_readable(column.type, kind, feature, where)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
@@ -158,3 +247,142 @@ def blank_as_null(column):
     if not pc.any(blank).as_py():
         return column
     return pc.if_else(blank, pa.scalar(None, pa.string()), column)
+
+
+class UnreadableValue(InputDataError):
+    """A value of a multivalent number field (text split on its separator) that is not a
+    number by kdp_beam.numbers' rule: ``row``, its row (0-based) in the column cast,
+    ``problem`` (the value and why), ``detail`` (the column and the problem), for readers
+    to name the row of their file (``message``) or to skip it."""
+
+    def __init__(self, where, row, feature, problem):
+        self.row, self.problem = row, problem
+        self.detail = f"column {feature!r}: {problem}"
+        super().__init__(self.message(where, row + 1))
+
+    def message(self, where, row):
+        """The error naming `where` and its 1-based `row` there."""
+        return f"{where}: row {row}, {self.detail}. Fix the value, or declare a string feature."
+
+
+def cast_list(column, kind, feature, where, separator=None):
+    """A multivalent feature's column (`kind` "list<KIND>") as ``pa.list_(T)``, T its
+    values' ARROW_TYPES, normalised: the one rule for every reader and the analysis.
+
+    - a list column (list, large_list, fixed_size_list): its values by the scalar rule of
+      cast_column (int widths widen, float32 exactly, bytes must be UTF-8, booleans as
+      "true" / "false");
+    - text or bytes: split on `separator` (default: the kind's own when it is a ListKind,
+      else "|"), values not trimmed; number
+      values by kdp_beam.numbers' rule as CSV numbers are (number_from_text: spaces and
+      tabs trimmed, NULL_VALUES missing), one that is not a number raising
+      UnreadableValue (naming its row) rather than becoming a silent NaN;
+    - a row with no values (null, an empty list, empty text) is ``[]``, never null; an
+      empty string value is a null value (as a scalar string's), NaN stays NaN.
+
+    Raises InputDataError naming the feature and `where` when read_problem refuses the
+    column. Idempotent: a column it gave is returned as it is, at the cost of a null
+    count (and for strings a search for "").
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    check_readable(column.type, kind, feature, where)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    element, target = element_kind(kind), ARROW_TYPES[kind]
+    if _normalised(column, target):
+        return column
+    if pa.types.is_null(column.type):
+        return pa.ListArray.from_arrays(pa.array(np.zeros(len(column) + 1, np.int32)), pa.array([], target.value_type))
+    if _is_text(column.type) or _is_bytes(column.type):
+        separator = list_separator(kind, separator)
+        text = blank_as_null(cast_column(column, "string", feature, where))  # "" : no values
+        lists = pc.split_pattern(text, separator)
+        if element == "string":
+            values = lists.flatten()
+        else:
+            values = _numbers_of_text(text, lists, element, feature, where, separator)
+    else:
+        if not pa.types.is_list(column.type):  # large_list, fixed_size_list
+            column = column.cast(pa.list_(column.type.value_type))
+        lists, values = column, column.flatten()
+        values = cast_column(values, element, feature, where)
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), blank_as_null(values))
+
+
+def _normalised(column, target):
+    """Whether a column is already cast_list's: of the type, no null row, no "" value,
+    and its values buffer exactly its rows' (no slice)."""
+    if column.type != target or column.null_count or column.offset:
+        return False
+    values = column.values
+    if len(values) != column.offsets[-1].as_py():
+        return False
+    return not (pa.types.is_string(values.type) and len(values) and pc.any(pc.equal(values, "")).as_py())
+
+
+def list_separator(kind, separator=None):
+    """What splits a list kind's text: the separator given, else the ListKind's, else the
+    declarations' default ("|")."""
+    return separator or getattr(kind, "separator", None) or MULTIVALENT_OPTIONS["separator"]
+
+
+def number_from_text(text, arrow_type):
+    """Text as the numeric type, as a CSV number is read: NULL_VALUES are null, spaces
+    and tabs around a number are trimmed; the rest by kdp_beam.numbers (pa.ArrowInvalid
+    for a value that breaks it)."""
+    null = pc.is_in(text, value_set=pa.array(NULL_VALUES))
+    text = pc.if_else(null, pa.scalar(None, pa.string()), pc.utf8_trim(text, " \t"))
+    return numbers.cast_text(text, arrow_type)
+
+
+def reads_as_number(text, arrow_type):
+    """Whether one text value is null or a number of the type by number_from_text's rule
+    (for the record-by-record paths, which must judge as the vectorised one)."""
+    return text in NULL_VALUES or numbers.reads_as(text.strip(" \t"), arrow_type)
+
+
+_NUMBER_NAMES = {"float": "a float", "integer": "an integer"}
+
+
+def _numbers_of_text(text, lists, element, feature, where, separator):
+    """The values of a multivalent number field (`text`, split into `lists`) as numbers,
+    or UnreadableValue naming the first that is not one (found value by value: only for
+    bad data)."""
+    arrow_type = ARROW_TYPES[element]
+    values = lists.flatten()
+    try:
+        return number_from_text(values, arrow_type)
+    except pa.ArrowInvalid:
+        pass
+    texts = values.to_pylist()
+    index = next(i for i, value in enumerate(texts) if value is not None and not reads_as_number(value, arrow_type))
+    starts = np.cumsum(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
+    row = int(np.searchsorted(starts, index, side="right"))
+    problem = (
+        f"cannot read {texts[index]!r:.100} (a value of {text[row].as_py()!r:.100} split on {separator!r}) "
+        f"as {_NUMBER_NAMES[element]}"
+    )
+    raise UnreadableValue(where, row, feature, problem)
+
+
+def unreadable_rows(column, kind, separator=None):
+    """Per row of a column of a multivalent feature: whether it is text with a value
+    that is not a number (skip mode's record-level check, run only after cast_list raised
+    UnreadableValue: value by value)."""
+    source = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if element_kind(kind) == "string" or not (_is_text(source) or _is_bytes(source)):
+        return np.zeros(len(column), dtype=bool)
+    arrow_type = ARROW_TYPES[element_kind(kind)]
+    text = cast_column(column, "string", "", "")
+    separator = list_separator(kind, separator)
+    return np.array(
+        [
+            field is not None and not all(reads_as_number(v, arrow_type) for v in field.split(separator))
+            for field in text.to_pylist()
+        ],
+        dtype=bool,
+    )

@@ -332,7 +332,7 @@ INFER_CASES = [
     ("bad UTF-8", "d.csv", b"x,name\n1,a\n2,b\xff\n", r"d\.csv: line 3: not valid UTF-8"),
     ("wrong field count", "d.csv", b"x,name\n1,a\n2,b,c\n", r"d\.csv: row 2 \(line 3\): expected 2 fields"),
     ("duplicate column", "d.csv", b"x,name,x\n1,a,2\n", r"d\.csv: the column name 'x' appears twice in the file"),
-    ("not an inferable format", "d.tfrecord", b"", r"infer reads csv, parquet, jsonl files, not tfrecord"),
+    ("damaged TFRecord", "d.tfrecord", b"not a TFRecord", r"d\.tfrecord: record 1 is not a valid TFRecord"),
     ("matches nothing", None, None, r"no file matches"),
     ("key of two types", "d.jsonl", b'{"k": 1}\n{"k": "one"}\n', r"d\.jsonl: key 'k' holds values of different types"),
 ]
@@ -430,7 +430,7 @@ def test_infer_types_the_whole_sample_not_its_first_block(tmp_path, capsys):
     assert features == {"code": "string_categorical", "amount": "float_normalized"}
 
 
-def test_infer_leaves_nested_columns_out_and_proposes_text_for_booleans(tmp_path, capsys):
+def test_infer_leaves_structs_out_proposes_lists_multivalent_and_booleans_as_text(tmp_path, capsys):
     table = pa.table(
         {
             "point": pa.array([{"a": i} for i in range(40)]),
@@ -443,9 +443,13 @@ def test_infer_leaves_nested_columns_out_and_proposes_text_for_booleans(tmp_path
     status, _, err = run(capsys, "infer", "--input", tmp_path / "d.parquet", "--output", tmp_path / "f.json")
     assert status == 0, err
     proposed = json.loads((tmp_path / "f.json").read_text())
-    assert proposed["features"] == {"flag": "string_categorical", "x": "float_normalized"}
-    for name in ("point", "tags"):
-        assert "nested values" in proposed["notes"][name] and "flatten" in proposed["notes"][name]
+    assert proposed["features"] == {
+        "tags": {"type": "float_normalized", "multivalent": True},
+        "flag": "string_categorical",
+        "x": "float_normalized",
+    }
+    assert "nested values" in proposed["notes"]["point"] and "flatten" in proposed["notes"]["point"]
+    assert proposed["notes"]["tags"].startswith("a list per row (2.0 values per row, up to 2): multivalent")
 
 
 # ---- report and merge ------------------------------------------------------------------

@@ -33,7 +33,7 @@ from kdp_beam.bundle.layout import MANIFEST
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bundle.writer import write_bundle
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, column_kinds, column_types, read_problem
+from kdp_beam.columns import ARROW_TYPES, column_kinds, read_problem
 from kdp_beam.dates import PARTS
 from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange, _records_skipping_bad, read_header
@@ -319,7 +319,7 @@ def test_skip_mode_reads_malformed_quoting_as_pyarrow_does(tmp_path_factory, row
     fast = read_ranges(_ReadCsvRange(spec, 64, "fail"), [(path, 0, None)], False)
     assume(fast is not None)
     event("malformed" if python_rows(text.encode()) is None else "well formed")
-    slow = list(_records_skipping_bad(path, read_header(path), 0, None, 0, column_types(spec)))
+    slow = list(_records_skipping_bad(path, read_header(path), 0, None, 0, column_kinds(spec)))
     assert not [e for e in slow if isinstance(e, BadRecord)]
     assert [r for b in slow for r in b.to_pylist()] == fast[0]
 

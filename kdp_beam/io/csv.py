@@ -7,22 +7,28 @@ import re
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from kdp_beam import bad_records, numbers
+from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import column_types
+from kdp_beam.columns import (
+    ARROW_TYPES,
+    NULL_VALUES,
+    UnreadableValue,
+    cast_column,
+    column_kinds,
+    element_kind,
+    list_separator,
+    number_from_text,
+    reads_as_number,
+)
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
-# Fields read as null (missing) in numeric columns. "nan"/"NaN" are not among them: a
-# float column reads them as NaN, which the statistics count apart from nulls.
-NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
 
-_TYPE_NAMES = {pa.float64(): "a float", pa.int64(): "an integer"}
+_TYPE_NAMES = {"float": "a float", "integer": "an integer"}
 _LOG = logging.getLogger(__name__)
 
 # Python's csv module refuses fields over 128 KiB, which pyarrow reads: the record-by-
@@ -60,10 +66,14 @@ class ReadCsv(ReadByteRanges):
     columns; in string columns an empty field is missing (kdp_beam treats "" as null) and
     every other field is a token.
 
+    A multivalent feature's field is split on its separator (kdp_beam.columns.cast_list:
+    an empty field is a row with no values, an empty value a missing one, string values
+    not trimmed); each value of a number field is read as a number field is.
+
     ``on_bad_record="fail"`` (default) raises InputDataError naming the file, row
     (1-based, header excluded), line and column for a wrong field count, an unparseable
-    number or bad UTF-8. ``"skip"`` emits a kdp_beam.bad_records.BadRecord for each such
-    record instead, on the ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files:
+    number (a multivalent field's value included) or bad UTF-8. ``"skip"`` emits a
+    kdp_beam.bad_records.BadRecord for each such record instead, on the ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files:
     ``{"batches": RecordBatches, "bad_records": BadRecords}``), and reads on: the fast path
     runs until the first bad record, then that range is re-read record by record after the
     rows already emitted. An unterminated quote, or a declared column missing from the
@@ -77,7 +87,7 @@ class ReadCsv(ReadByteRanges):
 
 class _ReadCsvRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._types = column_types(spec)
+        self._kinds = column_kinds(spec)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -87,7 +97,7 @@ class _ReadCsvRange(beam.DoFn):
         if header is None:  # empty file: no header, no rows
             _LOG.warning("kdp_beam: %s is empty; it adds no rows", path)
         else:
-            check_header(path, header, self._types)
+            check_header(path, header, self._kinds)
             if has_rows:
                 yield from self._read_range(path, header, start, end)
             elif start == 0:
@@ -98,18 +108,18 @@ class _ReadCsvRange(beam.DoFn):
 
     def _read_range(self, path, header, start, end):
         progress = ProgressLog(path, None if end is None else (start, end))
-        reading = _ArrowReading(path, header, start, end, self._types, self._block_size)
+        reading = _ArrowReading(path, header, start, end, self._kinds, self._block_size)
         try:
             for batch in reading.batches():
                 progress.add(batch)
                 yield batch
-        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        except (pa.ArrowInvalid, UnicodeDecodeError, UnreadableValue) as e:
             stream = reading.stream
             problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)
             if problem or not self._skip:
-                raise InputDataError(problem or locate_bad_record(path, header, self._types, e)) from None
+                raise InputDataError(problem or locate_bad_record(path, header, self._kinds, e)) from None
             # Skip mode: this range again, record by record, after the rows emitted.
-            records = _records_skipping_bad(path, header, start, end, progress.rows, self._types)
+            records = _records_skipping_bad(path, header, start, end, progress.rows, self._kinds)
             yield from emitted(records, progress)
             progress.done()
             return
@@ -129,13 +139,17 @@ class _ArrowReading:
     - pyarrow refuses a record spread over more than two blocks ("straddling object"):
       a field of many MiB. Blocks four times as large are read then.
     ``stream``: the RecordRange being read, for its quote count and record bounds.
+    Multivalent features' fields are read as text, then split and cast (cast_column, which
+    raises UnreadableValue for a value that is not a number).
     """
 
-    def __init__(self, path, header, start, end, types, block_size):
+    def __init__(self, path, header, start, end, kinds, block_size):
         self._path, self._header, self._start, self._end = path, header, start, end
-        self._types, self._block_size = types, block_size
-        self._integers = [name for name, t in types.items() if t == pa.int64()]
-        self._as_text = {name: pa.string() if name in self._integers else t for name, t in types.items()}
+        self._kinds, self._block_size = kinds, block_size
+        self._types = {name: ARROW_TYPES[kind if element_kind(kind) is None else "string"] for name, kind in kinds.items()}
+        self._integers = [name for name, kind in kinds.items() if kind == "integer"]
+        self._lists = [name for name, kind in kinds.items() if element_kind(kind) is not None]
+        self._as_text = {name: pa.string() if name in self._integers else t for name, t in self._types.items()}
         self.stream = None
 
     def batches(self):
@@ -154,8 +168,8 @@ class _ArrowReading:
                             types = self._as_text  # this batch may hold hex: read it as text
                             break
                         batch, skip = batch.slice(min(skip, batch.num_rows)), max(skip - batch.num_rows, 0)
-                        if types is self._as_text:
-                            batch = self._checked(batch)
+                        if types is self._as_text or self._lists:
+                            batch = self._checked(batch, types is self._as_text)
                         rows_done += batch.num_rows
                         if batch.num_rows:
                             yield batch
@@ -166,13 +180,18 @@ class _ArrowReading:
                         raise
                     block_size *= 4
 
-    def _checked(self, batch):
-        """The batch with its integer columns (read as text) cast by the number rule."""
-        columns = [
-            _number_column(batch.column(name), pa.int64()) if name in self._integers else batch.column(name)
-            for name in self._types
-        ]
-        return pa.RecordBatch.from_arrays(columns, names=list(self._types))
+    def _checked(self, batch, integers_as_text):
+        """The batch with its list columns split and cast, and its integer columns (when
+        read as text) cast by the number rule."""
+        columns = []
+        for name, kind in self._kinds.items():
+            column = batch.column(name)
+            if name in self._lists:
+                column = cast_column(column, kind, name, self._path)
+            elif integers_as_text and name in self._integers:
+                column = number_from_text(column, pa.int64())
+            columns.append(column)
+        return pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
 
 
 _MAX_BLOCK_SIZE = 1 << 30  # pyarrow's blocks are at most 2 GiB
@@ -240,16 +259,19 @@ class _PositionedLines:
                 yield line.decode("utf-8", errors="backslashreplace")
 
 
-def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_bad=False):
+def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_bad=False):
     """The range's records after the first `skip_rows` data rows, parsed one by one with
     Python's csv module: RecordBatches of the good ones, a BadRecord for each bad one
-    (wrong field count, unparseable number, bad UTF-8), in file order.
+    (wrong field count, unparseable number, bad UTF-8), in file order. `kinds`: {name:
+    kind} of the declared columns (kdp_beam.columns.column_kinds).
 
     Quoting is as lenient as pyarrow's (`"ab"c` is `abc`), and an unterminated quote is
     caught by the range's quote count, as on the fast path. `stop_at_bad`: only the first
     BadRecord (to name it in an error)."""
-    numeric = {name: (header.index(name), t) for name, t in types.items() if t != pa.string()}
-    indices = [header.index(name) for name in types]
+    numeric = {
+        name: (header.index(name), kind) for name, kind in kinds.items() if (element_kind(kind) or kind) in _TYPE_NAMES
+    }
+    indices = [header.index(name) for name in kinds]
     with open_input(path) as raw:
         stream = RecordRange(raw, start, end)
         lines = _PositionedLines(stream, stream.first)
@@ -283,11 +305,11 @@ def _records_skipping_bad(path, header, start, end, skip_rows, types, stop_at_ba
                 continue  # only looking for the first bad record
             good.append([record[i] for i in indices])
             if len(good) >= SKIP_BATCH_ROWS:
-                yield _typed_batch(good, types)
+                yield _typed_batch(good, kinds)
                 good = []
         _check_quotes(path, stream, end)
         if good:
-            yield _typed_batch(good, types)
+            yield _typed_batch(good, kinds)
 
 
 def _next_record(reader, path, offset):
@@ -308,30 +330,37 @@ def _record_problem(record, header, numeric, bad_utf8):
     if len(record) != len(header):
         detail = f"expected {len(header)} fields as in the header, found {len(record)}"
         return bad_records.WRONG_FIELD_COUNT, detail, None
-    for name, (index, arrow_type) in numeric.items():
-        if not _parses(record[index], arrow_type):
-            kind = _TYPE_NAMES[arrow_type]
-            detail = f"column {name!r}: cannot read {record[index]!r:.100} as {kind}"
-            return bad_records.UNPARSEABLE_NUMBER, detail, name
+    for name, (index, kind) in numeric.items():
+        field, element = record[index], element_kind(kind)
+        if element is None:
+            if not reads_as_number(field, ARROW_TYPES[kind]):
+                detail = f"column {name!r}: cannot read {field!r:.100} as {_TYPE_NAMES[kind]}"
+                return bad_records.UNPARSEABLE_NUMBER, detail, name
+            continue
+        separator = list_separator(kind)
+        for value in field.split(separator) if field else ():
+            if not reads_as_number(value, ARROW_TYPES[element]):
+                detail = (
+                    f"column {name!r}: cannot read {value!r:.100} (a value of {field!r:.100} split on "
+                    f"{separator!r}) as {_TYPE_NAMES[element]}"
+                )
+                return bad_records.UNPARSEABLE_NUMBER, detail, name
     return None
 
 
-def _typed_batch(rows, types):
-    """A RecordBatch of good rows (each value passed _parses), typed as declared, with the
-    values pyarrow's CSV reader would give."""
+def _typed_batch(rows, kinds):
+    """A RecordBatch of good rows (each number passed reads_as_number), typed as
+    declared, with the values the fast path would give."""
     columns = {}
-    for i, (name, arrow_type) in enumerate(types.items()):
+    for i, (name, kind) in enumerate(kinds.items()):
         text = pa.array([r[i] for r in rows], pa.string())
-        columns[name] = text if arrow_type == pa.string() else _number_column(text, arrow_type)
+        if element_kind(kind) is not None:
+            columns[name] = cast_column(text, kind, name, "")
+        elif kind in _TYPE_NAMES:
+            columns[name] = number_from_text(text, ARROW_TYPES[kind])
+        else:
+            columns[name] = text
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
-
-
-def _number_column(text, arrow_type):
-    """A CSV column's text as the numeric type, as pyarrow's CSV reader takes it: NULL_VALUES
-    are null, spaces and tabs around a number are trimmed; the rest by kdp_beam.numbers."""
-    null = pc.is_in(text, value_set=pa.array(NULL_VALUES))
-    text = pc.if_else(null, pa.scalar(None, pa.string()), pc.utf8_trim(text, " \t"))
-    return numbers.cast_text(text, arrow_type)
 
 
 def _split_problem(path, offset):
@@ -404,11 +433,11 @@ def _read_header(path):
     return header, has_rows
 
 
-def check_header(path, header, types):
+def check_header(path, header, kinds):
     """Raises InputDataError for a declared column the header lacks, or names more than
     once (which of the columns is meant cannot be known). An undeclared column named more
     than once is harmless: it is not read."""
-    missing = [name for name in types if name not in header]
+    missing = [name for name in kinds if name not in header]
     if missing:
         delimiter = next((d for d in (";", "\t") if len(header) == 1 and d in header[0]), None)
         seems = (
@@ -422,7 +451,7 @@ def check_header(path, header, types):
             f"{header}. Fix the header or the declarations.{seems}"
         )
     counts = collections.Counter(header)
-    for name in types:
+    for name in kinds:
         if counts[name] > 1:
             positions = [i + 1 for i, field in enumerate(header) if field == name]
             raise InputDataError(
@@ -432,21 +461,14 @@ def check_header(path, header, types):
             )
 
 
-def _parses(value, arrow_type):
-    """Whether a CSV field is null or a number of the type (kdp_beam.numbers' rule), as
-    the fast path judges it: NULL_VALUES are null, spaces and tabs around a number are
-    trimmed (tests/io/test_csv_numbers.py checks that both paths agree with the rule)."""
-    return value in NULL_VALUES or numbers.reads_as(value.strip(" \t"), arrow_type)
-
-
-def locate_bad_record(path, header, types, arrow_error):
+def locate_bad_record(path, header, kinds, arrow_error):
     """A message naming the file, row, line and column of the first bad record.
 
     Runs only after pyarrow has failed (its errors lack row numbers): re-reads the file
     record by record with Python's csv module until it finds the first record it could not
     take; pyarrow's own message when there is none.
     """
-    for element in _records_skipping_bad(path, header, 0, None, 0, types, stop_at_bad=True):
+    for element in _records_skipping_bad(path, header, 0, None, 0, kinds, stop_at_bad=True):
         if isinstance(element, BadRecord):
             where = f"{path}: row {element.row} (line {element.line})"
             if element.reason == bad_records.BAD_UTF8:

@@ -13,7 +13,7 @@ import pyarrow.json as pa_json
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, read_problem
+from kdp_beam.columns import ARROW_TYPES, UnreadableValue, cast_column, column_kinds, element_kind, read_problem
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
@@ -30,10 +30,13 @@ class ReadJsonLines(ReadByteRanges):
     missing; undeclared keys are ignored, whatever they hold. Read as a block of about
     ``block_size`` bytes of whole lines at a time; an uncompressed file larger than
     ``split_size`` bytes is read in parallel as byte ranges, each owning the lines that
-    start in it (0 disables splitting). One object per line: a line that is not a JSON
-    object (an object spread over lines, or two on one line, included), a declared key
-    given twice, or a value of the wrong type, raises InputDataError naming the file, line
-    and key; under ``on_bad_record="skip"`` it becomes a BadRecord, on the
+    start in it (0 disables splitting). A multivalent feature reads an array, or a string
+    split on its separator (kdp_beam.columns.cast_list; null, [] and "" are no values).
+    One object per line: a line that is not a JSON object (an object spread over lines,
+    or two on one line, included), a declared key given twice, or a value of the wrong
+    type (an array where one value is declared, an array inside an array, a string that
+    is not a number in a multivalent number feature) raises InputDataError naming the
+    file, line and key; under ``on_bad_record="skip"`` it becomes a BadRecord, on the
     ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files: ``{"batches":
     RecordBatches, "bad_records": BadRecords}``), and reading goes on.
     """
@@ -47,6 +50,7 @@ class _ReadJsonRange(beam.DoFn):
         self._kinds = column_kinds(spec)
         self._schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in self._kinds.items()])
         self._asked = self._schema  # what pyarrow is asked for (see _pyarrow_table)
+        self._lists = any(element_kind(kind) for kind in self._kinds.values())
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -73,7 +77,7 @@ class _ReadJsonRange(beam.DoFn):
             try:
                 block.data.decode("utf-8")  # pyarrow's JSON parser lets invalid UTF-8 through
                 table = self._pyarrow_table(path, block.data)
-            except UnicodeDecodeError:
+            except (UnicodeDecodeError, UnreadableValue):  # the line by line reading names it
                 pass
         # pyarrow reads any stream of JSON objects: one spread over two lines, or two on
         # one line, are only caught by counting. Both readings agree when the counts do.
@@ -86,24 +90,26 @@ class _ReadJsonRange(beam.DoFn):
             yield element
 
     def _pyarrow_table(self, path, data):
-        """pyarrow's reading of a block, or None when it fails. pyarrow cannot read true /
-        false as a string: a string column its error names as holding booleans is asked
-        for as bool from then on (until a block holds strings there), and read as "true" /
-        "false" by the one rule, as the line-by-line reading does."""
+        """pyarrow's reading of a block, or None when it fails. pyarrow reads a JSON type
+        as one Arrow type: a column its error names as holding another type that the one
+        rule reads (_asked_instead: true / false in a string feature or list, a string in
+        a multivalent one) is asked for as that type from then on (until a block holds the
+        declared type there), and read by the one rule, as the line-by-line reading does."""
         while True:
             try:
                 # pyarrow parses its own blocks in parallel: a few per block of lines.
                 table = _arrow_table(data, self._asked, max(len(data) // 4, 1 << 20))
                 break
             except pa.ArrowInvalid as e:
-                named = _STRING_TO_BOOLEAN.search(str(e))
-                name = named and named.group(1)
-                if self._kinds.get(name) != "string" or self._asked.field(name).type != pa.string():
+                changed = _CHANGED.search(str(e))
+                name = changed and changed.group(1)
+                instead = name in self._kinds and _asked_instead(self._kinds[name], *changed.group(2, 3))
+                if not instead or self._asked.field(name).type != self._schema.field(name).type:
                     self._asked = self._schema
                     return None
                 index = self._asked.get_field_index(name)
-                self._asked = self._asked.set(index, pa.field(name, pa.bool_()))
-        if self._asked is self._schema:
+                self._asked = self._asked.set(index, pa.field(name, instead))
+        if self._asked is self._schema and not self._lists:
             return table
         columns = {n: cast_column(table.column(n), k, n, path) for n, k in self._kinds.items()}
         return pa.table(columns)
@@ -165,8 +171,20 @@ def _line_blocks(stream, block_size, offset):
             offset, line, row = offset + len(data), line + data.count(b"\n"), row + block.objects
 
 
-# pyarrow's error for a column of its schema typed string that holds a boolean.
-_STRING_TO_BOOLEAN = re.compile(r"Column\(/(.*)\) changed from string to boolean")
+# pyarrow's error for a column of its schema (or the values of a list column: "/[]") that
+# holds another JSON type.
+_CHANGED = re.compile(r"Column\(/(.*?)(/\[\])?\) changed from \w+ to (\w+)")
+
+
+def _asked_instead(kind, in_list, found):
+    """The Arrow type to ask pyarrow for a column of `kind` whose values (`in_list`: the
+    values of its lists) pyarrow found to be JSON's `found` type, when the one rule reads
+    those; else None (the block is read line by line)."""
+    if found == "boolean" and (kind == "string" and not in_list or kind == "list<string>" and in_list):
+        return pa.list_(pa.bool_()) if in_list else pa.bool_()
+    if found == "string" and element_kind(kind) and not in_list:
+        return pa.string()  # split on the separator
+    return None
 
 # A line with something other than white space on it; one that starts with no "{".
 _FILLED_LINE = re.compile(rb"^[ \t\r]*[^ \t\r\n]", re.MULTILINE)
@@ -193,10 +211,20 @@ def _lines_skipping_bad(path, block, kinds, schema, batch_rows=65536):
             continue
         good.append(record)
         if len(good) >= batch_rows:
-            yield pa.RecordBatch.from_pylist(good, schema=schema)
+            yield _record_batch(good, kinds, schema)
             good = []
     if good:
-        yield pa.RecordBatch.from_pylist(good, schema=schema)
+        yield _record_batch(good, kinds, schema)
+
+
+def _record_batch(records, kinds, schema):
+    """The good records' values as a RecordBatch, lists normalised (cast_column)."""
+    batch = pa.RecordBatch.from_pylist(records, schema=schema)
+    if not any(element_kind(kind) for kind in kinds.values()):
+        return batch
+    return pa.RecordBatch.from_arrays(
+        [cast_column(batch.column(name), kind, name, "") for name, kind in kinds.items()], names=list(kinds)
+    )
 
 
 def _parse_line(raw, kinds, schema):
@@ -227,6 +255,8 @@ def _parse_line(raw, kinds, schema):
 def _read_value(name, value, kind):
     """(a JSON value as its column kind reads it, None), or (None, (reason, detail, key))
     by the one rule of kdp_beam.columns, and the range of the kind's type."""
+    if element_kind(kind) is not None and isinstance(value, (str, list)):
+        return _read_list(name, value, kind)
     problem = _PROBLEMS[type(value), kind]
     if problem is not None:
         detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[kind]}: {problem}"
@@ -251,11 +281,36 @@ def _read_value(name, value, kind):
     return value, None
 
 
+def _read_list(name, value, kind):
+    """_read_value of an array or a string (split on the separator) for a multivalent
+    feature: its values, each by the rule of its kind."""
+    if isinstance(value, str):
+        if not _is_unicode(value):
+            return None, (bad_records.BAD_UTF8, f"key {name!r}: a lone surrogate escape", name)
+        try:
+            return cast_column(pa.array([value]), kind, name, "").to_pylist()[0], None
+        except UnreadableValue as e:
+            return None, (bad_records.UNPARSEABLE_NUMBER, f"key {name!r}: {e.problem}", name)
+    values, element = [], element_kind(kind)
+    for item in value:
+        if isinstance(item, (list, dict)):
+            detail = f"key {name!r}: {item!r:.100} in a list: a list of lists (or objects) is not read"
+            return None, (bad_records.WRONG_TYPE, detail, name)
+        item, problem = _read_value(name, item, element)
+        if problem is not None:
+            return None, problem
+        values.append(item)
+    return values, None
+
+
 _TYPE_NAMES = {
     "float": "a number",
     "integer": "an integer",
     "string": "a string",
     "date": "a string",
+    "list<float>": "a list of numbers",
+    "list<integer>": "a list of integers",
+    "list<string>": "a list of strings",
 }
 
 
@@ -321,6 +376,8 @@ def _describe(bad):
     where = f"{bad.file}: line {line}" if line else f"{bad.file}: byte {bad.byte_offset}"
     if bad.reason == bad_records.WRONG_TYPE:
         return f"{where}, {bad.detail}."
+    if bad.reason == bad_records.UNPARSEABLE_NUMBER:
+        return f"{where}, {bad.detail}. Fix the value, or declare a string feature."
     return f"{where}: {bad.detail}"
 
 

@@ -1,15 +1,26 @@
 """In-memory data (tf.data, dict of arrays, pandas) as RecordBatches for the analyzers.
 
 For FeatureSpace.adapt: no Beam, and TensorFlow is imported only to read a tf.data.Dataset
-(the analysis workers never import it)."""
+(the analysis workers never import it).
+
+A multivalent feature's rows (kdp_beam.columns.cast_list normalises them) may be given as
+lists of lists (None, [] or "" for no values), a numpy object array of lists, a DataFrame
+column of lists, text split on the separator, a tf.RaggedTensor, or a dense padded 2-D
+array or tensor (the model's input), whose padding is no value at all, dropped wherever it
+is: "" for strings, NaN for floats, the feature's ``pad_value`` for integers (default -1).
+In a tf.data.Dataset a rank-2 tensor is a batch of rows; a rank-1 one is one row's values
+(an unbatched dataset), or one value per row when the element's scalar features come in a
+batch; a rank-0 one is one row (text split on the separator).
+"""
 
 import numpy as np
 import pyarrow as pa
 
-from kdp_beam.columns import cast_column, column_kinds
+from kdp_beam.columns import cast_column, column_kinds, element_kind
 from kdp_beam.errors import InputDataError
 
 BATCH_ROWS = 65536
+INTEGER_PAD_VALUE = -1  # a dense integer list's padding, unless the feature declares pad_value
 
 
 def _rows(values, name, where):
@@ -25,9 +36,66 @@ def _rows(values, name, where):
     if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
         raise InputDataError(
             f"{where}: feature {name!r} has shape {array.shape}; pass one value per row: "
-            "shape (n,) or (n, 1)"
+            'shape (n,) or (n, 1), or declare the feature multivalent ("multivalent": true) for '
+            "a list of values per row"
         )
     return array.reshape(-1)
+
+
+def _list_rows(values, name, where, pad, one_row=False):
+    """A multivalent feature's rows as an Arrow array (lists, or text to split), for
+    cast_column to normalise. `pad`: a dense integer array's padding; `one_row`: a dense
+    array of rank 1 is one row's values (an unbatched tf.data element)."""
+    if hasattr(values, "row_splits"):  # tf.RaggedTensor (or tf's RaggedTensorValue)
+        return _ragged(values, name, where)
+    if type(values).__name__ == "Series":  # a DataFrame's column: Arrow reads pandas' lists
+        return _arrow(lambda: pa.Array.from_pandas(values), values, name, where)
+    if isinstance(values, (list, tuple)):  # lists of lists, None, text
+        values = list(values)
+        return _arrow(lambda: pa.array(values), values, name, where)
+    array = np.asarray(values)
+    if array.dtype == object and array.ndim == 1 and not one_row:  # lists, arrays, None, text
+        items = [item.tolist() if isinstance(item, np.ndarray) else item for item in array]
+        return _arrow(lambda: pa.array(items), items, name, where)
+    if array.ndim == 0 or (array.ndim == 1 and not one_row):
+        items = array.reshape(-1).tolist()  # one value per row: text to split (else refused)
+        return _arrow(lambda: pa.array(items), items, name, where)
+    if array.ndim > 2:
+        raise InputDataError(
+            f"{where}: feature {name!r} has shape {array.shape}; pass a list of values per row: "
+            "lists of lists, a tf.RaggedTensor, or a padded array of shape (n, k)"
+        )
+    return _dense(array.reshape(1, -1) if array.ndim == 1 else array, name, where, pad)
+
+
+def _dense(array, name, where, pad):
+    """The rows of a dense padded (n, k) array, its padding dropped ("" / b"" for text,
+    NaN for floats, `pad` for integers)."""
+    if array.dtype.kind == "f":
+        keep = ~np.isnan(array)
+    elif array.dtype.kind in "iu":
+        keep = array != pad
+    elif array.dtype.kind in "SUO":
+        keep = (array != "") & (array != b"")
+    else:
+        keep = np.ones(array.shape, dtype=bool)  # booleans: no padding
+    return _list_array(np.concatenate([[0], np.cumsum(keep.sum(axis=1))]), array[keep], name, where)
+
+
+def _ragged(ragged, name, where):
+    values = ragged.values
+    if hasattr(values, "row_splits"):
+        raise InputDataError(
+            f"{where}: feature {name!r} is a ragged tensor of lists of lists; pass one list of "
+            "values per row (ragged_rank 1)"
+        )
+    return _list_array(np.asarray(ragged.row_splits), np.asarray(values), name, where)
+
+
+def _list_array(offsets, values, name, where):
+    flat = values.tolist() if values.dtype.kind in "SUO" else values  # bytes, str or objects
+    flat = _arrow(lambda: pa.array(flat), flat, name, where)
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
 
 
 def _same_rows(columns, where):
@@ -58,6 +126,8 @@ def _arrow(convert, values, name, where):
 
 
 def _column(values, kind, name, where):
+    if element_kind(kind) is not None:  # already an Arrow array of the rows (_list_rows)
+        return cast_column(values, kind, name, where)
     array = _rows(values, name, where)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
         values = array.tolist()
@@ -88,10 +158,14 @@ def record_batches(data, spec):
     pandas DataFrame. Values are cast exactly to the declared column types.
     """
     types = column_kinds(spec)
+    pads = {name: f.options.get("pad_value", INTEGER_PAD_VALUE) for name, f in spec.features.items()}
     if isinstance(data, dict):
         where = "the dict passed to adapt()"
         _require_columns(data, types, where)
-        columns = {name: _rows(data[name], name, where) for name in types}
+        columns = {
+            name: _list_rows(data[name], name, where, pads[name]) if element_kind(kind) else _rows(data[name], name, where)
+            for name, kind in types.items()
+        }
         _same_rows(columns, where)  # before slicing, which would drop a longer one's rows
         total = len(next(iter(columns.values()))) if columns else 0
         for start in range(0, total, BATCH_ROWS):
@@ -111,10 +185,10 @@ def record_batches(data, spec):
             ]
             yield pa.RecordBatch.from_arrays(arrays, names=list(types))
         return
-    yield from _dataset_batches(data, types)
+    yield from _dataset_batches(data, types, pads)
 
 
-def _dataset_batches(dataset, types):
+def _dataset_batches(dataset, types, pads):
     import tensorflow as tf
 
     if not isinstance(dataset, tf.data.Dataset):
@@ -125,18 +199,45 @@ def _dataset_batches(dataset, types):
         )
     where = "the tf.data.Dataset passed to adapt()"
     buffered, rows = {name: [] for name in types}, 0
-    for element in dataset.as_numpy_iterator():
+    for element in dataset:
         if not isinstance(element, dict):
             raise InputDataError(f"{where}: elements must be dicts of features, got {type(element)}")
         _require_columns(element, types, where)
-        for name in types:
-            buffered[name].append(_rows(element[name], name, where))
-        rows += buffered[next(iter(types))][-1].size
+        element = {name: _tensor_values(element[name], name, where) for name in types}
+        # A list's rank-1 tensor is one row, unless the scalar features come in batches.
+        batched = any(np.ndim(element[name]) > 0 for name, kind in types.items() if not element_kind(kind))
+        for name, kind in types.items():
+            if element_kind(kind):
+                rows_of = _list_rows(element[name], name, where, pads[name], one_row=not batched)
+                buffered[name].append(cast_column(rows_of, kind, name, where))
+            else:
+                buffered[name].append(_rows(element[name], name, where))
+        rows += len(buffered[next(iter(types))][-1])
         if rows >= BATCH_ROWS:
-            yield _batch({n: np.concatenate(v) for n, v in buffered.items()}, types, where)
+            yield _batch(_joined(buffered, types), types, where)
             buffered, rows = {name: [] for name in types}, 0
     if rows:
-        yield _batch({n: np.concatenate(v) for n, v in buffered.items()}, types, where)
+        yield _batch(_joined(buffered, types), types, where)
+
+
+def _tensor_values(tensor, name, where):
+    """A tf.data element's tensor: a ragged one as it is (its row splits), a dense one as
+    numpy."""
+    import tensorflow as tf
+
+    if isinstance(tensor, tf.RaggedTensor):
+        return tensor
+    if isinstance(tensor, tf.SparseTensor):
+        raise InputDataError(
+            f"{where}: feature {name!r} is a tf.SparseTensor; pass dense or ragged tensors "
+            "(tf.sparse.to_dense, or tf.RaggedTensor.from_sparse for a list of values per row)"
+        )
+    return tensor.numpy()
+
+
+def _joined(buffered, types):
+    """The buffered elements' rows of each feature as one array."""
+    return {n: pa.concat_arrays(v) if element_kind(types[n]) else np.concatenate(v) for n, v in buffered.items()}
 
 
 def string_batches(data):

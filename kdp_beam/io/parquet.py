@@ -4,14 +4,24 @@ import collections
 import contextlib
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.pvalue import PBegin
+from apache_beam.pvalue import PBegin, TaggedOutput
 
-from kdp_beam.columns import cast_column, check_readable, column_kinds
+from kdp_beam import bad_records
+from kdp_beam.bad_records import BadRecord
+from kdp_beam.columns import (
+    UnreadableValue,
+    cast_column,
+    check_readable,
+    column_kinds,
+    element_kind,
+    unreadable_rows,
+)
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import READ_METRICS, MatchInputFiles, ProgressLog, Reader
+from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, ProgressLog, Reader
 
 DEFAULT_BATCH_ROWS = 65536
 
@@ -28,17 +38,24 @@ class ReadParquet(Reader):
     date feature, type null -> missing). A file that cannot be read raises InputDataError
     saying whether the storage failed (retry) or the bytes are not valid Parquet.
 
+    A multivalent feature reads a list column, or a string column split on its separator
+    (kdp_beam.columns.cast_list). Parquet is typed: its one record-level error is a value
+    of such a string that is not a number (a multivalent number feature), which raises
+    InputDataError naming the file, row (1-based in the file) and column, or under
+    ``on_bad_record="skip"`` is a BadRecord (its ``record`` {column: field}). Schema
+    errors fail in both modes.
+
     The outputs are a Reader's (kdp_beam.io.files): ``{"batches": RecordBatches,
-    "bad_records": BadRecords}``, the latter always empty here.
+    "bad_records": BadRecords}``.
     """
 
     def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail"):
-        # Parquet is typed: it has no record-level errors to skip (on_bad_record accepted
-        # for a uniform reader signature); schema errors fail in both modes.
         super().__init__()
+        bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
         self.batch_rows = batch_rows
+        self.on_bad_record = on_bad_record
 
     def expand(self, pbegin: PBegin):
         row_groups = (
@@ -47,7 +64,7 @@ class ReadParquet(Reader):
             | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec))
             | "SpreadRowGroups" >> beam.Reshuffle()
         )
-        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows))
+        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows, self.on_bad_record))
 
 
 class _ListRowGroups(beam.DoFn):
@@ -64,27 +81,57 @@ class _ListRowGroups(beam.DoFn):
 
 
 class _ReadRowGroup(beam.DoFn):
-    def __init__(self, spec, batch_rows):
+    def __init__(self, spec, batch_rows, on_bad_record="fail"):
         self._kinds = column_kinds(spec)
         self._batch_rows = batch_rows
+        self._skip = on_bad_record == "skip"
 
     def process(self, path_and_row_group):
         path, row_group = path_and_row_group
         where = f"{path} (row group {row_group})"
         progress = ProgressLog(path, row_group=row_group)
         with parquet_file(path, where) as parquet:
+            row = sum(parquet.metadata.row_group(i).num_rows for i in range(row_group))  # rows before
             batches = parquet.iter_batches(
                 batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
             )
             for batch in batches:
-                columns = [
-                    cast_column(batch.column(name), kind, name, where)
-                    for name, kind in self._kinds.items()
-                ]
-                batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
-                progress.add(batch)
-                yield batch
+                typed, bad = self._typed(batch, path, row, where)
+                for record in bad:
+                    yield TaggedOutput(BAD_RECORDS, record)
+                row += batch.num_rows
+                progress.add(typed)
+                yield typed
         progress.done()
+
+    def _typed(self, batch, path, first_row, where):
+        """(the batch's declared columns as their kinds, BadRecords of the rows left out),
+        or InputDataError naming the file's row of an unreadable value in fail mode."""
+        try:
+            return self._cast(batch, where), []
+        except UnreadableValue as error:
+            if not self._skip:
+                raise InputDataError(error.message(where, first_row + error.row + 1)) from None
+        bad, left_out = [], np.zeros(batch.num_rows, dtype=bool)
+        for name, kind in self._kinds.items():
+            column = batch.column(name)
+            if element_kind(kind) is None:
+                continue
+            rows = unreadable_rows(column, kind) & ~left_out
+            for index in np.flatnonzero(rows):
+                field = column[int(index)].as_py()
+                try:
+                    cast_column(pa.array([field]), kind, name, where)
+                except UnreadableValue as error:
+                    detail = error.detail
+                row = first_row + int(index) + 1
+                bad.append(BadRecord(path, bad_records.UNPARSEABLE_NUMBER, detail, {name: field}, row=row, column=name))
+            left_out |= rows
+        return self._cast(batch.filter(pa.array(~left_out)), where), bad
+
+    def _cast(self, batch, where):
+        columns = [cast_column(batch.column(name), kind, name, where) for name, kind in self._kinds.items()]
+        return pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
 
 
 def check_schema(schema, kinds, path):

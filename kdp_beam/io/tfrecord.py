@@ -16,7 +16,7 @@ from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds
+from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, element_kind
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader
 
@@ -35,9 +35,11 @@ class ReadTFRecord(Reader):
     naming it, in both bad-record modes) and decoded in batches by tfx_bsl's C++
     tf.Example decoder, typed by a schema built from the declarations: float_list
     (float32, widened exactly to float64), int64_list, bytes_list (must be UTF-8). A
-    feature absent from a record, or with an empty list, is missing. Each feature holds at
-    most one value per record: kdp_beam features are scalars, and a record with more
-    raises InputDataError naming the file, record number and feature, as do a record that
+    feature absent from a record, or with an empty list, is missing. A multivalent
+    feature reads the whole list (absent or empty: a row with no values; an empty bytes
+    value: a missing one; kdp_beam.columns.cast_list), its bytes never split. Any other
+    feature holds at most one value per record, and a record with more raises
+    InputDataError naming the file, record number and feature, as do a record that
     does not decode with the declared types, one that is not a tf.Example at all and bytes
     that are not UTF-8 in a string feature. Under ``on_bad_record="skip"`` such records
     become BadRecords (the serialized record kept as hex, its record number as ``row`` and,
@@ -77,30 +79,38 @@ class _ReadRecords(beam.DoFn):
         self._batch_records = batch_records
 
     def process(self, metadata):
-        path, number, batch = metadata.path, 0, []
-        plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
-        end = 0  # of the last record: each is framed by 16 bytes (length, 2 CRCs)
-        with FileSystems.open(path) as stream:  # decompresses by extension
-            while True:
-                try:
-                    record = _TFRecordUtil.read_record(stream)
-                except (ValueError, EOFError, zlib.error) as e:
-                    raise InputDataError(
-                        f"{path}: record {number + 1} is not a valid TFRecord ({str(e)[:120]}): "
-                        "the file is damaged or not TFRecord. Re-write it, or leave it out of "
-                        "the input pattern."
-                    ) from None
-                if record is None:
-                    break
-                number += 1
-                batch.append((path, number, end if plain else None, record))
-                end += 16 + len(record)
-                if len(batch) == self._batch_records:
-                    yield batch
-                    batch = []
+        batch = []
+        for numbered in read_records(metadata.path):
+            batch.append((metadata.path, *numbered))
+            if len(batch) == self._batch_records:
+                yield batch
+                batch = []
         if batch:
             yield batch
         READ_METRICS.files.inc()
+
+
+def read_records(path):
+    """(record number, byte offset, serialized record) of each record of a TFRecord file
+    (.gz by extension), numbered from 1; the offset (of the record's framing) is None in a
+    compressed file. InputDataError naming the record when the file is damaged."""
+    number, end = 0, 0  # end: of the last record, each framed by 16 bytes (length, 2 CRCs)
+    plain = CompressionTypes.detect_compression_type(path) == CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(path) as stream:  # decompresses by extension
+        while True:
+            try:
+                record = _TFRecordUtil.read_record(stream)
+            except (ValueError, EOFError, zlib.error) as e:
+                raise InputDataError(
+                    f"{path}: record {number + 1} is not a valid TFRecord ({str(e)[:120]}): "
+                    "the file is damaged or not TFRecord. Re-write it, or leave it out of "
+                    "the input pattern."
+                ) from None
+            if record is None:
+                return
+            number += 1
+            yield number, end if plain else None, record
+            end += 16 + len(record)
 
 
 class _DecodeExamples(beam.DoFn):
@@ -112,7 +122,7 @@ class _DecodeExamples(beam.DoFn):
     def setup(self):
         schema = schema_pb2.Schema()
         for name, kind in self._kinds.items():
-            schema.feature.add(name=name, type=_SCHEMA_TYPES[ARROW_TYPES[kind]])
+            schema.feature.add(name=name, type=_SCHEMA_TYPES[ARROW_TYPES[element_kind(kind) or kind]])
         self._schema = schema.SerializeToString()
         self._decoder = ExamplesToRecordBatchDecoder(self._schema)
 
@@ -126,9 +136,10 @@ class _DecodeExamples(beam.DoFn):
         dropped = np.zeros(decoded.num_rows, dtype=bool)
         for name, kind in self._kinds.items():
             counts = _value_counts(decoded.column(name))
+            scalar = element_kind(kind) is None
             for reason, rows in (
-                (bad_records.MULTIPLE_VALUES, counts > 1),
-                (bad_records.BAD_UTF8, _not_utf8(decoded.column(name), ARROW_TYPES[kind])),
+                (bad_records.MULTIPLE_VALUES, counts > 1 if scalar else np.zeros(len(counts), dtype=bool)),
+                (bad_records.BAD_UTF8, _not_utf8(decoded.column(name), ARROW_TYPES[element_kind(kind) or kind])),
             ):
                 if not rows.any():
                     continue
@@ -143,8 +154,11 @@ class _DecodeExamples(beam.DoFn):
                 dropped |= rows
         if dropped.any():
             decoded = decoded.filter(pa.array(~dropped))
+        where = numbered_records[0][0] if numbered_records else ""
         columns = [
-            _scalar_column(decoded.column(name), kind, name, numbered_records[0][0] if numbered_records else "")
+            cast_column(decoded.column(name), kind, name, where)
+            if element_kind(kind)
+            else _scalar_column(decoded.column(name), kind, name, where)
             for name, kind in self._kinds.items()
         ]
         batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
@@ -185,8 +199,9 @@ def _describe(reason, name, count):
     if reason == bad_records.MULTIPLE_VALUES:
         return (
             f"a record has {count} values for feature {name!r}",
-            "kdp_beam features hold one value per record: split the list into features or "
-            "aggregate it before analysis.",
+            'this feature holds one value per record: declare it multivalent ("multivalent": '
+            "true) to read every value, or split the list into features or aggregate it before "
+            "analysis.",
         )
     return (
         f"a record's bytes for feature {name!r} are not UTF-8",

@@ -2,10 +2,16 @@
 
 Each choice is written with its reason beside it (the features JSON's "notes", which the
 analysis ignores), ready to edit and pass to `kdp-beam analyze`. A column with no value
-in the sample, or of nested values (structs, lists: a feature holds one value per row), is
-left out with a note; otherwise every type with an infer_rank is asked in that order
-(FeatureType.propose, given a ColumnSample), and the first to propose itself declares it.
-The rules are each type's own; docs/feature-types.md lists them.
+in the sample, or of structs (or lists of lists), is left out with a note; otherwise every
+type with an infer_rank is asked in that order (FeatureType.propose, given a ColumnSample),
+and the first to propose itself declares it. The rules are each type's own;
+docs/feature-types.md lists them.
+
+A list column (Parquet, JSON arrays, a tf.Example feature with more than one value in a
+record) is proposed ``"multivalent": true``, its type asked about all of its values (the
+types that take multivalent only). So is a string column whose values mostly (over half
+of those not empty) hold one of SEPARATORS, unless its split values read as free text,
+with that ``"separator"``; its values are typed as numbers when they all read as numbers.
 
 The sample is the first rows of the files in order. A CSV sample is typed by pyarrow's
 inference over all of its rows (not its first block only), so a column that changes type
@@ -16,6 +22,7 @@ and line, as analyze would report it.
 
 import functools
 import io
+import itertools
 import json
 import re
 
@@ -25,16 +32,18 @@ import pyarrow.csv as pa_csv
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
-from kdp_beam.columns import blank_as_null
+from kdp_beam.columns import NULL_VALUES, blank_as_null, number_from_text
 from kdp_beam.errors import InputDataError
 from kdp_beam.feature_types import registered_types
 from kdp_beam.io import infer_format
-from kdp_beam.io.csv import NULL_VALUES, locate_bad_record, read_header
+from kdp_beam.io.csv import locate_bad_record, read_header
 from kdp_beam.io.files import matched_paths, open_input, require_matches
 from kdp_beam.io.parquet import open_parquet
 from kdp_beam.output_files import write_output_file
 
 DEFAULT_SAMPLE_ROWS = 100_000
+# What infer looks for in strings to propose a multivalent feature split on it.
+SEPARATORS = ("|", ";")
 
 
 def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
@@ -206,33 +215,140 @@ def _read_json_lines(path, limit):
     raise InputDataError(f"{path}: the sampled objects cannot be read as one table ({refused})")
 
 
-_READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_json_lines}
+def _read_tfrecord(path, limit):
+    """The first `limit` tf.Example records of a TFRecord file, decoded with the types
+    they hold: a feature with more than one value in a record is a list column, the
+    others one value (or null) per row; None for an empty file."""
+    from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
+
+    from kdp_beam.io.tfrecord import read_records
+
+    records = [record for _, _, record in itertools.islice(read_records(path), limit)]
+    if not records:
+        return None
+    try:
+        decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
+    except Exception as e:  # tfx_bsl raises plain RuntimeError/ValueError
+        raise InputDataError(
+            f"{path}: the sampled records do not decode as tf.Example ({str(e)[:200]}); declare the features by hand"
+        ) from None
+    columns = {}
+    for name in decoded.schema.names:
+        lists = decoded.column(name)
+        lengths = pc.list_value_length(lists).fill_null(0)
+        if pc.max(lengths).as_py() > 1:
+            columns[name] = lists
+        else:
+            columns[name] = pc.list_element(pc.if_else(pc.equal(lengths, 0), pa.scalar(None, lists.type), lists), 0)
+    return pa.table(columns)
+
+
+_READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_json_lines, "tfrecord": _read_tfrecord}
 
 
 def _declare(name, column, rows):
     """(declaration or None, reason) for one column of the sample: the first type, in
-    infer_rank order, that proposes itself."""
+    infer_rank order, that proposes itself; for a list column (or strings split by a
+    separator), the first that takes multivalent."""
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.dictionary_decode(), kind.value_type
-    if pa.types.is_large_string(kind):
-        column, kind = column.cast(pa.string()), pa.string()
+    column, kind = _small(column), _small(column).type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        if not pa.types.is_nested(kind.value_type):
+            return _declare_list(name, column, rows)
     if pa.types.is_nested(kind):
         return None, (
-            f"nested values ({kind}) are not supported: a feature holds one value per row; "
-            "left out: flatten it into columns to use it"
+            f"nested values ({kind}) are not supported: a feature holds one value per row, or a list "
+            "of values (multivalent); left out: flatten it into columns to use it"
         )
-    sample = ColumnSample(name, kind, blank_as_null(column).drop_null())
+    values = blank_as_null(column).drop_null()
+    split = _separated(name, values)
+    if split is not None:
+        return split
+    sample = ColumnSample(name, kind, values)
     if sample.n == 0:
         return None, f"no value in {rows:,} sampled rows: left out, declare it by hand"
-    ranked = sorted((t for t in registered_types() if t.infer_rank is not None), key=lambda t: t.infer_rank)
-    for feature_type in ranked:
+    for feature_type in _ranked():
         proposal = feature_type.propose(sample)
         if proposal is not None:
             return proposal
     if sample.is_text_kind and sample.text is None:
         return None, f"bytes that are not UTF-8 text ({sample.share}): left out (kdp_beam reads strings as UTF-8)"
     return None, f"type {kind} is not supported by inference: declare it by hand"
+
+
+def _small(values):
+    """Large strings and bytes (tf.Example's) as strings and bytes, which types read."""
+    if pa.types.is_large_string(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_large_binary(values.type):
+        return values.cast(pa.binary())
+    return values
+
+
+def _ranked(multivalent=False):
+    """The types infer asks, in infer_rank order (`multivalent`: those that take it)."""
+    ranked = sorted((t for t in registered_types() if t.infer_rank is not None), key=lambda t: t.infer_rank)
+    return [t for t in ranked if not multivalent or "multivalent" in t.options]
+
+
+def _declare_list(name, lists, rows, separator=None):
+    """(declaration or None, reason) for a list column (or strings split on `separator`):
+    multivalent, typed by all of its values."""
+    if not pa.types.is_list(lists.type):
+        lists = lists.cast(pa.list_(lists.type.value_type))
+    lengths = pc.list_value_length(lists).fill_null(0)
+    values = blank_as_null(_small(lists.flatten())).drop_null()
+    if separator is not None:  # numbers written as text: typed as the readers will read them
+        values = _as_numbers(values)
+    sample = ColumnSample(name, values.type, values)
+    if sample.n == 0:
+        return None, f"lists with no value in {rows:,} sampled rows: left out, declare it by hand"
+    per_row = f"{pc.mean(lengths).as_py():.1f} values per row, up to {pc.max(lengths).as_py():,}"
+    where = "a list per row" if separator is None else f"values split on {separator!r}"
+    for feature_type in _ranked(multivalent=True):
+        proposal = feature_type.propose(sample)
+        if proposal is not None:
+            declaration, reason = proposal
+            declaration = {"type": declaration} if isinstance(declaration, str) else dict(declaration)
+            declaration["multivalent"] = True
+            if separator is not None and separator != feature_type.options["separator"]:
+                declaration["separator"] = separator
+            return declaration, f"{where} ({per_row}): multivalent; its values: {reason}"
+    return None, f"{where} of type {values.type} ({per_row}): no type proposes itself for the values; declare it by hand"
+
+
+def _separated(name, values):
+    """_declare_list's proposal for strings that mostly hold a separator (SEPARATORS, in
+    order) splitting them into values that are not free text, else None."""
+    if not pa.types.is_string(values.type) or len(values) == 0:
+        return None
+    for separator in SEPARATORS:
+        holds = pc.mean(pc.match_substring(values, separator).cast(pa.int8())).as_py()
+        if holds <= 0.5:
+            continue
+        lists = pc.split_pattern(values, separator)
+        words = pc.list_value_length(pc.utf8_split_whitespace(blank_as_null(lists.flatten()).drop_null()))
+        if len(words) and pc.mean(words).as_py() >= 3:
+            continue  # sentences that happen to hold it: text
+        declaration, reason = _declare_list(name, lists, len(values), separator)
+        return declaration, f"{holds:.0%} of the values hold {separator!r}: {reason}"
+    return None
+
+
+def _as_numbers(text):
+    """Split text values as integers or floats when every one reads as such (NULL_VALUES
+    left out), else as they are (codes with leading zeros too: 007 is not 7)."""
+    text = text.filter(pc.invert(pc.is_in(text, value_set=pa.array(NULL_VALUES))))
+    if pc.any(_leading_zero(text)).as_py():
+        return text
+    for arrow_type in (pa.int64(), pa.float64()):
+        try:
+            return number_from_text(text, arrow_type)
+        except pa.ArrowInvalid:
+            continue
+    return text
 
 
 # id, user_id, user-id, userId, USER_ID, key, uuid: the last word of the name.

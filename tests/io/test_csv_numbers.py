@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kdp_beam.columns import cast_column
+from kdp_beam.columns import cast_column, reads_as_number
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.csv import NULL_VALUES, _parses, _ReadCsvRange, _typed_batch
+from kdp_beam.io.csv import NULL_VALUES, _ReadCsvRange, _typed_batch
 from kdp_beam.numbers import holds_hex
 from kdp_beam.spec import FeatureSpec
 from tests.io.helpers import split_outputs
@@ -56,13 +56,13 @@ def same(got, expected):
 @given(value=NUMBERISH | st.sampled_from(ODD), arrow_type=TYPES)
 def test_the_record_path_follows_the_rule_and_in_memory_text_is_refused(value, arrow_type):
     accepted, expected = csv_rule(value, arrow_type)
-    assert _parses(value, arrow_type) == accepted
+    assert reads_as_number(value, arrow_type) == accepted
+    kind = "float" if arrow_type == pa.float64() else "integer"
     if accepted:
-        got = _typed_batch([[value]], {"x": arrow_type}).column(0)[0].as_py()
+        got = _typed_batch([[value]], {"x": kind}).column(0)[0].as_py()
         assert same(got, expected)
     # In memory (adapt, a Parquet string column), text is never read as a number
     # (kdp_beam.columns.read_problem): the one rule there is to refuse it.
-    kind = "float" if arrow_type == pa.float64() else "integer"
     with pytest.raises(InputDataError, match="is string, which cannot be read as an? (float|integer) feature"):
         cast_column(pa.array([value]), kind, "x", "test")
 
