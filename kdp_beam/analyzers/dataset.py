@@ -1,15 +1,13 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from kdp_beam.analyzers.multivalent import (
     DocumentCounts,
     ValuesPerRowAnalyzer,
     takes_lists,
-    normalised_lists,
 )
-from kdp_beam.columns import ARROW_TYPES, blank_as_null, cast_column, column_kinds
+from kdp_beam.columns import blank_as_null, cast_column, column_kinds
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types.multivalent import is_multivalent
 
@@ -86,7 +84,7 @@ def token_analyzers(spec):
 def declared_columns(batch, kinds):
     """(name, column) of each declared feature ({name: kind}, columns.column_kinds), read
     as its kind, with empty strings as nulls (a list's elements too, and its null rows as
-    empty lists: normalised_lists). Raises InputDataError when a batch lacks a declared
+    empty lists: columns.cast_list). Raises InputDataError when a batch lacks a declared
     column."""
     names = set(batch.schema.names)
     for name, kind in kinds.items():
@@ -95,15 +93,7 @@ def declared_columns(batch, kinds):
                 f"declared feature {name!r} is not a column of the input "
                 f"(columns: {batch.schema.names})"
             )
-        column = batch.column(name)
-        if kind.startswith("list<"):
-            # A list already of its kind's type is taken as is, until cast_column reads
-            # list kinds (issue 15's reader slice); any other fails there, naming it.
-            if not (pa.types.is_list(column.type) and column.type.value_type == ARROW_TYPES[kind[5:-1]]):
-                column = cast_column(column, kind, name, "input batch")
-            yield name, normalised_lists(column)
-        else:
-            yield name, blank_as_null(cast_column(column, kind, name, "input batch"))
+        yield name, blank_as_null(cast_column(batch.column(name), kind, name, "input batch"))
 
 
 class DatasetAnalyzer:

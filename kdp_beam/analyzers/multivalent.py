@@ -15,22 +15,7 @@ import pyarrow.compute as pc
 
 from kdp_beam.analyzers.quantiles import ProfileAnalyzer
 from kdp_beam.analyzers.vocabulary import TokenCounts, document_counts
-from kdp_beam.columns import blank_as_null
 from kdp_beam.slots import SlotsState
-
-
-def normalised_lists(column):
-    """The list column as the readers deliver it: null rows as empty lists, empty strings
-    as null elements (a user's own batches may hold either). A null row may even span
-    values in Arrow, which list_flatten skips but list_parent_indices does not: rebuilt,
-    every list kernel agrees. The column itself when there is nothing to change."""
-    values = pc.list_flatten(column)
-    elements = blank_as_null(values)
-    if not column.null_count and elements is values:  # blank_as_null found no empty string
-        return column
-    lengths = pc.list_value_length(column).fill_null(0).to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    return type(column).from_arrays(pa.array(offsets, column.offsets.type), elements)
 
 
 class ValuesPerRowAccumulator(SlotsState):
