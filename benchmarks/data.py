@@ -18,6 +18,14 @@ def feature_names(num_features):
     return floats, strings
 
 
+def seed_columns(rng, n, floats, strings):
+    """`n` rows of the seed's columns: normal floats of growing mean and spread, and
+    strings of CATEGORIES Zipf-distributed values."""
+    vocab = np.array([f"v{j:03d}" for j in range(CATEGORIES)])
+    columns = {name: rng.normal(i * 10.0, 1.0 + i, n) for i, name in enumerate(floats)}
+    return columns | {name: vocab[rng.zipf(1.3, n) % CATEGORIES] for name in strings}
+
+
 def write_dataset(directory, rows, num_features, seed=0, shards=SHARDS, file_format="csv"):
     """Writes `rows` x `num_features` as `shards` files (once; reused if present) and the
     kdp_beam features file. `file_format` "csv", or "parquet" (pyarrow's default row
@@ -29,12 +37,10 @@ def write_dataset(directory, rows, num_features, seed=0, shards=SHARDS, file_for
     if not os.path.exists(os.path.join(directory, "_SUCCESS")):
         os.makedirs(directory, exist_ok=True)
         rng = np.random.default_rng(seed)
-        vocab = np.array([f"v{j:03d}" for j in range(CATEGORIES)])
         bounds = np.linspace(0, rows, shards + 1).astype(int)
         for shard, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             n = stop - start
-            columns = {name: rng.normal(i * 10.0, 1.0 + i, n) for i, name in enumerate(floats)}
-            columns |= {name: vocab[rng.zipf(1.3, n) % CATEGORIES] for name in strings}
+            columns = seed_columns(rng, n, floats, strings)
             path = os.path.join(directory, f"part-{shard:05d}.{file_format}")
             if file_format == "parquet":
                 pq.write_table(pa.table(columns), path)

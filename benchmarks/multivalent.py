@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks.data import CATEGORIES, feature_names
+from benchmarks.data import feature_names, seed_columns
 from benchmarks.run import DATA, HERE, machine, measure_command
 from benchmarks.targets import KDP_BEAM, commit
 
@@ -55,13 +55,11 @@ def write_files(rows):
     if not os.path.exists(done):
         os.makedirs(directory, exist_ok=True)
         rng = np.random.default_rng(15)
-        vocab = np.array([f"v{j:03d}" for j in range(CATEGORIES)])
         tokens = np.array([f"t{j:04d}" for j in range(TOKENS)])
         bounds = np.linspace(0, rows, SHARDS + 1).astype(int)
         for shard, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             n = stop - start
-            columns = {name: rng.normal(i * 10.0, 1.0 + i, n) for i, name in enumerate(floats)}
-            columns |= {name: vocab[rng.zipf(1.3, n) % CATEGORIES] for name in strings}
+            columns = seed_columns(rng, n, floats, strings)
             lengths = rng.integers(0, MAX_TAGS + 1, n)
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
             values = pa.array(tokens[rng.zipf(1.3, int(offsets[-1])) % TOKENS])

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kdp_beam.analyzers.quantiles import ProfileAnalyzer
-from kdp_beam.analyzers.vocabulary import TokenCounts, document_counts
+from kdp_beam.analyzers.vocabulary import TokenTableAnalyzer, document_counts
 from kdp_beam.slots import SlotsState
 
 
@@ -97,14 +97,12 @@ class ValuesPerRowAnalyzer:
         }
 
 
-class DocumentCounts:
+class DocumentCounts(TokenTableAnalyzer):
     """A token-counting analyzer (kdp_beam.analyzers.vocabulary's shape) of list columns:
     each token's occurrences, as the analyzer counts a column of one value per row, and the
     rows holding it (``document_count``, ``vocabulary_document_counts`` in the statistics).
     Both add up exactly over batches and over the keyed path's shards: a row is in one
     batch, a token in one shard."""
-
-    keyed = True
 
     def __init__(self, analyzer):
         self.analyzer = analyzer
@@ -114,27 +112,9 @@ class DocumentCounts:
         return self.analyzer.keep
 
     def token_table(self, column):
-        """(token, count, document_count) of a list column as normalised_lists gives it
+        """(token, count, document_count) of a list column as columns.cast_list gives it
         (declared_columns does)."""
         return document_counts(pc.list_flatten(column), pc.list_parent_indices(column).to_numpy())
-
-    def create_accumulator(self):
-        return TokenCounts()
-
-    def add_batch(self, acc, column):
-        table = self.token_table(column)
-        if table.num_rows:
-            acc.add(table)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return TokenCounts.merged(accs)
-
-    def finalize(self, acc):
-        table = acc.fold()
-        if table is None:
-            return self.finalize_table(None, 0, 0)
-        return self.finalize_table(table, table.num_rows, pc.sum(table["count"]).as_py())
 
     def finalize_table(self, table, distinct_count, total_count):
         if table is None:  # no token: no documents either, in the same columns

@@ -104,7 +104,33 @@ def keras_order(table, keep=None):
     return table.take(order if keep is None else order.slice(0, keep))
 
 
-class VocabularyAnalyzer:
+class TokenTableAnalyzer:
+    """The four verbs of a token-counting analyzer, from its ``token_table(column)`` and
+    ``finalize_table(table, distinct_count, total_count)``: per-batch tables summed per
+    token (TokenCounts)."""
+
+    keyed = True  # its state grows with the vocabulary: counted spread over workers by token
+
+    def create_accumulator(self):
+        return TokenCounts()
+
+    def add_batch(self, acc, column):
+        table = self.token_table(column)
+        if table.num_rows:
+            acc.add(table)
+        return acc
+
+    def merge_accumulators(self, accs):
+        return TokenCounts.merged(accs)
+
+    def finalize(self, acc):
+        table = acc.fold()
+        if table is None:
+            return self.finalize_table(None, 0, 0)
+        return self.finalize_table(table, table.num_rows, pc.sum(table["count"]).as_py())
+
+
+class VocabularyAnalyzer(TokenTableAnalyzer):
     """Exact counts of every distinct non-null value; the vocabulary in Keras' order.
 
     Keras' IndexLookup.adapt sorts by descending count and breaks ties by descending token,
@@ -118,8 +144,6 @@ class VocabularyAnalyzer:
             (the model maps them to the OOV index).
         token_type: the Arrow type of the tokens.
     """
-
-    keyed = True  # its state grows with the vocabulary: counted spread over workers by token
 
     def __init__(self, max_size=None, excluded_tokens=(), missing_token=None, token_type=pa.string()):
         self.token_type = token_type
@@ -139,24 +163,6 @@ class VocabularyAnalyzer:
         return pa.Table.from_arrays(
             [counted.field("values"), counted.field("counts")], ["token", "count"]
         )
-
-    def create_accumulator(self):
-        return TokenCounts()
-
-    def add_batch(self, acc, column):
-        table = self.token_table(column)
-        if table.num_rows:
-            acc.add(table)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return TokenCounts.merged(accs)
-
-    def finalize(self, acc):
-        table = acc.fold()
-        if table is None:
-            return self.finalize_table(None, 0, 0)
-        return self.finalize_table(table, table.num_rows, pc.sum(table["count"]).as_py())
 
     def finalize_table(self, table, distinct_count, total_count):
         """Statistics from folded counts: all of them, or at least their top `keep` rows."""
