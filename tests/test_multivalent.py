@@ -13,7 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kdp_beam.analyzers import analyze_batches
+from kdp_beam.builder.declarations import spec_of
 from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.io.memory import record_batches
 from kdp_beam.job import run_analysis
 
 ROWS = 400
@@ -213,3 +216,52 @@ def test_the_model_encodes_each_row_as_numpy_does(bundles, tmp_path):
     again = keras.models.load_model(str(path))
     for name, value in again(data).items():
         np.testing.assert_allclose(np.asarray(value), encoded[name], atol=1e-6)
+
+
+def _statistics_without_sketches(stats):
+    """Statistics to compare across paths: the sketches' approximate points and the
+    bundle's file names left out."""
+    return {k: v for k, v in stats.items() if not k.endswith(("_quantiles", "_file")) and k != "bin_boundaries"}
+
+
+@pytest.mark.parametrize("form", ["dict of lists", "DataFrame of lists", "tf.data ragged", "tf.data padded"])
+def test_adapt_in_memory_gives_the_bundle_the_files_give(bundles, form):
+    import pandas as pd
+    import tensorflow as tf
+
+    from kdp_beam import FeatureSpace
+
+    rows, found = bundles
+    names = ("tags", "ids", "readings", "hashed", "size")
+    data = {name: [r[name] for r in rows] for name in names}
+    if form == "DataFrame of lists":
+        data = pd.DataFrame(data)
+    elif form == "tf.data ragged":  # (numbers as float64: tf makes Python floats float32)
+        data = tf.data.Dataset.from_tensor_slices({
+            name: tf.ragged.constant(values, tf.float64 if name == "readings" else None) if name != "size" else values
+            for name, values in data.items()
+        }).batch(64)
+    elif form == "tf.data padded":  # padding "", NaN and the integer pad_value -1, dropped
+        width = 7
+        def padded(values, pad):
+            return [v + [pad] * (width - len(v)) for v in values]
+        data = tf.data.Dataset.from_tensor_slices({
+            "tags": padded(data["tags"], ""), "hashed": padded(data["hashed"], ""),
+            "ids": tf.constant(padded(data["ids"], -1), tf.int64),
+            "readings": tf.constant(padded(data["readings"], float("nan")), tf.float64), "size": data["size"],
+        }).batch(50)
+    space = FeatureSpace(SPEC["features"], output_mode="dict")
+    space.adapt(data)
+    expected = found["parquet"].features
+    for name in ("tags", "ids", "readings", "hashed"):  # what adapt computed, from what adapt reads
+        got = analyze_batches(spec_of(space), record_batches(data, spec_of(space)))["features"][name]
+        for key, value in _statistics_without_sketches(expected[name]).items():
+            if isinstance(value, float):
+                assert got[key] == pytest.approx(value, rel=1e-9), (form, name, key)
+            else:
+                assert got[key] == value, (form, name, key)
+    # ... and the adapted space encodes as the one built from the bundle.
+    sample = {name: [r[name] for r in rows[:20]] for name in names}
+    from_bundle = FeatureSpace.from_artifacts(found["parquet"], output_mode="dict")
+    for name, value in space(sample).items():
+        np.testing.assert_allclose(np.asarray(value), np.asarray(from_bundle(sample)[name]), atol=1e-6)
