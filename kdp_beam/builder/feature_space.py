@@ -144,6 +144,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
             fill_name = f"{layer_name(name)}_fill_missing"
             self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, fill_name)
         self._indicator_concat = None
+        # A cross no type can take is refused here, as the features JSON refuses it, not by
+        # keras' HashedCrossing once from_artifacts has built the layers.
+        spec_of(self)
 
     def _check_output_name(self, name, suffix, what):
         if f"{name}{suffix}" in self.features:
