@@ -73,3 +73,28 @@ def test_infer_keeps_the_rows_of_a_one_column_csv_that_hold_no_value(tmp_path, c
     out = tmp_path / "features.json"
     assert main(["infer", "--input", str(tmp_path / "d.csv"), "--output", str(out)]) == 0
     assert "inferred from the first 5 rows of 1 file" in capsys.readouterr().err
+
+
+def test_one_row_inside_tf_data_gives_a_pooled_one_hot_the_shape_an_eager_call_gives():
+    # With a scalar feature beside, keras drops the batch axis of a one-row call only where
+    # the static shape says one row: a hashed list's and a discretized list's pooled
+    # one-hots (tf.math.bincount) came out (1, bins) inside tf.data, (bins,) eagerly.
+    import numpy as np
+    import tensorflow as tf
+
+    features = {
+        "h": {"type": "string_hashed", "multivalent": True, "num_bins": 4},
+        "d": {"type": "float_discretized", "multivalent": True, "num_bins": 3, "pooling": "max"},
+        "s": "string_categorical",
+    }
+    data = {"h": [["a"], ["b", "c"]], "d": [[1.0, 2.0], [3.0]], "s": ["x", "y"]}
+    space = FeatureSpace(features, output_mode="dict")
+    space.adapt(data)
+    row = {"h": tf.constant(["b", "c"]), "d": tf.constant([3.0]), "s": tf.constant("y")}
+    eager = space(row)
+    mapped = next(iter(tf.data.Dataset.from_tensors(row).map(space)))
+    for name in ("h", "d", "s"):
+        assert tuple(mapped[name].shape) == tuple(eager[name].shape) == (eager[name].shape[-1],)
+        np.testing.assert_array_equal(mapped[name].numpy(), eager[name].numpy())
+    batched = space({name: [value] for name, value in zip(data, (["b", "c"], [3.0], "y"))})
+    np.testing.assert_array_equal(eager["h"].numpy(), batched["h"].numpy()[0])
