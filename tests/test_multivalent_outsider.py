@@ -98,3 +98,16 @@ def test_one_row_inside_tf_data_gives_a_pooled_one_hot_the_shape_an_eager_call_g
         np.testing.assert_array_equal(mapped[name].numpy(), eager[name].numpy())
     batched = space({name: [value] for name, value in zip(data, (["b", "c"], [3.0], "y"))})
     np.testing.assert_array_equal(eager["h"].numpy(), batched["h"].numpy()[0])
+
+
+@pytest.mark.parametrize("declaration, first, second", [
+    ("string_categorical", ["a", "b"], ["a", "c", "d", "d"]),
+    ({"type": "string_categorical", "multivalent": True}, [["a"], ["b"]], [["a", "c"], ["d"], ["d"], []]),
+])
+def test_a_second_adapt_is_refused_rather_than_encoding_into_the_first_widths(declaration, first, second):
+    # A scalar's one-hot kept the first vocabulary's width: after adapting on ["a", "c", "d"],
+    # "a" (index 3 of 4) encoded as all zeros. A list's multi-hot raised keras' RuntimeError.
+    space = FeatureSpace({"t": declaration, "n": "float_normalized"}, output_mode="dict")
+    space.adapt({"t": first, "n": [1.0] * len(first)})
+    with pytest.raises(SpecError, match="already adapted"):
+        space.adapt({"t": second, "n": [1.0] * len(second)})

@@ -208,6 +208,14 @@ class FeatureSpace(keras.utils.FeatureSpace):
             input_format: "csv", "parquet", "tfrecord" or "jsonl" for a file pattern
                 (default: by extension).
         """
+        if self.encoded_features is not None and self._list_adaptable_preprocessors():
+            # Its one-hot and multi-hot widths are the first vocabularies' (keras builds them
+            # once): a new vocabulary would encode into the old widths, or keras refuses it.
+            raise SpecError(
+                "this FeatureSpace is already adapted and built: its one-hot and multi-hot widths "
+                "are its first vocabularies'; build a new FeatureSpace from the same declarations "
+                "and adapt that"
+            )
         spec = spec_of(self)
         declared = {} if spec is None else spec.features
         custom = [n for n in keras_internals.keras_adaptable(self) if n not in declared]
