@@ -111,3 +111,20 @@ def test_a_second_adapt_is_refused_rather_than_encoding_into_the_first_widths(de
     space.adapt({"t": first, "n": [1.0] * len(first)})
     with pytest.raises(SpecError, match="already adapted"):
         space.adapt({"t": second, "n": [1.0] * len(second)})
+
+
+@pytest.mark.parametrize("tags, readings", [([None, None], [None, None]), ([], [])])
+def test_a_dataframe_of_lists_is_one_row_per_item_when_no_item_is_a_list(tags, readings):
+    # A column holding no list (all None, or no rows) was read as one row's values: two rows
+    # with no values encoded as one row of two missing values, an empty frame as one row.
+    import numpy as np
+    import pandas as pd
+
+    space = FeatureSpace({"tags": {"type": "string_categorical", "multivalent": True},
+                          "readings": {"type": "float_normalized", "multivalent": True}}, output_mode="dict")
+    space.adapt({"tags": [["a"], ["b", "a"]], "readings": [[1.0], [2.0, 3.0]]})
+    frame = pd.DataFrame({"tags": pd.Series(tags, dtype=object), "readings": pd.Series(readings, dtype=object)})
+    encoded = space(frame)
+    assert encoded["tags"].shape == (len(tags), 3) and encoded["readings"].shape == (len(tags), 1)
+    np.testing.assert_array_equal(np.asarray(encoded["tags"]), np.zeros((len(tags), 3)))
+    np.testing.assert_array_equal(np.asarray(encoded["readings"]), np.zeros((len(tags), 1)))  # the mean: 0

@@ -313,10 +313,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
 
     def __call__(self, data):
         one_row = False
-        if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):  # of lists, too
+        frame = type(data).__name__ == "DataFrame" and hasattr(data, "columns")
+        if frame:  # of lists, too
             data = {name: data[name].to_numpy() for name in data.columns}
         if isinstance(data, dict):  # (keras refuses anything else, as before)
-            data, one_row = checked_inputs(self.features, data)
+            data, one_row = checked_inputs(self.features, data, columns=frame)
         merged = super().__call__(data)
         if one_row and not any(len(x.shape) == 0 for x in data.values()):
             # One row of a list (a 1-D value, as an unbatched tf.data element gives): its
