@@ -128,3 +128,21 @@ def test_a_dataframe_of_lists_is_one_row_per_item_when_no_item_is_a_list(tags, r
     assert encoded["tags"].shape == (len(tags), 3) and encoded["readings"].shape == (len(tags), 1)
     np.testing.assert_array_equal(np.asarray(encoded["tags"]), np.zeros((len(tags), 3)))
     np.testing.assert_array_equal(np.asarray(encoded["readings"]), np.zeros((len(tags), 1)))  # the mean: 0
+
+
+def test_a_nan_row_of_a_dataframe_is_no_values_in_a_call_as_in_adapt():
+    # adapt() read pandas' NaN (and NA) for a row as no values; a call refused it
+    # ("got nan at row 1, beside rows of values").
+    import numpy as np
+    import pandas as pd
+
+    features = {"tags": {"type": "string_categorical", "multivalent": True},
+                "readings": {"type": "float_normalized", "multivalent": True}}
+    frame = pd.DataFrame({"tags": [["a", "b"], np.nan, pd.NA], "readings": [[1.0, 3.0], np.nan, [5.0]]})
+    space = FeatureSpace(features, output_mode="dict")
+    space.adapt(frame)
+    assert space.preprocessors["readings"].mean.numpy().item() == pytest.approx(3.0)  # 1, 3, 5
+    encoded = space(frame)
+    np.testing.assert_array_equal(np.asarray(encoded["tags"]), [[0, 1, 1], [0, 0, 0], [0, 0, 0]])
+    std = np.std([1.0, 3.0, 5.0])
+    np.testing.assert_allclose(np.asarray(encoded["readings"]).ravel(), [(2.0 - 3.0) / std, 0.0, 2.0 / std], rtol=1e-6)

@@ -139,10 +139,16 @@ def list_value(name, feature, value, column=False):
     if array.ndim == 0 or not (column or any(map(_is_row, items))):
         return _padded(name, feature, [items]), True  # one row's values
     for row, item in enumerate(items):
-        if not (item is None or _is_row(item)):
+        if not (_no_values(item) or _is_row(item)):
             _refuse(name, feature, f"{reprlib.repr(item)} at row {row}, beside rows of values", _LISTS)
-    rows = [[] if item is None else item.tolist() if isinstance(item, np.ndarray) else list(item) for item in items]
+    rows = [[] if _no_values(item) else item.tolist() if isinstance(item, np.ndarray) else list(item) for item in items]
     return _padded(name, feature, rows), False
+
+
+def _no_values(item):
+    """A row with no values: None, or NaN / pandas' NA (a DataFrame's missing row), as
+    adapt() reads them."""
+    return not isinstance(item, str) and not _is_row(item) and _is_missing(item)
 
 
 def _padded(name, feature, rows):
