@@ -146,3 +146,11 @@ def test_a_nan_row_of_a_dataframe_is_no_values_in_a_call_as_in_adapt():
     np.testing.assert_array_equal(np.asarray(encoded["tags"]), [[0, 1, 1], [0, 0, 0], [0, 0, 0]])
     std = np.std([1.0, 3.0, 5.0])
     np.testing.assert_allclose(np.asarray(encoded["readings"]).ravel(), [(2.0 - 3.0) / std, 0.0, 2.0 / std], rtol=1e-6)
+
+
+def test_a_fill_value_a_sequence_would_ignore_is_refused():
+    # Accepted, and a row with no value came out all zeros (mask 0) whatever fill_value said.
+    with pytest.raises(SpecError, match="fill_value is what a row with no value pools to"):
+        FeatureSpace({"v": {"type": "float", "multivalent": True, "sequence_length": 2, "fill_value": 9.0}})
+    FeatureSpace({"v": {"type": "float", "multivalent": True, "sequence_length": 2, "missing_indicator": True}})
+    FeatureSpace({"v": {"type": "float", "multivalent": True, "fill_value": 9.0}})  # pooled: it applies
