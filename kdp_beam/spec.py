@@ -18,6 +18,7 @@ import json
 
 from kdp_beam.errors import SpecError
 from kdp_beam.feature_types import feature_type, on_register, registered_types
+from kdp_beam.feature_types.multivalent import is_multivalent
 from kdp_beam.feature_types.options import ONE_HOT_OR_INT, integer, is_int, one_of, shown, width
 
 
@@ -228,6 +229,14 @@ class FeatureSpec:
         if unknown:
             raise SpecError(f"cross {list(cross.feature_names)}: unknown feature(s) {unknown}")
         uncrossable = [n for n in cross.feature_names if not self.features[n].crossable]
+        lists = [n for n in uncrossable if is_multivalent(self.features[n].options)]
+        if lists:
+            raise SpecError(
+                f"cross {list(cross.feature_names)}: {lists} multivalent: a cross takes one "
+                "value per row of each feature (keras' HashedCrossing), and the cross of each "
+                "pair of a list's values would grow with the product of the lengths; cross "
+                "features of one value per row (docs/multivalent.md)"
+            )
         if uncrossable:
             crossable = [t.name for t in registered_types() if t.crossable(t.options)]
             raise SpecError(

@@ -144,6 +144,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
             fill_name = f"{layer_name(name)}_fill_missing"
             self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, fill_name)
         self._indicator_concat = None
+        # A cross no type can take is refused here, as the features JSON refuses it, not by
+        # keras' HashedCrossing once from_artifacts has built the layers.
+        spec_of(self)
 
     def _check_output_name(self, name, suffix, what):
         if f"{name}{suffix}" in self.features:
@@ -205,6 +208,14 @@ class FeatureSpace(keras.utils.FeatureSpace):
             input_format: "csv", "parquet", "tfrecord" or "jsonl" for a file pattern
                 (default: by extension).
         """
+        if self.encoded_features is not None and self._list_adaptable_preprocessors():
+            # Its one-hot and multi-hot widths are the first vocabularies' (keras builds them
+            # once): a new vocabulary would encode into the old widths, or keras refuses it.
+            raise SpecError(
+                "this FeatureSpace is already adapted and built: its one-hot and multi-hot widths "
+                "are its first vocabularies'; build a new FeatureSpace from the same declarations "
+                "and adapt that"
+            )
         spec = spec_of(self)
         declared = {} if spec is None else spec.features
         custom = [n for n in keras_internals.keras_adaptable(self) if n not in declared]
@@ -302,10 +313,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
 
     def __call__(self, data):
         one_row = False
-        if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):  # of lists, too
+        frame = type(data).__name__ == "DataFrame" and hasattr(data, "columns")
+        if frame:  # of lists, too
             data = {name: data[name].to_numpy() for name in data.columns}
         if isinstance(data, dict):  # (keras refuses anything else, as before)
-            data, one_row = checked_inputs(self.features, data)
+            data, one_row = checked_inputs(self.features, data, columns=frame)
         merged = super().__call__(data)
         if one_row and not any(len(x.shape) == 0 for x in data.values()):
             # One row of a list (a 1-D value, as an unbatched tf.data element gives): its

@@ -46,10 +46,11 @@ def _refuse(name, feature, got, fix):
     )
 
 
-def checked_inputs(features, data):
+def checked_inputs(features, data, columns=False):
     """(`data` with each value checked against its feature and made of its dtype, whether
     it is one row given as a multivalent feature's 1-D list of values); `data` is a dict of
-    arrays, lists, scalars or tensors. Raises InputDataError."""
+    arrays, lists, scalars or tensors (`columns`: a DataFrame's, one item per row, whatever
+    the items). Raises InputDataError."""
     unknown = [name for name in data if name not in features]
     missing = [name for name in features if name not in data]
     if unknown or missing:
@@ -62,7 +63,7 @@ def checked_inputs(features, data):
     checked, one_row = {}, False
     for name, value in data.items():
         if is_list_feature(features[name]):
-            checked[name], single = list_value(name, features[name], value)
+            checked[name], single = list_value(name, features[name], value, columns)
             one_row = one_row or single
         else:
             checked[name] = input_value(name, features[name], value)
@@ -116,10 +117,11 @@ def _is_row(value):
     return isinstance(value, (list, tuple, np.ndarray))
 
 
-def list_value(name, feature, value):
+def list_value(name, feature, value, column=False):
     """A multivalent feature's value as a dense (rows, values) array or tensor of its dtype,
     padded with its pad value (a missing element given as it: None, NaN, "" are missing),
-    and whether it was one row (a 1-D value, or a scalar: one row's values)."""
+    and whether it was one row (a 1-D value, or a scalar: one row's values). `column`: a
+    DataFrame's column, whose items are rows even when none is a list (no rows, or all None)."""
     if isinstance(value, (tf.Tensor, tf.RaggedTensor, tf.SparseTensor, keras.KerasTensor)):
         return _list_tensor(name, feature, value)
     if isinstance(value, (list, tuple)):
@@ -134,13 +136,19 @@ def list_value(name, feature, value):
         dense = _converted(name, feature, array, row_of).reshape(array.shape)
         return _string_tensor(dense) if feature.dtype == "string" else dense, False
     items = array.reshape(-1).tolist()
-    if array.ndim == 0 or not any(map(_is_row, items)):
+    if array.ndim == 0 or not (column or any(map(_is_row, items))):
         return _padded(name, feature, [items]), True  # one row's values
     for row, item in enumerate(items):
-        if not (item is None or _is_row(item)):
+        if not (_no_values(item) or _is_row(item)):
             _refuse(name, feature, f"{reprlib.repr(item)} at row {row}, beside rows of values", _LISTS)
-    rows = [[] if item is None else item.tolist() if isinstance(item, np.ndarray) else list(item) for item in items]
+    rows = [[] if _no_values(item) else item.tolist() if isinstance(item, np.ndarray) else list(item) for item in items]
     return _padded(name, feature, rows), False
+
+
+def _no_values(item):
+    """A row with no values: None, or NaN / pandas' NA (a DataFrame's missing row), as
+    adapt() reads them."""
+    return not isinstance(item, str) and not _is_row(item) and _is_missing(item)
 
 
 def _padded(name, feature, rows):

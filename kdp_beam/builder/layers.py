@@ -295,6 +295,9 @@ class PoolValues(keras.layers.Layer):
             # Positions with no value count in an extra last index, dropped.
             indices = tf.where(present, tf.cast(encoded, tf.int64), tf.constant(self.depth, tf.int64))
             counts = tf.math.bincount(indices, minlength=self.depth + 1, maxlength=self.depth + 1, axis=-1)
+            # bincount loses the static row count, which keras' call of one row (a scalar
+            # beside, inside tf.data) needs to drop the batch axis as it does for the others.
+            counts.set_shape([values.shape[0], self.depth + 1])
             counts = tf.cast(counts[:, : self.depth], tf.float32)
             if self.pooling == "sum":
                 return counts

@@ -35,6 +35,12 @@ class NumberType(FeatureType):
         boolean(options["missing_indicator"], "missing_indicator")
         if options["fill_value"] is not None:
             float32(options["fill_value"], "fill_value (null: the mean)")
+            if multivalent.is_multivalent(options) and options["sequence_length"] is not None:
+                # FillEmptyRows fills a pooled row only: a sequence would ignore it silently.
+                raise SpecError(
+                    "fill_value is what a row with no value pools to; a sequence (sequence_length) "
+                    "marks such a row by its mask, all 0: leave fill_value out, or pool"
+                )
         return options
 
     def column_kind(self, options):

@@ -157,6 +157,8 @@ def _read_csv(path, limit):
     pa_csv.write_csv(text, typed)  # strings quoted, nulls empty: read back, typed as one block
     table = pa_csv.read_csv(
         pa.py_buffer(typed.getvalue()),
+        # A row of one null is an empty line there (one column): still a row of the sample.
+        parse_options=pa_csv.ParseOptions(ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(null_values=[""], strings_can_be_null=True),
     )
     # Codes such as 007 and 0042 type as integers, but as integers 007 is 7: their text is
@@ -262,8 +264,9 @@ def _declare(name, column, rows):
             f"nested values ({kind}) are not supported: a feature holds one value per row, or a list "
             "of values (multivalent); left out: flatten it into columns to use it"
         )
-    values = blank_as_null(column).drop_null()
-    split = _separated(name, values)
+    text = blank_as_null(column)
+    values = text.drop_null()
+    split = _separated(name, text, rows)
     if split is not None:
         return split
     sample = ColumnSample(name, kind, values)
@@ -319,20 +322,22 @@ def _declare_list(name, lists, rows, separator=None):
     return None, f"{where} of type {values.type} ({per_row}): no type proposes itself for the values; declare it by hand"
 
 
-def _separated(name, values):
-    """_declare_list's proposal for strings that mostly hold a separator (SEPARATORS, in
-    order) splitting them into values that are not free text, else None."""
-    if not pa.types.is_string(values.type) or len(values) == 0:
+def _separated(name, text, rows):
+    """_declare_list's proposal for strings (empty ones null) that mostly hold a separator
+    (SEPARATORS, in order) splitting them into values that are not free text, else None."""
+    if not pa.types.is_string(text.type) or text.null_count == len(text):
         return None
     for separator in SEPARATORS:
-        holds = pc.mean(pc.match_substring(values, separator).cast(pa.int8())).as_py()
+        holds = pc.mean(pc.match_substring(text, separator).cast(pa.int8())).as_py()  # of the non-empty
         if holds <= 0.5:
             continue
-        lists = pc.split_pattern(values, separator)
+        # Every row, an empty one too (no values, as the readers read it): its values per row
+        # are the analysis' and a list column's.
+        lists = pc.split_pattern(text, separator)
         words = pc.list_value_length(pc.utf8_split_whitespace(blank_as_null(lists.flatten()).drop_null()))
         if len(words) and pc.mean(words).as_py() >= 3:
             continue  # sentences that happen to hold it: text
-        declaration, reason = _declare_list(name, lists, len(values), separator)
+        declaration, reason = _declare_list(name, lists, rows, separator)
         return declaration, f"{holds:.0%} of the values hold {separator!r}: {reason}"
     return None
 
