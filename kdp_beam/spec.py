@@ -243,8 +243,7 @@ class FeatureSpec:
                 f"cross {list(cross.feature_names)}: cannot cross {uncrossable} "
                 f"({[self.features[n].to_json() for n in uncrossable]}); a cross takes features "
                 f"whose preprocessor gives one integer or string per row: {crossable} (some "
-                "only with some options; never a multivalent one, whose row holds a list: "
-                "docs/multivalent.md)"
+                "only with some options)"
             )
         if cross.name in self.features or cross.name in {c.name for c in self.crosses}:
             raise SpecError(

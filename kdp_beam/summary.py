@@ -17,7 +17,8 @@ def values_per_row(stats):
         return "no rows"
     return (
         f"{stats['min_values_per_row']:,}–{stats['max_values_per_row']:,} values per row "
-        f"(mean {stats['mean_values_per_row']:.3g}, {stats['empty_count']:,} rows empty)"
+        f"(mean {stats['mean_values_per_row']:.3g}, {stats['empty_count']:,} "
+        f"{'row' if stats['empty_count'] == 1 else 'rows'} empty)"
     )
 
 

@@ -42,7 +42,7 @@ def is_number(value):
 def integer(value, arg, low, high, why=""):
     """`value` as an int if it is an integer in [low, high], else SpecError naming `arg`."""
     if not is_int(value) or not low <= value <= high:
-        raise SpecError(f"{arg} must be an integer from {low} to {high:,}{why}, got {shown(value)}")
+        raise SpecError(f"{arg} must be an integer from {low:,} to {high:,}{why}, got {shown(value)}")
     return int(value)
 
 

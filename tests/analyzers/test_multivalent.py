@@ -422,7 +422,8 @@ def test_the_summary_and_the_report_show_values_per_row(base):
     stats = bundle.features["tags"]
     line = next(line for line in summary_table(bundle.spec, bundle.features, bundle.row_count).splitlines() if line.startswith("tags "))
     assert f"{stats['min_values_per_row']}–{stats['max_values_per_row']:,} values per row" in line
-    assert f"(mean {stats['mean_values_per_row']:.3g}, {stats['empty_count']} rows empty)" in line
+    empty = stats["empty_count"]
+    assert f"(mean {stats['mean_values_per_row']:.3g}, {empty} {'row' if empty == 1 else 'rows'} empty)" in line
     z_line = next(line for line in summary_table(bundle.spec, bundle.features, bundle.row_count).splitlines() if line.startswith("z "))
     assert "per row" not in z_line
     page = render_report(bundle)
