@@ -176,6 +176,11 @@ def _list_problem(source, element):
     """read_problem of a multivalent feature's column, whose values are `element`s."""
     if pa.types.is_null(source) or _is_text(source) or _is_bytes(source):
         return None  # no value at all; text split on the separator
+    if pa.types.is_nested(source) and not _is_list(source):  # a map, struct, list view...
+        return (
+            "a multivalent feature reads a list column (list, large_list, fixed_size_list) or "
+            "text split on its separator: write the column as one of those"
+        )
     if not _is_list(source):
         return (
             f"a multivalent feature reads a list of values per row (a list column, or text split on "
@@ -187,6 +192,11 @@ def _list_problem(source, element):
         values = values.value_type
     if pa.types.is_nested(values):
         return "a list of lists (or of structs) is not read: write one list of values per row"
+    if _is_temporal(values):
+        return (
+            "a list of timestamps or dates is not read (a date feature holds one value per "
+            "row): write the values as text in a list of strings, or as numbers"
+        )
     problem = read_problem(values, element)
     return None if problem is None else f"its values are {values}: {problem}"
 

@@ -272,8 +272,7 @@ def write_lists(data, directory, fmt):
 
 
 def read_rows(path, features):
-    """The rows the readers deliver with the proposed declarations (the analysis of lists
-    is slice A's: until it lands, the readers' output is what is checked)."""
+    """The rows the readers deliver with the proposed declarations."""
     from apache_beam.io.filesystems import FileSystems
 
     from kdp_beam.io.jsonl import _ReadJsonRange

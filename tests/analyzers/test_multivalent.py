@@ -3,9 +3,9 @@ computation in Python / numpy over the same lists, whatever the batching, shardi
 merge order; the same from a real Beam run (keyed vocabularies over several shards) and
 from kdp-beam merge; checked by the loader; shown in the summary and the report.
 
-Until the readers deliver list columns (issue 15's reader slice), the batches are built
-directly in the contract's form: pa.list_ columns, a row with no values an empty list or a
-null, a missing element a null (for strings also "")."""
+The batches are built directly as pa.list_ columns, in every form a user's own pipeline may
+hand the analysis (a row with no values an empty list or a null, a missing element a null,
+for strings also ""): the analysis normalises them as the readers do (columns.cast_list)."""
 
 import math
 from collections import Counter

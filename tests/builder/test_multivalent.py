@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 import kdp_beam
 from kdp_beam.builder.names import layer_name
 from kdp_beam.bundle.loader import load_bundle
-from kdp_beam.columns import ARROW_TYPES
 from kdp_beam.errors import InputDataError, SpecError
 
 FS = kdp_beam.FeatureSpace
@@ -406,10 +405,6 @@ def test_every_float_output_is_float32(fs):
         assert value.dtype.is_integer if name in INT_OUTPUTS else value.dtype == tf.float32, name
 
 
-@pytest.mark.skipif(
-    "list<string>" not in ARROW_TYPES,
-    reason="the readers' list columns (issue 15, slice R) have not landed",
-)
 def test_a_bundle_of_parquet_list_columns_builds_the_same_encodings(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -298,7 +298,7 @@ def test_odd_list_sources_read_by_the_scalar_rules():
         (pa.array([[b"\xff"]]), "list<string>", "bytes that are not UTF-8"),
         (pa.array([[2**64 - 1]], pa.list_(pa.uint64())), "list<integer>", "a value that does not fit"),
         (pa.array([[[1]]]), "list<integer>", "a list of lists"),
-        (pa.array([{"a": 1}]), "list<integer>", "one struct<a: int64> per row"),
+        (pa.array([{"a": 1}]), "list<integer>", "reads a list column (list, large_list, fixed_size_list) or text"),
         (pa.array([1.5]), "list<float>", "declare the feature without multivalent, or write the column as lists"),
         (pa.array(["1|0x10"]), "list<integer>", "cannot read '0x10'"),
         (pa.array([["1"]]), "list<float>", "its values are string: a float feature reads integers"),
@@ -439,7 +439,7 @@ def test_in_memory_missing_values_and_a_declared_pad_value():
     got = [row for batch in record_batches(text, spec) for row in batch.to_pylist()]
     assert same(got, [{"tags": [], "x": []}, {"tags": [None, "a"], "x": [math.nan, None]},
                       {"tags": ["b", "c"], "x": [1.0, None]}, {"tags": [], "x": []}])
-    # Dense integers: the declared pad_value (slice B's encoding option) or -1 is padding.
+    # Dense integers: the declared pad_value (an encoding option) or -1 is padding.
     ints = FeatureSpec({"n": {"type": "integer_categorical", "multivalent": True}})
     got = [row for batch in record_batches({"n": np.array([[3, -1], [-1, -1]])}, ints) for row in batch.to_pylist()]
     assert got == [{"n": [3]}, {"n": []}]
@@ -484,16 +484,10 @@ def test_a_job_in_skip_mode_counts_each_list_where_a_scalar_is_declared(tmp_path
 def test_the_values_every_reader_delivers_arrive_in_the_analysis(tmp_path):
     """analyze_batches over each format's batches: the same statistics (moments to the
     rounding of their merge order, which the batch sizes set), counts equal to the
-    oracle's, moments to exact arithmetic's (runs once the analysis of lists, issue 15's
-    slice A, is merged)."""
+    oracle's, moments to exact arithmetic's."""
     import collections
 
     from kdp_beam.analyzers import analyze_batches
-
-    try:
-        analyze_batches(SPEC, [pa.record_batch({"id": [1], "tags": [["a"]], "scores": [[1.0]], "codes": [[1]]})])
-    except pa.ArrowNotImplementedError:
-        pytest.skip("the analysis of lists (issue 15's slice A) is not merged yet")
 
     data = rows(200, seed=8)
     want = expected(data)
@@ -581,3 +575,26 @@ def test_csv_split_into_byte_ranges_reads_every_list_once(tmp_path):
     assert len(ranges) > 20
     got = [row for unit in ranges for b in split_outputs(_ReadCsvRange(SPEC, 256).process(unit))[0] for row in b.to_pylist()]
     assert same(got, csv_oracle(path))
+
+
+@pytest.mark.parametrize(
+    "column, declared, says",
+    [
+        (pa.array([{"a": 1}, {"b": 2}], pa.map_(pa.string(), pa.int64())), "integer_categorical",
+         r"reads a list column \(list, large_list, fixed_size_list\) or text"),
+        (pa.array([[1, 2], [3]], pa.list_(pa.timestamp("s"))), "string_categorical",
+         "a list of timestamps or dates is not read"),
+        (pa.array([[1, 2], [3]], pa.list_(pa.timestamp("s"))), "float_normalized",
+         "a list of timestamps or dates is not read"),
+    ],
+)
+def test_a_nested_column_no_list_reads_names_what_to_write(tmp_path, column, declared, says):
+    """A Parquet map, or a list of timestamps, declared multivalent: refused before the job
+    with what to write instead (not "declare it without multivalent", nor "a date feature",
+    which holds one value per row)."""
+    from kdp_beam.job import run_analysis
+
+    pq.write_table(pa.table({"x": column}), tmp_path / "x.parquet")
+    spec = {"features": {"x": {"type": declared, "multivalent": True}}}
+    with pytest.raises(InputDataError, match=says):
+        run_analysis(spec, str(tmp_path / "x.parquet"), str(tmp_path / "bundle"))
