@@ -85,8 +85,15 @@ def _is_temporal(t):
     return pa.types.is_timestamp(t) or pa.types.is_date(t)
 
 
-def _is_list(t):
+def is_list(t):
+    """Whether an Arrow type is a list a multivalent feature reads (list, large_list,
+    fixed_size_list)."""
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def list_lengths(lists):
+    """Values per row of a list column (0 for a null row), as a numpy integer array."""
+    return pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
 
 
 # For errors: what each kind is, and what it reads.
@@ -160,7 +167,7 @@ def read_problem(source, kind):
             "numbers are not read as text: declare a numeric feature (an integer "
             "categorical for codes), or write the column as strings"
         )
-    if _is_list(source):
+    if is_list(source):
         return (
             "it holds a list of values per row, and this feature one value per row: declare the "
             'feature multivalent ("multivalent": true) to read every value, or flatten the column'
@@ -176,12 +183,12 @@ def _list_problem(source, element):
     """read_problem of a multivalent feature's column, whose values are `element`s."""
     if pa.types.is_null(source) or _is_text(source) or _is_bytes(source):
         return None  # no value at all; text split on the separator
-    if pa.types.is_nested(source) and not _is_list(source):  # a map, struct, list view...
+    if pa.types.is_nested(source) and not is_list(source):  # a map, struct, list view...
         return (
             "a multivalent feature reads a list column (list, large_list, fixed_size_list) or "
             "text split on its separator: write the column as one of those"
         )
-    if not _is_list(source):
+    if not is_list(source):
         return (
             f"a multivalent feature reads a list of values per row (a list column, or text split on "
             f"its separator), and this column holds one {source} per row: declare the feature without "
@@ -317,7 +324,7 @@ def cast_list(column, kind, feature, where, separator=None):
             column = column.cast(pa.list_(column.type.value_type))
         lists, values = column, column.flatten()
         values = cast_column(values, element, feature, where)
-    lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    lengths = list_lengths(lists)
     offsets = np.zeros(len(lengths) + 1, np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), blank_as_null(values))
@@ -370,7 +377,7 @@ def _numbers_of_text(text, lists, element, feature, where, separator):
         pass
     texts = values.to_pylist()
     index = next(i for i, value in enumerate(texts) if value is not None and not reads_as_number(value, arrow_type))
-    starts = np.cumsum(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False))
+    starts = np.cumsum(list_lengths(lists))
     row = int(np.searchsorted(starts, index, side="right"))
     problem = (
         f"cannot read {texts[index]!r:.100} (a value of {text[row].as_py()!r:.100} split on {separator!r}) "

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from kdp_beam.analyzers.quantiles import ProfileAnalyzer
 from kdp_beam.analyzers.vocabulary import TokenTableAnalyzer, document_counts
+from kdp_beam.columns import list_lengths
 from kdp_beam.slots import SlotsState
 
 
@@ -45,10 +46,9 @@ class ValuesPerRowAnalyzer:
         return ValuesPerRowAccumulator(self._lengths.create_accumulator())
 
     def add_batch(self, acc, column):
-        lengths = pc.list_value_length(column).fill_null(0)
-        if not len(lengths):
+        counted = list_lengths(column)
+        if not counted.size:
             return acc
-        counted = lengths.to_numpy()
         low, high = int(counted.min()), int(counted.max())
         acc.rows += counted.size
         acc.values += int(counted.sum(dtype=np.int64))

@@ -16,7 +16,7 @@ from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, element_kind
+from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, element_kind, list_lengths
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader
 
@@ -135,7 +135,7 @@ class _DecodeExamples(beam.DoFn):
                 yield TaggedOutput(BAD_RECORDS, record)
         dropped = np.zeros(decoded.num_rows, dtype=bool)
         for name, kind in self._kinds.items():
-            counts = _value_counts(decoded.column(name))
+            counts = list_lengths(decoded.column(name))
             scalar = element_kind(kind) is None
             for reason, rows in (
                 (bad_records.MULTIPLE_VALUES, counts > 1 if scalar else np.zeros(len(counts), dtype=bool)),
@@ -238,13 +238,12 @@ def _bad(numbered, reason, detail, column):
     return BadRecord(file, reason, detail, record.hex(), byte_offset=offset, row=number, column=column)
 
 
-def _value_counts(lists):
-    """Values per record (0 for an absent feature)."""
-    return pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+def first_values(lists):
+    """One value (or null) per record from a column of tf.Example value lists of at most
+    one (an absent feature, or an empty list, is null)."""
+    null = pa.scalar(None, lists.type)
+    return pc.list_element(pc.if_else(pc.equal(pc.list_value_length(lists).fill_null(0), 0), null, lists), 0)
 
 
 def _scalar_column(lists, kind, name, where):
-    """One value (or null) per record from a column of value lists of at most one."""
-    null = pa.scalar(None, lists.type)
-    lists = pc.if_else(pc.equal(pc.list_value_length(lists).fill_null(0), 0), null, lists)
-    return cast_column(pc.list_element(lists, 0), kind, name, where)
+    return cast_column(first_values(lists), kind, name, where)

@@ -32,7 +32,7 @@ import pyarrow.csv as pa_csv
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
-from kdp_beam.columns import NULL_VALUES, blank_as_null, number_from_text
+from kdp_beam.columns import NULL_VALUES, blank_as_null, is_list, list_lengths, number_from_text
 from kdp_beam.errors import InputDataError
 from kdp_beam.feature_types import registered_types
 from kdp_beam.io import infer_format
@@ -223,7 +223,7 @@ def _read_tfrecord(path, limit):
     others one value (or null) per row; None for an empty file."""
     from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
-    from kdp_beam.io.tfrecord import read_records
+    from kdp_beam.io.tfrecord import first_values, read_records
 
     records = [record for _, _, record in itertools.islice(read_records(path), limit)]
     if not records:
@@ -237,11 +237,7 @@ def _read_tfrecord(path, limit):
     columns = {}
     for name in decoded.schema.names:
         lists = decoded.column(name)
-        lengths = pc.list_value_length(lists).fill_null(0)
-        if pc.max(lengths).as_py() > 1:
-            columns[name] = lists
-        else:
-            columns[name] = pc.list_element(pc.if_else(pc.equal(lengths, 0), pa.scalar(None, lists.type), lists), 0)
+        columns[name] = lists if list_lengths(lists).max(initial=0) > 1 else first_values(lists)
     return pa.table(columns)
 
 
@@ -256,7 +252,7 @@ def _declare(name, column, rows):
     if pa.types.is_dictionary(kind):
         column, kind = column.dictionary_decode(), kind.value_type
     column, kind = _small(column), _small(column).type
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+    if is_list(kind):
         if not pa.types.is_nested(kind.value_type):
             return _declare_list(name, column, rows)
     if pa.types.is_nested(kind):
