@@ -18,6 +18,7 @@ import json
 
 from kdp_beam.errors import SpecError
 from kdp_beam.feature_types import feature_type, on_register, registered_types
+from kdp_beam.feature_types.label_aware import check_label, label_read_kind
 from kdp_beam.feature_types.multivalent import is_multivalent
 from kdp_beam.feature_types.options import ONE_HOT_OR_INT, integer, is_int, one_of, shown, width
 
@@ -146,6 +147,9 @@ _TOP_LEVEL_KEYS = (
     "hashing_dim",
     "num_discretization_bins",
     "profile",
+    "label",
+    "label_type",
+    "fold_key",
 )
 
 
@@ -163,6 +167,11 @@ class FeatureSpec:
         profile: also sketch every numeric feature's distribution (20 quantiles, 1% rank
             error) for `kdp-beam report`'s histograms; costs ~8 ms of CPU per 100k
             values per feature.
+        label: the column of the label that label-aware features use (output_mode
+            "target", rank_by "mutual_information", folds: docs/label-aware.md); read
+            beside the features, never an input of the model.
+        label_type: "binary", "multiclass" or "regression"; None infers it from the data.
+        fold_key: the column of a row key whose stable hash assigns rows to folds.
     Raises:
         SpecError: naming where the problem is (top-level key, feature name, cross index)
             and what is accepted there.
@@ -177,6 +186,9 @@ class FeatureSpec:
         hashing_dim=32,
         num_discretization_bins=32,
         profile=False,
+        label=None,
+        label_type=None,
+        fold_key=None,
     ):
         if not isinstance(features, dict):
             raise SpecError(
@@ -213,6 +225,16 @@ class FeatureSpec:
                 self.crosses.append(self._standardize_cross(cross))
             except SpecError as e:
                 raise SpecError(f"crosses[{i}]: {e}") from None
+        self.label = label
+        self.label_type = label_type
+        self.fold_key = fold_key
+        check_label(self)
+
+    @property
+    def label_kind(self):
+        """How readers read the label column (kdp_beam.columns): "float" for a
+        regression label, else "label" (a class's text); None without a label."""
+        return None if self.label is None else label_read_kind(self.label_type)
 
     def _standardize_cross(self, cross):
         if isinstance(cross, dict):
@@ -261,6 +283,8 @@ class FeatureSpec:
             "hashing_dim": self.hashing_dim,
             "num_discretization_bins": self.num_discretization_bins,
             "profile": self.profile,
+            # Only with a label: a spec without one keeps the JSON (and bundles) it had.
+            **({"label": self.label, "label_type": self.label_type, "fold_key": self.fold_key} if self.label is not None else {}),
         }
 
     @classmethod

@@ -18,6 +18,7 @@ def test_bare_strings_take_featurespace_defaults():
     assert s.features["c"].options == {
         "max_tokens": None, "num_oov_indices": 1, "output_mode": "one_hot", "missing_token": None,
         "counting": "exact", "multivalent": False, "separator": "|", "sequence_length": None, "pad_value": -1,
+        "smoothing": 10.0, "min_count": 1, "with_count": False, "rank_by": "frequency", "folds": None,
     }
 
 

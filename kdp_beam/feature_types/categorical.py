@@ -5,7 +5,7 @@ a bounded Misra-Gries sketch (docs/scaling.md). A missing value counts, and enco
 `missing_token` (None: the OOV index)."""
 
 from kdp_beam.errors import SpecError
-from kdp_beam.feature_types import multivalent
+from kdp_beam.feature_types import label_aware, multivalent
 from kdp_beam.feature_types.base import FeatureType
 from kdp_beam.feature_types.options import (
     MAX_ENCODED_WIDTH,
@@ -38,15 +38,20 @@ class CategoricalType(FeatureType):
         "missing_token": None,
         "counting": "exact",
         **multivalent.OPTIONS,
+        **label_aware.OPTIONS,
     }
     keras_arguments = ("max_tokens", "num_oov_indices", "output_mode")
-    encoding_options = ("output_mode", *multivalent.ENCODING_OPTIONS)
+    encoding_options = ("output_mode", *multivalent.ENCODING_OPTIONS, *label_aware.ENCODING_OPTIONS)
     oov_token = None  # what keras' lookup drops from an adapted vocabulary
     lookup_layer = None  # the keras.layers class name
 
     def validate(self, options):
         multivalent.validate(options)
-        multivalent.validate_output_mode(options, ONE_HOT_OR_INT)
+        if label_aware.is_target(options):
+            if options["sequence_length"] is not None:
+                raise SpecError("output_mode 'target' averages a list's values into one encoding: leave out sequence_length")
+        else:
+            multivalent.validate_output_mode(options, ONE_HOT_OR_INT)
         if multivalent.is_multivalent(options) and options["missing_token"] is not None:
             raise SpecError("a list's missing values are left out of its encoding: missing_token applies to one value per row")
         oov = options["num_oov_indices"] = integer(
@@ -65,7 +70,7 @@ class CategoricalType(FeatureType):
                 oov + 1, high, why,
             )
         options["missing_token"] = self.valid_missing_token(options["missing_token"])
-        return options
+        return label_aware.validate(options)
 
     def crossable(self, options):
         return not multivalent.is_multivalent(options)
@@ -132,6 +137,7 @@ class CategoricalType(FeatureType):
             "missing_token": getattr(feature, "missing_token", None),
             "counting": "exact",
             **multivalent.OPTIONS,
+            **label_aware.OPTIONS,
         }
 
     def set_statistics(self, preprocessor, stats, options):

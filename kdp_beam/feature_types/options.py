@@ -96,6 +96,8 @@ def width(arg, output_mode):
     """(bound, why) of a size: a dense encoding's width, or an int output's index space."""
     if output_mode == "int":
         return MAX_INDEX, " (an int output's indices are int32)"
+    if output_mode == "target":  # one column per class whatever the vocabulary
+        return MAX_INDEX, " (a lookup's indices are int32)"
     return MAX_ENCODED_WIDTH, (
         f" (output_mode {output_mode!r} makes {arg} columns per row; use output_mode "
         "'int' for more)"
