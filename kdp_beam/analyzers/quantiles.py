@@ -1,7 +1,9 @@
 """Equal-frequency bin boundaries from a mergeable quantile sketch."""
 
 import base64
+import math
 
+import numpy as np
 import pyarrow as pa
 from tfx_bsl.sketches import QuantilesSketch
 
@@ -30,20 +32,36 @@ class QuantilesAnalyzer:
 
     Uses tfx_bsl's QuantilesSketch: each boundary's rank is within ``epsilon * n`` of the
     exact quantile's rank (n = number of finite values). NaN, +-inf and nulls are left out.
+
+    A batch of more than ``summary_points`` values is sorted and given to the sketch as
+    that many weighted points at equal ranks (each standing for the values since the
+    previous one), not value by value: numpy's sort costs a few percent of the sketch's
+    insertion of every value. A point stands for at most n / m + 1 values of a batch of n,
+    so the summaries move any rank by less than 2 N / m over all N values (a batch is
+    summarised only when n > m); with m = 4 / epsilon that is epsilon / 2, and the sketch
+    itself runs at epsilon / 2: together within epsilon, as stated.
     """
 
     def __init__(self, num_bins, epsilon=DEFAULT_EPSILON):
         self.num_bins = num_bins
         self.epsilon = epsilon
+        self.summary_points = math.ceil(4 / epsilon)
 
     def create_accumulator(self):
-        return QuantilesAccumulator(self.epsilon)
+        return QuantilesAccumulator(self.epsilon / 2)
 
     def add_batch(self, acc, column):
         values, _, _ = finite_values(column)
-        if values.size:
+        n = values.size
+        if n > self.summary_points:
+            m = self.summary_points
+            # The minimum, then ceil(j n / m) for j = 1..m (1-based ranks; the last is the max).
+            ranks = np.concatenate([[1], -(-np.arange(1, m + 1, dtype=np.int64) * n // m)])
+            weights = np.diff(ranks, prepend=0).astype(np.float64)
+            acc.sketch.AddValues(pa.array(np.sort(values)[ranks - 1]), pa.array(weights))
+        elif n:
             acc.sketch.AddValues(pa.array(values))
-            acc.n += values.size
+        acc.n += n
         return acc
 
     def add_counts(self, acc, values, counts):

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pytest
 
 from kdp_beam.analyzers import QuantilesAnalyzer
+from kdp_beam.analyzers.quantiles import ProfileAnalyzer
 
 
 def boundaries_of(batches, num_bins):
@@ -39,3 +40,29 @@ def test_nan_inf_and_nulls_are_left_out():
 
 def test_empty_input_has_no_boundaries():
     assert boundaries_of([pa.array([], pa.float64())], 4)["bin_boundaries"] == []
+
+
+@pytest.mark.parametrize("analyzer", [QuantilesAnalyzer(50), ProfileAnalyzer()], ids=["quantiles", "profile"])
+def test_batches_summarised_before_the_sketch_keep_the_stated_error_and_the_range(analyzer):
+    """Batches of far more values than the summary's points (and one of fewer, added value
+    by value), with ties, a far cluster and a single huge batch: every quantile within
+    epsilon in rank of the exact one, the min and max exact."""
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.integers(0, 5, 300_000).astype(np.float64),  # ties: point masses
+        rng.lognormal(0, 3, 200_000),
+        rng.normal(-1e9, 1.0, 1_000),
+    ])
+    rng.shuffle(values)
+    batches = [values[:600_000], values[600_000:600_100], values[600_100:]]
+    acc = analyzer.create_accumulator()
+    for batch in batches:
+        acc = analyzer.add_batch(acc, pa.array(batch))
+    points = acc.sketch.GetQuantiles(analyzer.num_bins).to_pylist()[0]
+    ordered, n = np.sort(values), len(values)
+    assert points[0] == ordered[0] and points[-1] == ordered[-1]
+    for i, point in enumerate(points):
+        target = i / analyzer.num_bins * n
+        below = np.searchsorted(ordered, point, side="left")
+        at_or_below = np.searchsorted(ordered, point, side="right")
+        assert below - analyzer.epsilon * n <= target <= at_or_below + analyzer.epsilon * n
