@@ -269,6 +269,8 @@ def _describe(reason, name, kind, count):
             "true) to read every value, or split the list into features or aggregate it before "
             "analysis.",
         )
+    if isinstance(kind, LabelKind):
+        return f"a record's bytes for {kind.part} {name!r} are not UTF-8", "its text is read as UTF-8: fix the bytes."
     return (
         f"a record's bytes for feature {name!r} are not UTF-8",
         "Declare a string feature only on text, or fix the bytes.",

@@ -361,7 +361,7 @@ def test_tf_example_labels_of_any_kind_read_as_their_text_even_mixed_in_a_file(t
         assert column(got) == example_oracle(path, "y") and column(got, "k") == example_oracle(path, "k"), name
 
 
-def test_a_tf_example_label_with_two_values_is_a_bad_record_naming_the_label(tmp_path):
+def test_a_tf_example_label_with_two_values_or_bad_bytes_is_a_bad_record_naming_the_label(tmp_path):
     path = str(tmp_path / "d.tfrecord")
     write_examples(path, [(b"a", b"1"), ([1, 0], b"2"), (0.5, b"3")])
     with pytest.raises(InputDataError, match=r"record 2: a record has 2 values for the label 'y'; the label holds one value per record"):
@@ -369,6 +369,13 @@ def test_a_tf_example_label_with_two_values_is_a_bad_record_naming_the_label(tmp
     got, bad = read(path, mode="skip")
     assert column(got) == ["a", "0.5"] and column(got, "k") == ["1", "3"]
     assert [(b.reason, b.row, b.column) for b in bad] == [(bad_records.MULTIPLE_VALUES, 2, "y")]
+    write_examples(path, [(b"a", b"1"), (b"\xff", b"2"), (1, b"\xfe")])
+    with pytest.raises(InputDataError, match=r"record 2: a record's bytes for the label 'y' are not UTF-8; its text is read as UTF-8"):
+        read(path)
+    got, bad = read(path, mode="skip")
+    assert column(got) == ["a"] and [(b.reason, b.row, b.column) for b in bad] == [
+        (bad_records.BAD_UTF8, 2, "y"), (bad_records.BAD_UTF8, 3, "k")
+    ]
 
 
 # --- in memory (FeatureSpace.adapt's path) ----------------------------------------------------
