@@ -246,6 +246,11 @@ def _columns_of(element, label, where):
         return element
     if isinstance(element, tuple) and len(element) == 2 and isinstance(element[0], dict) and label is not None:
         features, values = element
+        if isinstance(values, (dict, tuple)):
+            raise InputDataError(
+                f"{where}: the label of its (features, label) elements is a {type(values).__name__} (several "
+                f"outputs); kdp_beam reads one label {label!r}: map the dataset to (features, that label)"
+            )
         if label in features:
             raise InputDataError(
                 f"{where}: its (features, label) elements also hold the label {label!r} among the "

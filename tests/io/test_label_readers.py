@@ -445,6 +445,9 @@ def test_memory_labels_that_cannot_be_read_say_what_to_do():
     both = tf.data.Dataset.from_tensor_slices(({"x": x, "k": keys, "y": [1, 0]}, [1, 0]))
     with pytest.raises(InputDataError, match="also hold the label 'y' among the features"):
         memory_rows(both)
+    outputs = tf.data.Dataset.from_tensor_slices(({"x": x, "k": keys}, {"y": [1, 0], "z": [0, 1]}))
+    with pytest.raises(InputDataError, match=r"the label of its \(features, label\) elements is a dict"):
+        memory_rows(outputs)
     weighted = tf.data.Dataset.from_tensor_slices(({"x": x, "k": keys}, [1, 0], [0.5, 2.0]))
     with pytest.raises(InputDataError, match=r"\(features, label\) tuples are read, not tuples of 3"):
         memory_rows(weighted)
