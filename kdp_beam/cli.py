@@ -120,6 +120,7 @@ def _parser():
     infer.add_argument("--output", required=True, help="features JSON to write")
     infer.add_argument("--format", choices=["csv", "parquet", "jsonl", "tfrecord"], help="default: extension")
     infer.add_argument("--sample-rows", type=_positive, default=100_000, help="rows to look at")
+    infer.add_argument("--label", help="the label's column: left out of the features, its label_type proposed")
     report = commands.add_parser(
         "report", parents=[common], help="write a self-contained HTML profile of a bundle's data"
     )
@@ -382,12 +383,14 @@ def _infer(args, pipeline_args):
     from kdp_beam.output_files import check_output_file
 
     check_output_file(args.output, "features JSON", inputs=args.input)
-    features = infer_features(args.input, args.format, args.sample_rows)
+    features = infer_features(args.input, args.format, args.sample_rows, args.label)
     write_features(features, args.output)
     width = max(len(name) for name in features["notes"])
     for name, note in features["notes"].items():
         declared = features["features"].get(name, "-")
         kind = declared if isinstance(declared, str) else declared["type"]
+        if name == args.label:
+            kind = f"label ({features.get('label_type', 'inferred')})"
         _say(f"{name.ljust(width)}  {kind:<20} {note}")
     _say(f"inferred from {features['sampled']}")
     _say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")

@@ -1,7 +1,7 @@
-"""What each declared feature's column is read as, and the one rule deciding which source
-types can be read so: shared by every reader, the schema pre-check, the in-memory adapt
-path and the analyzers, so that whether a file is accepted never depends on which file is
-read first or which check sees it.
+"""What each declared feature's column (and the spec's label and fold key: read_kinds) is
+read as, and the one rule deciding which source types can be read so: shared by every
+reader, the schema pre-check, the in-memory adapt path and the analyzers, so that whether
+a file is accepted never depends on which file is read first or which check sees it.
 
 Also the one normal form of a multivalent feature's list column (cast_list: lists, or text
 split on the separator), and numbers read from text as CSV reads them (number_from_text),
@@ -15,14 +15,15 @@ from kdp_beam import numbers
 from kdp_beam.errors import InputDataError
 from kdp_beam.feature_types.multivalent import OPTIONS as MULTIVALENT_OPTIONS
 
-# The column kinds (a feature's column_kind, "date" for a date feature in ISO 8601, and
-# "list<KIND>" for a multivalent feature's list of values per row) and the Arrow type the
-# analysis receives for each.
+# The column kinds (a feature's column_kind, "date" for a date feature in ISO 8601,
+# "list<KIND>" for a multivalent feature's list of values per row, "label" for a class
+# label's or a fold key's text) and the Arrow type the analysis receives for each.
 ARROW_TYPES = {
     "float": pa.float64(),
     "integer": pa.int64(),
     "string": pa.string(),
     "date": pa.string(),
+    "label": pa.string(),
     "list<float>": pa.list_(pa.float64()),
     "list<integer>": pa.list_(pa.int64()),
     "list<string>": pa.list_(pa.string()),
@@ -49,6 +50,26 @@ class ListKind(str):
         return ListKind, (str(self), self.separator)
 
 
+class LabelKind(str):
+    """The read kind of the spec's label or fold key column (read_kinds): equal to (and
+    usable as) its kind, "label" (a class's text; the fold key's) or "float" (a
+    regression label), carrying ``role`` ("label" or "fold_key", the spec's key) so that
+    errors name the column's part and say what to declare instead."""
+
+    def __new__(cls, kind, role):
+        read_kind = super().__new__(cls, kind)
+        read_kind.role = role
+        return read_kind
+
+    def __reduce__(self):  # pickled with its role (Beam ships readers to workers)
+        return LabelKind, (str(self), self.role)
+
+    @property
+    def part(self):
+        """The column's part in the spec, for errors: "the label" or "the fold key"."""
+        return "the fold key" if self.role == "fold_key" else "the label"
+
+
 def element_kind(kind):
     """The kind of each value of a list kind ("list<float>" -> "float"); None for a
     scalar kind."""
@@ -65,6 +86,19 @@ def column_kinds(spec):
         kind = feature.read_kind
         separator = feature.options.get("separator", MULTIVALENT_OPTIONS["separator"])
         kinds[name] = ListKind(kind, separator) if element_kind(kind) else kind
+    return kinds
+
+
+def read_kinds(spec):
+    """{column: kind} of every column readers read: the features' (column_kinds), then the
+    spec's label (spec.label_kind: "label", or "float" for a regression label) and fold
+    key ("label"), each a LabelKind, when the spec has them. The label is never a feature:
+    analyzers that iterate the features (column_kinds) do not see it."""
+    kinds = column_kinds(spec)
+    if spec.label is not None:
+        kinds[spec.label] = LabelKind(spec.label_kind, "label")
+    if spec.fold_key is not None:
+        kinds[spec.fold_key] = LabelKind("label", "fold_key")
     return kinds
 
 
@@ -102,6 +136,7 @@ _KIND_NAMES = {
     "integer": "an integer feature",
     "string": "a string feature",
     "date": "a date feature",
+    "label": "a label",
     "list<float>": "a multivalent float feature",
     "list<integer>": "a multivalent integer feature",
     "list<string>": "a multivalent string feature",
@@ -111,7 +146,16 @@ _READS = {
     "integer": "integers",
     "string": "text, bytes (UTF-8) and booleans",
     "date": "text, timestamps and dates",
+    "label": "text, bytes (UTF-8), booleans and numbers",
 }
+
+
+def _kind_name(kind):
+    """What a column read as `kind` is, for errors: the label and the fold key by their
+    part in the spec."""
+    if isinstance(kind, LabelKind):
+        return "the regression label" if kind == "float" else kind.part
+    return _KIND_NAMES[kind]
 
 
 def read_problem(source, kind):
@@ -128,6 +172,10 @@ def read_problem(source, kind):
       timestamp with a time zone is an instant, stored in UTC: it is read as its UTC
       time, whatever zone it is tagged with (exact, and no time-zone database needed;
       pyarrow's, for one, applies no summer time after 2037).
+    - label (a class label's, or a fold key's, text): text, bytes (UTF-8), booleans
+      ("true" / "false"), integers of any width (decimal text) and floating point (as
+      pyarrow writes it: 1.0 is "1", 0.5 "0.5"). Not lists, structs, timestamps or
+      dates. A regression label is read as a float.
 
     - list<KIND> (a multivalent feature): lists (list, large_list, fixed_size_list) of
       values KIND reads, by the rules above; and text or bytes, split on the feature's
@@ -147,9 +195,13 @@ def read_problem(source, kind):
         "integer": pa.types.is_integer(source),
         "string": _is_text(source) or _is_bytes(source) or pa.types.is_boolean(source),
         "date": _is_text(source) or _is_bytes(source) or _is_temporal(source),
+        "label": _is_text(source) or _is_bytes(source) or pa.types.is_boolean(source)
+        or pa.types.is_integer(source) or pa.types.is_floating(source),
     }
     if pa.types.is_null(source) or readable[kind]:
         return None
+    if kind == "label" or isinstance(kind, LabelKind):
+        return _label_problem(source, kind)
     if pa.types.is_boolean(source):
         return 'declare a string feature, e.g. a string categorical (booleans are read as "true" / "false")'
     if pa.types.is_floating(source) and kind == "integer":
@@ -177,6 +229,30 @@ def read_problem(source, kind):
     if pa.types.is_decimal(source):
         return "decimals are not read: write the column as floating point (or integers)"
     return f"{_KIND_NAMES[kind]} reads {_READS[kind]}: write the column as one of those"
+
+
+def _label_problem(source, kind):
+    """read_problem of the label's or fold key's column (`kind` "label", or "float" for a
+    regression label), which it cannot read."""
+    fold_key = getattr(kind, "role", None) == "fold_key"
+    part = "the fold key" if fold_key else "a label"
+    if is_list(source) or pa.types.is_nested(source):
+        if fold_key:
+            return "the fold key holds one value per row (the row's id): write one id per row"
+        return (
+            "a label holds one value per row (a class or a number): write one value per row "
+            "(a one-hot or multi-label column: write the class instead)"
+        )
+    if kind == "float" and (_is_text(source) or _is_bytes(source) or pa.types.is_boolean(source)):
+        return (
+            'a regression label (label_type "regression") reads numbers: write the column as numbers, '
+            'or declare label_type "binary" or "multiclass" (or leave it out, to infer it) to read classes'
+        )
+    if _is_temporal(source):
+        return f"timestamps and dates are not read as {part}: write the column as text"
+    if pa.types.is_decimal(source):
+        return "decimals are not read: write the column as floating point, integers or text"
+    return f"{part} reads {_READS[kind]}: write the column as one of those"
 
 
 def _list_problem(source, element):
@@ -215,7 +291,7 @@ def check_readable(source, kind, feature, where):
     if problem is not None:
         raise InputDataError(
             f"{where}: column {feature!r} is {source}, which cannot be read as "
-            f"{_KIND_NAMES[kind]}: {problem}."
+            f"{_kind_name(kind)}: {problem}."
         )
 
 
@@ -228,14 +304,16 @@ def cast_column(column, kind, feature, where, separator=None):
     instead of guessing.
 
     A list kind gives the normalised list column (cast_list; `separator`: default the
-    kind's own when it is a ListKind, else "|"). Idempotent: a column it gave comes back
-    as it is.
+    kind's own when it is a ListKind, else "|"). The label kind gives text with its
+    missing values null (label_text). Idempotent: a column it gave comes back as it is.
     """
     if element_kind(kind) is not None:
         return cast_list(column, kind, feature, where, separator)
     check_readable(column.type, kind, feature, where)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if kind == "label":
+        return label_text(column, feature, where)
     source, target = column.type, ARROW_TYPES[kind]
     if source == target:
         return column
@@ -253,6 +331,45 @@ def cast_column(column, kind, feature, where, separator=None):
         raise InputDataError(
             f"{where}: column {feature!r} holds {what} ({e}). Fix the data or the declaration."
         ) from None
+
+
+def label_text(column, feature, where):
+    """A column read_problem lets the label kind read, as the text of its values: text as
+    it is (bytes must be UTF-8), booleans "true" / "false", integers in decimal, floating
+    point as pyarrow writes it (the shortest text that reads back as the value, of the
+    column's own width: 1.0 is "1", a float32 0.1 "0.1"; -0 is "0"). Missing: null, NaN and
+    the empty string (blank_as_null), so that one value missing in any format is missing."""
+    source = column.type
+    if pa.types.is_null(source):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_boolean(source):
+        return pc.if_else(column, "true", "false")
+    if pa.types.is_floating(source):
+        if pa.types.is_float16(source):
+            column = column.cast(pa.float32())  # exact; compute has no float16 kernels
+        nan = pc.is_nan(column)
+        column = pc.add(column, pa.scalar(0, column.type))  # -0 + 0 is 0: one class
+        column = pc.if_else(nan, pa.scalar(None, column.type), column)
+    try:
+        text = column if column.type == pa.string() else column.cast(pa.string())
+    except pa.ArrowInvalid as e:
+        raise InputDataError(
+            f"{where}: column {feature!r} holds bytes that are not UTF-8 ({e}). Fix the data."
+        ) from None
+    return blank_as_null(text)
+
+
+def label_of_value(value):
+    """The label kind's text of one value a JSON parser gives (None, str, bool, int,
+    float), as label_text writes a column of it: for the record-by-record paths, which
+    must read as the vectorised ones. An int of any size is its decimal text."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return label_text(pa.array([value], pa.float64()), "", "").to_pylist()[0]
 
 
 def blank_as_null(column):
@@ -354,6 +471,14 @@ def number_from_text(text, arrow_type):
     null = pc.is_in(text, value_set=pa.array(NULL_VALUES))
     text = pc.if_else(null, pa.scalar(None, pa.string()), pc.utf8_trim(text, " \t"))
     return numbers.cast_text(text, arrow_type)
+
+
+def number_fix(kind):
+    """What to declare instead when a field of a number column (of `kind`) does not read
+    as a number, for "Fix the value, or ..."."""
+    if isinstance(kind, LabelKind) and kind.role == "label":
+        return 'declare label_type "binary" or "multiclass" (or leave it out, to infer it) to read the label as classes'
+    return "declare the column as a string feature"
 
 
 def reads_as_number(text, arrow_type):

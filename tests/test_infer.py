@@ -6,11 +6,14 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 
 import kdp_beam
 from kdp_beam.cli import main
+from kdp_beam.errors import InputDataError
 from kdp_beam.job import run_analysis
+from kdp_beam.tools.infer import infer_features
 from tests.conftest import write_shards
 
 
@@ -339,3 +342,114 @@ def test_strings_mostly_split_by_a_separator_are_proposed_multivalent(tmp_path):
     assert [r["genres"] for r in read] == [g.split("|") for g in genres]
     assert [r["sizes"] for r in read] == [[int(v) for v in s.split(";")] for s in sizes]
     assert [r["codes"] for r in read] == [c.split("|") for c in codes]
+
+
+# --- --label: the label left out of the features, its label_type proposed ---------------------
+
+
+def type_of_target(labels):
+    """The oracle: scikit-learn's type_of_target rule in plain Python over the present
+    labels (as text): all numbers and one not whole, regression; <= 2 distinct, binary."""
+    present = [v for v in labels if v not in (None, "")]
+    try:
+        numbers = [float(v) for v in present]
+    except ValueError:
+        numbers = None
+    if numbers is not None and any(n != int(n) for n in numbers if not np.isnan(n)):
+        return "regression"
+    return "binary" if len(set(present)) <= 2 else "multiclass"
+
+
+def write_examples(columns, path):
+    """A TFRecord file of tf.Example, one feature per column (None: absent)."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for row in zip(*columns.values()):
+            feature = {}
+            for name, value in zip(columns, row):
+                if isinstance(value, str):
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                elif isinstance(value, float):
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                elif value is not None:
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return path
+
+
+def labelled(rows=400, seed=3):
+    rng = np.random.default_rng(seed)
+    return {
+        "x": list(rng.normal(0, 1, rows)),
+        "city": [str(v) for v in rng.choice(["a", "b", "c"], rows)],
+        "clicked": [int(v) for v in rng.integers(0, 2, rows)],
+        "species": [str(v) for v in rng.choice(["cat", "dog", "NA"], rows)],  # "NA" is a class
+        "price": [float(v) for v in rng.choice([0.5, 1.0, 2.25, 7.0], rows)],
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "tfrecord"])
+@pytest.mark.parametrize("label,label_type", [("clicked", "binary"), ("species", "multiclass"), ("price", "regression")])
+def test_the_label_is_left_out_of_the_features_and_its_type_proposed_with_its_reason(tmp_path, fmt, label, label_type, capsys):
+    columns = labelled()
+    assert type_of_target([str(v) for v in columns[label]]) == label_type  # the oracle agrees
+    path = str(tmp_path / f"d.{fmt}")
+    if fmt == "tfrecord":
+        write_examples(columns, path)
+    elif fmt == "jsonl":
+        with open(path, "w") as f:
+            f.writelines(json.dumps(dict(zip(columns, row))) + "\n" for row in zip(*columns.values()))
+    else:
+        write_shards(pa.table(columns), tmp_path, 1, fmt=fmt)
+        path = str(tmp_path / f"part-00000.{fmt}")
+    out = tmp_path / "features.json"
+    assert main(["infer", "--input", path, "--output", str(out), "--label", label]) == 0
+    proposed = json.loads(out.read_text())
+    assert label not in proposed["features"] and set(proposed["features"]) == set(columns) - {label}
+    assert proposed["label"] == label and proposed["label_type"] == label_type
+    assert proposed["notes"][label] == {
+        "binary": "the label: 2 distinct in 400 labels: binary",
+        "multiclass": "the label: classes (3 distinct in 400 labels): multiclass",
+        "regression": "the label: numbers, some not whole (4 distinct in 400 labels): regression",
+    }[label_type]
+    assert re.search(rf"{label}\s+label \({label_type}\)\s+the label:", capsys.readouterr().err)
+    # Ready to use as written: the readers read the label beside the features.
+    run_analysis(str(out), path, str(tmp_path / "bundle"))
+    assert kdp_beam.load_bundle(str(tmp_path / "bundle")).row_count == 400
+
+
+def test_label_types_follow_type_of_target_on_the_labels_as_read(tmp_path):
+    cases = {
+        "whole floats": ([1.0, 2.0, 3.0, 1.0], "multiclass"),
+        "two whole floats": ([0.0, 1.0, 1.0, None], "binary"),
+        "text numbers": (["1.5", "2", "2", "3"], "regression"),
+        "codes": (["007", "012", "007", "012"], "binary"),
+        "one class": (["yes", "yes", None, "yes"], "binary"),
+        "booleans": ([True, False, True, None], "binary"),
+    }
+    for name, (values, want) in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"x": [0.5, 1.5, 2.5, 3.5], "y": values}), path)
+        assert type_of_target([None if v is None else str(v) for v in values]) == want, name
+        assert infer_features(str(path), label="y")["label_type"] == want, name
+    whole = infer_features(str(tmp_path / "whole floats.parquet"), label="y")
+    assert whole["notes"]["y"] == (
+        'the label: whole numbers (3 distinct in 4 labels): multiclass; if they measure a quantity, declare "regression"'
+    )
+
+
+def test_a_label_with_no_value_in_the_sample_or_not_in_the_data(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n1.5,\n2.5,\n")
+    proposed = infer_features(str(path), label="y")
+    assert proposed["label"] == "y" and "label_type" not in proposed
+    assert proposed["notes"]["y"] == "the label: no value in the sample; label_type left out, to be inferred from the data"
+    assert main(["infer", "--input", str(path), "--output", str(tmp_path / "f.json"), "--label", "z"]) == 2
+    assert "the label 'z' is not a column of" in capsys.readouterr().err
+
+
+def test_a_label_of_lists_is_refused_saying_what_to_write(tmp_path):
+    pq.write_table(pa.table({"x": [1.0, 2.0], "y": [[1, 0], [0, 1]]}), tmp_path / "d.parquet")
+    with pytest.raises(InputDataError, match="the label 'y' is list<element: int64>: a label holds one value per row"):
+        infer_features(str(tmp_path / "d.parquet"), label="y")

@@ -16,10 +16,11 @@ from kdp_beam.columns import (
     NULL_VALUES,
     UnreadableValue,
     cast_column,
-    column_kinds,
     element_kind,
     list_separator,
+    number_fix,
     number_from_text,
+    read_kinds,
     reads_as_number,
 )
 from kdp_beam.errors import InputDataError
@@ -41,7 +42,10 @@ class ReadCsv(ReadByteRanges):
     """Reads CSV files with a header row into RecordBatches of the declared columns.
 
     Columns are typed from the declarations (float64, int64 or string), never guessed;
-    undeclared columns are skipped. Files are matched with Beam's FileSystems (local, gs://,
+    undeclared columns are skipped. The spec's label and fold key are read beside the
+    features (kdp_beam.columns.read_kinds): a class label's field as its text (an empty
+    field is missing, every other field a class, "NaN" and "NA" included), a regression
+    label's as a float field. Files are matched with Beam's FileSystems (local, gs://,
     s3://; a glob with no directory, ``*.csv``, is relative to the current directory) and
     read as a stream of batches of about ``block_size`` bytes, so memory does not grow with
     file size. Compressed files (.gz, .bz2, .zst, .deflate, .xz, by extension) are
@@ -87,7 +91,7 @@ class ReadCsv(ReadByteRanges):
 
 class _ReadCsvRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._kinds = column_kinds(spec)
+        self._kinds = read_kinds(spec)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -140,7 +144,8 @@ class _ArrowReading:
       a field of many MiB. Blocks four times as large are read then.
     ``stream``: the RecordRange being read, for its quote count and record bounds.
     Multivalent features' fields are read as text, then split and cast (cast_column, which
-    raises UnreadableValue for a value that is not a number).
+    raises UnreadableValue for a value that is not a number); the label's and fold key's
+    text is cast too (its empty fields missing).
     """
 
     def __init__(self, path, header, start, end, kinds, block_size):
@@ -148,7 +153,8 @@ class _ArrowReading:
         self._kinds, self._block_size = kinds, block_size
         self._types = {name: ARROW_TYPES[kind if element_kind(kind) is None else "string"] for name, kind in kinds.items()}
         self._integers = [name for name, kind in kinds.items() if kind == "integer"]
-        self._lists = [name for name, kind in kinds.items() if element_kind(kind) is not None]
+        # Read as text by pyarrow, then cast: lists split, the label's empty fields null.
+        self._cast = [name for name, kind in kinds.items() if element_kind(kind) is not None or kind == "label"]
         self._as_text = {name: pa.string() if name in self._integers else t for name, t in self._types.items()}
         self.stream = None
 
@@ -168,7 +174,7 @@ class _ArrowReading:
                             types = self._as_text  # this batch may hold hex: read it as text
                             break
                         batch, skip = batch.slice(min(skip, batch.num_rows)), max(skip - batch.num_rows, 0)
-                        if types is self._as_text or self._lists:
+                        if types is self._as_text or self._cast:
                             batch = self._checked(batch, types is self._as_text)
                         rows_done += batch.num_rows
                         if batch.num_rows:
@@ -181,12 +187,12 @@ class _ArrowReading:
                     block_size *= 4
 
     def _checked(self, batch, integers_as_text):
-        """The batch with its list columns split and cast, and its integer columns (when
+        """The batch with its list and label columns cast, and its integer columns (when
         read as text) cast by the number rule."""
         columns = []
         for name, kind in self._kinds.items():
             column = batch.column(name)
-            if name in self._lists:
+            if name in self._cast:
                 column = cast_column(column, kind, name, self._path)
             elif integers_as_text and name in self._integers:
                 column = number_from_text(column, pa.int64())
@@ -263,7 +269,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_ba
     """The range's records after the first `skip_rows` data rows, parsed one by one with
     Python's csv module: RecordBatches of the good ones, a BadRecord for each bad one
     (wrong field count, unparseable number, bad UTF-8), in file order. `kinds`: {name:
-    kind} of the declared columns (kdp_beam.columns.column_kinds).
+    kind} of the columns read (kdp_beam.columns.read_kinds).
 
     Quoting is as lenient as pyarrow's (`"ab"c` is `abc`), and an unterminated quote is
     caught by the range's quote count, as on the fast path. `stop_at_bad`: only the first
@@ -354,12 +360,10 @@ def _typed_batch(rows, kinds):
     columns = {}
     for i, (name, kind) in enumerate(kinds.items()):
         text = pa.array([r[i] for r in rows], pa.string())
-        if element_kind(kind) is not None:
-            columns[name] = cast_column(text, kind, name, "")
-        elif kind in _TYPE_NAMES:
+        if kind in _TYPE_NAMES:
             columns[name] = number_from_text(text, ARROW_TYPES[kind])
-        else:
-            columns[name] = text
+        else:  # lists split, the label's empty fields null; other text as it is
+            columns[name] = cast_column(text, kind, name, "")
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
 
 
@@ -477,9 +481,6 @@ def locate_bad_record(path, header, kinds, arrow_error):
                     "re-encode the file, e.g. iconv -f cp1252 -t utf-8 (for Windows-1252)"
                 )
             if element.reason == bad_records.UNPARSEABLE_NUMBER:
-                return (
-                    f"{where}, {element.detail}. Fix the value, or declare the column as a "
-                    "string feature."
-                )
+                return f"{where}, {element.detail}. Fix the value, or {number_fix(kinds.get(element.column))}."
             return f"{where}: {element.detail}: {element.record!r:.200}"
     return f"{path}: cannot be read as CSV: {arrow_error}"

@@ -9,11 +9,21 @@ import re
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, UnreadableValue, cast_column, column_kinds, element_kind, read_problem
+from kdp_beam.columns import (
+    ARROW_TYPES,
+    LabelKind,
+    UnreadableValue,
+    cast_column,
+    element_kind,
+    label_of_value,
+    read_kinds,
+    read_problem,
+)
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
@@ -39,6 +49,11 @@ class ReadJsonLines(ReadByteRanges):
     file, line and key; under ``on_bad_record="skip"`` it becomes a BadRecord, on the
     ``"bad_records"`` output (a Reader's outputs, kdp_beam.io.files: ``{"batches":
     RecordBatches, "bad_records": BadRecords}``), and reading goes on.
+
+    The spec's label and fold key are read beside the features (kdp_beam.columns.
+    read_kinds): a class label's strings, numbers and booleans all as their text (1 and
+    1.0 are "1", true is "true"; null, NaN and "" missing); a regression label as a float
+    feature is read (a string there is a bad record).
     """
 
     def _range_reader(self):
@@ -47,10 +62,11 @@ class ReadJsonLines(ReadByteRanges):
 
 class _ReadJsonRange(beam.DoFn):
     def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._kinds = column_kinds(spec)
+        self._kinds = read_kinds(spec)
         self._schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in self._kinds.items()])
         self._asked = self._schema  # what pyarrow is asked for (see _pyarrow_table)
-        self._lists = any(element_kind(kind) for kind in self._kinds.values())
+        # Cast after pyarrow's reading: lists normalised, the label's values as text.
+        self._cast = any(element_kind(kind) or kind == "label" for kind in self._kinds.values())
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -93,14 +109,23 @@ class _ReadJsonRange(beam.DoFn):
         """pyarrow's reading of a block, or None when it fails. pyarrow reads a JSON type
         as one Arrow type: a column its error names as holding another type that the one
         rule reads (_asked_instead: true / false in a string feature or list, a string in
-        a multivalent one) is asked for as that type from then on (until a block holds the
-        declared type there), and read by the one rule, as the line-by-line reading does."""
+        a multivalent one, numbers or booleans in a label) is asked for as that type from
+        then on (until a block holds the declared type there), and read by the one rule, as
+        the line-by-line reading does. A label's numbers are asked for as int64, then (a
+        number that is not one: pyarrow's error does not name the column) as float64, kept
+        only when every number is exact in it (below 2^53): the line-by-line reading gives
+        an integer's every digit."""
         while True:
             try:
                 # pyarrow parses its own blocks in parallel: a few per block of lines.
                 table = _arrow_table(data, self._asked, max(len(data) // 4, 1 << 20))
                 break
             except pa.ArrowInvalid as e:
+                integers = [f.name for f in self._asked if f.type == pa.int64() and self._kinds[f.name] == "label"]
+                if integers and str(e).startswith(_NOT_INT64):
+                    for name in integers:
+                        self._asked = self._asked.set(self._asked.get_field_index(name), pa.field(name, pa.float64()))
+                    continue
                 changed = _CHANGED.search(str(e))
                 name = changed and changed.group(1)
                 instead = name in self._kinds and _asked_instead(self._kinds[name], *changed.group(2, 3))
@@ -109,10 +134,29 @@ class _ReadJsonRange(beam.DoFn):
                     return None
                 index = self._asked.get_field_index(name)
                 self._asked = self._asked.set(index, pa.field(name, instead))
-        if self._asked is self._schema and not self._lists:
+        if self._asked is self._schema and not self._cast:
             return table
+        if not _exact_labels(table, self._kinds):
+            self._asked = self._schema
+            return None
         columns = {n: cast_column(table.column(n), k, n, path) for n, k in self._kinds.items()}
         return pa.table(columns)
+
+
+_NOT_INT64 = "Failed to convert JSON to int64"
+
+
+def _exact_labels(table, kinds):
+    """Whether the label columns read as float64 (asked so by _pyarrow_table) hold only
+    numbers exact in float64: an integer from 2^53 on may not be, and its text would lose
+    digits."""
+    for name, kind in kinds.items():
+        column = table.column(name)
+        if kind == "label" and column.type == pa.float64():
+            largest = pc.max(pc.abs(column.filter(pc.is_finite(column)))).as_py()
+            if largest is not None and largest >= 2.0**53:
+                return False
+    return True
 
 
 def _arrow_table(data, schema, block_size):
@@ -180,6 +224,8 @@ def _asked_instead(kind, in_list, found):
     """The Arrow type to ask pyarrow for a column of `kind` whose values (`in_list`: the
     values of its lists) pyarrow found to be JSON's `found` type, when the one rule reads
     those; else None (the block is read line by line)."""
+    if kind == "label" and not in_list:
+        return {"boolean": pa.bool_(), "number": pa.int64()}.get(found)
     if found == "boolean" and (kind == "string" and not in_list or kind == "list<string>" and in_list):
         return pa.list_(pa.bool_()) if in_list else pa.bool_()
     if found == "string" and element_kind(kind) and not in_list:
@@ -257,7 +303,8 @@ def _read_value(name, value, kind):
     by the one rule of kdp_beam.columns, and the range of the kind's type."""
     if element_kind(kind) is not None and isinstance(value, (str, list)):
         return _read_list(name, value, kind)
-    problem = _PROBLEMS[type(value), kind]
+    # Per JSON type, looked up; the label's and fold key's messages name them (LabelKind).
+    problem = read_problem(_JSON_TYPES[type(value)], kind) if isinstance(kind, LabelKind) else _PROBLEMS[type(value), kind]
     if problem is not None:
         detail = f"key {name!r}: {value!r:.100} is not {_TYPE_NAMES[kind]}: {problem}"
         return None, (bad_records.WRONG_TYPE, detail, name)
@@ -265,6 +312,8 @@ def _read_value(name, value, kind):
         return ("true" if value else "false"), None
     if isinstance(value, str) and not _is_unicode(value):
         return None, (bad_records.BAD_UTF8, f"key {name!r}: a lone surrogate escape", name)
+    if kind == "label":  # a class's text, as the vectorised reading gives it
+        return label_of_value(value), None
     if isinstance(value, int) and kind == "integer" and not -(2**63) <= value < 2**63:
         detail = (
             f"key {name!r}: {value!r:.100} is beyond int64: declare a float feature, or "
@@ -308,6 +357,7 @@ _TYPE_NAMES = {
     "integer": "an integer",
     "string": "a string",
     "date": "a string",
+    "label": "one value (a string, number or boolean)",
     "list<float>": "a list of numbers",
     "list<integer>": "a list of integers",
     "list<string>": "a list of strings",

@@ -11,20 +11,26 @@ is: "" for strings, NaN for floats, the feature's ``pad_value`` for integers (de
 In a tf.data.Dataset a rank-2 tensor is a batch of rows; a rank-1 one is one row's values
 (an unbatched dataset), or one value per row when the element's scalar features come in a
 batch; a rank-0 one is one row (text split on the separator).
+
+The spec's label and fold key (kdp_beam.columns.read_kinds) are read beside the features:
+a key of the dict or of a tf.data element, a column of the DataFrame, or the second
+element of a tf.data dataset of ``(features, label)`` tuples (keras' fit() input), one
+value per row (a class's text, a number, a boolean; a one-hot row is refused).
 """
 
 import numpy as np
 import pyarrow as pa
 
-from kdp_beam.columns import cast_column, column_kinds, element_kind
+from kdp_beam.columns import LabelKind, cast_column, element_kind, read_kinds
 from kdp_beam.errors import InputDataError
 
 BATCH_ROWS = 65536
 INTEGER_PAD_VALUE = -1  # a dense integer list's padding, unless the feature declares pad_value
 
 
-def _rows(values, name, where):
-    """A feature's values as one value per row: shape (n,), (n, 1) or a scalar."""
+def _rows(values, name, where, kind=None):
+    """A feature's (or the label's, `kind` a LabelKind) values as one value per row: shape
+    (n,), (n, 1) or a scalar."""
     try:
         array = np.asarray(values)
     except ValueError:  # ragged lists: Arrow then names them as lists (one value per row)
@@ -34,6 +40,11 @@ def _rows(values, name, where):
         # tells the kinds apart, as for a DataFrame column.
         array = np.asarray(values, dtype=object)
     if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
+        if isinstance(kind, LabelKind):
+            raise InputDataError(
+                f"{where}: {kind.part} {name!r} has shape {array.shape}; it holds one value per row: pass "
+                "shape (n,) or (n, 1) (a one-hot label: its class, e.g. argmax along axis 1)"
+            )
         raise InputDataError(
             f"{where}: feature {name!r} has shape {array.shape}; pass one value per row: "
             'shape (n,) or (n, 1), or declare the feature multivalent ("multivalent": true) for '
@@ -128,7 +139,7 @@ def _arrow(convert, values, name, where):
 def _column(values, kind, name, where):
     if element_kind(kind) is not None:  # already an Arrow array of the rows (_list_rows)
         return cast_column(values, kind, name, where)
-    array = _rows(values, name, where)
+    array = _rows(values, name, where, kind)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
         values = array.tolist()
         column = _arrow(lambda: pa.array(values), values, name, where)
@@ -145,6 +156,13 @@ def _batch(columns, types, where):
 
 def _require_columns(available, types, where):
     missing = [name for name in types if name not in available]
+    labels = [name for name in missing if isinstance(types[name], LabelKind)]
+    if labels:
+        parts = " and ".join(f"{types[name].part} {name!r}" for name in labels)
+        raise InputDataError(
+            f"{where}: {parts} of the spec is missing; it has {sorted(available)}. Pass it beside the "
+            "features: a key, a column, or the label of a tf.data dataset of (features, label) tuples"
+        )
     if missing:
         raise InputDataError(
             f"{where}: declared feature(s) {missing} are missing; it has {sorted(available)}"
@@ -152,18 +170,20 @@ def _require_columns(available, types, where):
 
 
 def record_batches(data, spec):
-    """Yields RecordBatches of the declared columns of `data`, reading it once.
+    """Yields RecordBatches of the declared columns of `data`, reading it once: the
+    features, and the spec's label and fold key (kdp_beam.columns.read_kinds).
 
-    Accepts a tf.data.Dataset of dicts (batched or not), a dict of arrays/lists, or a
-    pandas DataFrame. Values are cast exactly to the declared column types.
+    Accepts a tf.data.Dataset of dicts (batched or not) or, with a label, of
+    ``(features, label)`` tuples, a dict of arrays/lists, or a pandas DataFrame. Values
+    are cast exactly to the declared column types.
     """
-    types = column_kinds(spec)
+    types = read_kinds(spec)
     pads = {name: f.options.get("pad_value", INTEGER_PAD_VALUE) for name, f in spec.features.items()}
     if isinstance(data, dict):
         where = "the dict passed to adapt()"
         _require_columns(data, types, where)
         columns = {
-            name: _list_rows(data[name], name, where, pads[name]) if element_kind(kind) else _rows(data[name], name, where)
+            name: _list_rows(data[name], name, where, pads[name]) if element_kind(kind) else _rows(data[name], name, where, kind)
             for name, kind in types.items()
         }
         _same_rows(columns, where)  # before slicing, which would drop a longer one's rows
@@ -185,10 +205,10 @@ def record_batches(data, spec):
             ]
             yield pa.RecordBatch.from_arrays(arrays, names=list(types))
         return
-    yield from _dataset_batches(data, types, pads)
+    yield from _dataset_batches(data, types, pads, spec.label)
 
 
-def _dataset_batches(dataset, types, pads):
+def _dataset_batches(dataset, types, pads, label):
     import tensorflow as tf
 
     if not isinstance(dataset, tf.data.Dataset):
@@ -200,8 +220,7 @@ def _dataset_batches(dataset, types, pads):
     where = "the tf.data.Dataset passed to adapt()"
     buffered, rows = {name: [] for name in types}, 0
     for element in dataset:
-        if not isinstance(element, dict):
-            raise InputDataError(f"{where}: elements must be dicts of features, got {type(element)}")
+        element = _columns_of(element, label, where)
         _require_columns(element, types, where)
         element = {name: _tensor_values(element[name], name, where) for name in types}
         # A list's rank-1 tensor is one row, unless the scalar features come in batches.
@@ -211,13 +230,43 @@ def _dataset_batches(dataset, types, pads):
                 rows_of = _list_rows(element[name], name, where, pads[name], one_row=not batched)
                 buffered[name].append(cast_column(rows_of, kind, name, where))
             else:
-                buffered[name].append(_rows(element[name], name, where))
+                buffered[name].append(_rows(element[name], name, where, kind))
         rows += len(buffered[next(iter(types))][-1])
         if rows >= BATCH_ROWS:
             yield _batch(_joined(buffered, types), types, where)
             buffered, rows = {name: [] for name in types}, 0
     if rows:
         yield _batch(_joined(buffered, types), types, where)
+
+
+def _columns_of(element, label, where):
+    """A tf.data element as a dict of its columns: a dict as it is; a (features, label)
+    tuple, with a label, as its features and the label under its name."""
+    if isinstance(element, dict):
+        return element
+    if isinstance(element, tuple) and len(element) == 2 and isinstance(element[0], dict) and label is not None:
+        features, values = element
+        if isinstance(values, (dict, tuple)):
+            raise InputDataError(
+                f"{where}: the label of its (features, label) elements is a {type(values).__name__} (several "
+                f"outputs); kdp_beam reads one label {label!r}: map the dataset to (features, that label)"
+            )
+        if label in features:
+            raise InputDataError(
+                f"{where}: its (features, label) elements also hold the label {label!r} among the "
+                "features: which one to read cannot be told; leave it out of the features"
+            )
+        return {**features, label: values}
+    if isinstance(element, tuple) and element and isinstance(element[0], dict):
+        if label is None:
+            hint = (
+                "a (features, label) tuple is read with a label (label=...); else map the dataset to "
+                "its features: dataset.map(lambda x, y: x)"
+            )
+        else:
+            hint = f"(features, label) tuples are read, not tuples of {len(element)} (sample weights are not read)"
+        raise InputDataError(f"{where}: elements must be dicts of features, got a tuple: {hint}")
+    raise InputDataError(f"{where}: elements must be dicts of features, got {type(element)}")
 
 
 def _tensor_values(tensor, name, where):

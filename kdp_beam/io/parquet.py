@@ -16,8 +16,8 @@ from kdp_beam.columns import (
     UnreadableValue,
     cast_column,
     check_readable,
-    column_kinds,
     element_kind,
+    read_kinds,
     unreadable_rows,
 )
 from kdp_beam.errors import InputDataError
@@ -35,8 +35,11 @@ class ReadParquet(Reader):
     InputDataError naming the file and the column), and columns are converted by the one
     rule of kdp_beam.columns (int32 -> int64, float32 -> float64, dictionary/large strings
     -> string, booleans -> "true"/"false", timestamps and dates -> ISO 8601 text for a
-    date feature, type null -> missing). A file that cannot be read raises InputDataError
-    saying whether the storage failed (retry) or the bytes are not valid Parquet.
+    date feature, type null -> missing). The spec's label and fold key are read beside the
+    features (kdp_beam.columns.read_kinds): a class label of text, bytes, booleans,
+    integers or floats as its text (NaN and "" missing), a regression label as a float.
+    A file that cannot be read raises InputDataError saying whether the storage failed
+    (retry) or the bytes are not valid Parquet.
 
     A multivalent feature reads a list column, or a string column split on its separator
     (kdp_beam.columns.cast_list). Parquet is typed: its one record-level error is a value
@@ -69,7 +72,7 @@ class ReadParquet(Reader):
 
 class _ListRowGroups(beam.DoFn):
     def __init__(self, spec):
-        self._kinds = column_kinds(spec)
+        self._kinds = read_kinds(spec)
 
     def process(self, metadata):
         with parquet_file(metadata.path) as parquet:
@@ -82,7 +85,7 @@ class _ListRowGroups(beam.DoFn):
 
 class _ReadRowGroup(beam.DoFn):
     def __init__(self, spec, batch_rows, on_bad_record="fail"):
-        self._kinds = column_kinds(spec)
+        self._kinds = read_kinds(spec)
         self._batch_rows = batch_rows
         self._skip = on_bad_record == "skip"
 
@@ -136,9 +139,10 @@ class _ReadRowGroup(beam.DoFn):
 
 def check_schema(schema, kinds, path):
     """Raises InputDataError naming the file and the column when a declared column
-    ({name: kind}, kdp_beam.columns.column_kinds) is missing from a Parquet schema, is
-    named twice in it, or has a type its kind cannot read: the same check, with the same
-    message, on the launcher (kdp_beam.io.preflight) and on the workers for every file."""
+    ({name: kind}, kdp_beam.columns.read_kinds: the features, label and fold key) is
+    missing from a Parquet schema, is named twice in it, or has a type its kind cannot
+    read: the same check, with the same message, on the launcher (kdp_beam.io.preflight)
+    and on the workers for every file."""
     names = collections.Counter(schema.names)
     missing = [name for name in kinds if name not in names]
     if missing:

@@ -1,5 +1,5 @@
 """Schema checks on the launcher, before the job starts: a declared column missing from a
-CSV header or a Parquet schema, or a Parquet column its feature cannot read, fails in
+CSV header or a Parquet schema, or a Parquet column its feature (or the label) cannot read, fails in
 seconds instead of after workers have started. Only the first MAX_FILES files are checked
 here; the readers check every file on the workers with the same functions (Parquet:
 kdp_beam.io.parquet.check_schema), so the outcome does not depend on which files come
@@ -7,7 +7,7 @@ first, only how soon it is known."""
 
 import itertools
 
-from kdp_beam.columns import column_kinds
+from kdp_beam.columns import read_kinds
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import check_header, read_header
 from kdp_beam.io.files import matched_paths
@@ -20,7 +20,7 @@ def check_schemas(file_pattern, spec, input_format):
     """Raises InputDataError naming the file and column of the first schema problem."""
     if input_format not in ("csv", "parquet"):
         return  # JSON Lines and tf.Example have no schema to read ahead
-    kinds = column_kinds(spec)
+    kinds = read_kinds(spec)  # the label and fold key too
     for path in itertools.islice(matched_paths(file_pattern), MAX_FILES):
         if input_format == "parquet":
             with parquet_file(path) as parquet:

@@ -16,7 +16,7 @@ from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, element_kind, list_lengths
+from kdp_beam.columns import ARROW_TYPES, LabelKind, cast_column, element_kind, label_text, list_lengths, read_kinds
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader
 
@@ -26,6 +26,12 @@ _SCHEMA_TYPES = {
     pa.int64(): schema_pb2.INT,
     pa.string(): schema_pb2.BYTES,
 }
+# The tf.Example kinds the label and fold key are read from, whichever a record holds: a
+# class label's (and fold key's) any of the three, as text; a regression label's numbers.
+_LIST_TYPES = {"bytes_list": schema_pb2.BYTES, "int64_list": schema_pb2.INT, "float_list": schema_pb2.FLOAT}
+_LABEL_TYPES = {"label": (schema_pb2.BYTES, schema_pb2.INT, schema_pb2.FLOAT), "float": (schema_pb2.FLOAT, schema_pb2.INT)}
+# tfx_bsl's error for a feature of another kind in a record than its schema's.
+_OTHER_KIND = re.compile(r'found (bytes_list|int64_list|float_list) for feature "(.*)"$')
 
 
 class ReadTFRecord(Reader):
@@ -37,8 +43,12 @@ class ReadTFRecord(Reader):
     (float32, widened exactly to float64), int64_list, bytes_list (must be UTF-8). A
     feature absent from a record, or with an empty list, is missing. A multivalent
     feature reads the whole list (absent or empty: a row with no values; an empty bytes
-    value: a missing one; kdp_beam.columns.cast_list), its bytes never split. Any other
-    feature holds at most one value per record, and a record with more raises
+    value: a missing one; kdp_beam.columns.cast_list), its bytes never split. The spec's
+    label and fold key (kdp_beam.columns.read_kinds) are read from whichever kind each
+    record holds them as: a class label's (and fold key's) bytes_list, int64_list or
+    float_list value as its text (NaN and "" missing), a regression label's float_list or
+    int64_list value as a float. Any other feature, and the label, holds at most one value
+    per record, and a record with more raises
     InputDataError naming the file, record number and feature, as do a record that
     does not decode with the declared types, one that is not a tf.Example at all and bytes
     that are not UTF-8 in a string feature. Under ``on_bad_record="skip"`` such records
@@ -115,20 +125,55 @@ def read_records(path):
 
 class _DecodeExamples(beam.DoFn):
     def __init__(self, spec, on_bad_record="fail"):
-        self._kinds = column_kinds(spec)
+        self._kinds = read_kinds(spec)
         self._skip = on_bad_record == "skip"
-        self._decoder = None
+        self._decoders = None
 
     def setup(self):
-        schema = schema_pb2.Schema()
-        for name, kind in self._kinds.items():
-            schema.feature.add(name=name, type=_SCHEMA_TYPES[ARROW_TYPES[element_kind(kind) or kind]])
-        self._schema = schema.SerializeToString()
-        self._decoder = ExamplesToRecordBatchDecoder(self._schema)
+        # The features' tf.Example kinds are their declarations'; the label's and fold key's
+        # the data's, found by _decode and kept for the next batch.
+        self._labels = {name: _LABEL_TYPES[kind] for name, kind in self._kinds.items() if isinstance(kind, LabelKind)}
+        self._types = {
+            name: self._labels[name][0] if name in self._labels else _SCHEMA_TYPES[ARROW_TYPES[element_kind(kind) or kind]]
+            for name, kind in self._kinds.items()
+        }
+        self._decoders = {}
+
+    def _decode(self, records):
+        """The records decoded by tfx_bsl: each feature as its declared kind, the label and
+        fold key as whichever kind (of _LABEL_TYPES) the records hold them (_as_one_type);
+        tfx_bsl's exception when a record does not decode so, or the records hold the
+        label in two kinds (decoded then record by record)."""
+        types = self._types
+        tried = {(name, types[name]) for name in self._labels}
+        while True:
+            key = tuple(types.values())
+            if key not in self._decoders:
+                schema = schema_pb2.Schema()
+                for name, schema_type in types.items():
+                    schema.feature.add(name=name, type=schema_type)
+                self._decoders[key] = ExamplesToRecordBatchDecoder(schema.SerializeToString())
+            try:
+                decoded = self._decoders[key].DecodeBatch(records)
+                break
+            except Exception as e:  # tfx_bsl raises plain RuntimeError/ValueError
+                del self._decoders[key]  # a decoder that raised keeps partial state
+                other = _OTHER_KIND.search(str(e))
+                name, found = other and other.group(2), other and _LIST_TYPES[other.group(1)]
+                if name not in self._labels or found not in self._labels[name] or (name, found) in tried:
+                    raise
+                tried.add((name, found))
+                types = {**types, name: found}
+        self._types = types
+        columns = [
+            _as_one_type(decoded.column(name), self._kinds[name]) if name in self._labels else decoded.column(name)
+            for name in self._kinds
+        ]
+        return pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
 
     def process(self, numbered_records):
         try:
-            decoded = self._decoder.DecodeBatch([record for *_, record in numbered_records])
+            decoded = self._decode([record for *_, record in numbered_records])
         except Exception:  # tfx_bsl raises plain RuntimeError/ValueError
             decoded, numbered_records, bad = self._decode_one_by_one(numbered_records)
             for record in bad:
@@ -146,10 +191,10 @@ class _DecodeExamples(beam.DoFn):
                 if not self._skip:
                     row = int(np.argmax(rows))
                     raise InputDataError(
-                        "{}: {}; {}".format(_where(numbered_records[row]), *_describe(reason, name, counts[row]))
+                        "{}: {}; {}".format(_where(numbered_records[row]), *_describe(reason, name, kind, counts[row]))
                     )
                 for row in np.flatnonzero(rows & ~dropped):
-                    detail, _ = _describe(reason, name, counts[row])
+                    detail, _ = _describe(reason, name, kind, counts[row])
                     yield TaggedOutput(BAD_RECORDS, _bad(numbered_records[row], reason, detail, name))
                 dropped |= rows
         if dropped.any():
@@ -167,13 +212,14 @@ class _DecodeExamples(beam.DoFn):
         yield batch
 
     def _decode_one_by_one(self, numbered_records):
-        """After a batch failed to decode: the batch decoded without the records that fail
-        alone: (decoded, the good records, a BadRecord for each other); in fail mode, an
-        InputDataError naming the first that fails."""
-        good, bad = [], []
+        """After a batch failed to decode: the batch decoded record by record, without the
+        records that fail alone: (decoded, the good records, a BadRecord for each other);
+        in fail mode, an InputDataError naming the first that fails. Each record's label
+        is read from the kind it holds it as."""
+        good, bad, rows = [], [], []
         for numbered in numbered_records:
             try:
-                ExamplesToRecordBatchDecoder(self._schema).DecodeBatch([numbered[-1]])
+                rows.append(self._decode([numbered[-1]]))
             except Exception as e:
                 error = str(e)[:300]
             else:
@@ -189,13 +235,33 @@ class _DecodeExamples(beam.DoFn):
                 raise InputDataError(f"{_where(numbered)} {what} ({error}). {to_do}.")
             column = re.search(r'for feature "(.*)"$', error)
             bad.append(_bad(numbered, reason, error, column and column.group(1)))
-        # A decoder that raised keeps partial state: decode with a fresh one.
-        self._decoder = ExamplesToRecordBatchDecoder(self._schema)
-        return self._decoder.DecodeBatch([record for *_, record in good]), good, bad
+        if not rows:
+            return self._decode([]), good, bad
+        return pa.Table.from_batches(rows).combine_chunks().to_batches()[0], good, bad
 
 
-def _describe(reason, name, count):
+def _as_one_type(lists, kind):
+    """A label or fold key column decoded from records holding it as any kind of
+    _LABEL_TYPES, as one type whatever the kind: lists of text bytes (kind "label": numbers
+    as kdp_beam.columns.label_text writes them; bytes as they are, checked as UTF-8 with
+    the features') or of float64 (a regression label), so that records holding it in
+    different kinds concatenate and are checked and read alike."""
+    values = lists.values
+    if kind == "label":
+        if not pa.types.is_large_binary(values.type):
+            values = label_text(values, "", "").cast(pa.large_binary())
+    else:
+        values = values.cast(pa.float64(), safe=False)  # int64 to the nearest double, float32 exactly
+    return pa.LargeListArray.from_arrays(lists.offsets, values, mask=lists.is_null())
+
+
+def _describe(reason, name, kind, count):
     """(what is wrong with a record's feature, what to do about it)."""
+    if reason == bad_records.MULTIPLE_VALUES and isinstance(kind, LabelKind):
+        return (
+            f"a record has {count} values for {kind.part} {name!r}",
+            f"{kind.part} holds one value per record: write one (a one-hot or multi-label list: the class instead).",
+        )
     if reason == bad_records.MULTIPLE_VALUES:
         return (
             f"a record has {count} values for feature {name!r}",
@@ -203,6 +269,8 @@ def _describe(reason, name, count):
             "true) to read every value, or split the list into features or aggregate it before "
             "analysis.",
         )
+    if isinstance(kind, LabelKind):
+        return f"a record's bytes for {kind.part} {name!r} are not UTF-8", "its text is read as UTF-8: fix the bytes."
     return (
         f"a record's bytes for feature {name!r} are not UTF-8",
         "Declare a string feature only on text, or fix the bytes.",

@@ -13,6 +13,11 @@ types that take multivalent only). So is a string column whose values mostly (ov
 of those not empty) hold one of SEPARATORS, unless its split values read as free text,
 with that ``"separator"``; its values are typed as numbers when they all read as numbers.
 
+With a label (``--label COLUMN``), that column is not a feature: the proposal names it
+(``"label"``) and proposes its ``"label_type"`` by scikit-learn's type_of_target rule on
+the sampled labels, read as the analysis reads them (their text): every label a number
+and some not whole, regression; at most two distinct labels, binary; else multiclass.
+
 The sample is the first rows of the files in order. A CSV sample is typed by pyarrow's
 inference over all of its rows (not its first block only), so a column that changes type
 within the sample gets the type that holds all of it. An empty file adds no rows; a
@@ -32,7 +37,16 @@ import pyarrow.csv as pa_csv
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
-from kdp_beam.columns import NULL_VALUES, blank_as_null, is_list, list_lengths, number_from_text
+from kdp_beam.columns import (
+    NULL_VALUES,
+    blank_as_null,
+    cast_column,
+    is_list,
+    label_of_value,
+    list_lengths,
+    number_from_text,
+    read_problem,
+)
 from kdp_beam.errors import InputDataError
 from kdp_beam.feature_types import registered_types
 from kdp_beam.io import infer_format
@@ -46,16 +60,23 @@ DEFAULT_SAMPLE_ROWS = 100_000
 SEPARATORS = ("|", ";")
 
 
-def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS):
+def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_ROWS, label=None):
     """{"features": {name: declaration}, "notes": {name: reason}, "sampled": which rows}
-    from a sample."""
+    from a sample; with a `label` column, also {"label": label, "label_type": proposed}
+    (no label_type when the sample holds no label: the analysis infers it)."""
     require_matches(file_pattern)
     input_format = input_format or infer_format(file_pattern)
     if input_format not in _READERS:
         raise InputDataError(f"infer reads {', '.join(_READERS)} files, not {input_format}")
-    sample, files, more = _sample(file_pattern, _READERS[input_format], sample_rows)
-    features, notes = {}, {}
+    read = functools.partial(_READERS[input_format], label=label)
+    sample, files, more = _sample(file_pattern, read, sample_rows)
+    if label is not None and label not in sample.column_names:
+        raise InputDataError(f"the label {label!r} is not a column of {file_pattern!r} (columns: {sample.column_names})")
+    features, notes, label_type = {}, {}, None
     for name in sample.column_names:
+        if name == label:
+            label_type, notes[name] = _label_type(name, sample.column(name).combine_chunks())
+            continue
         declaration, note = _declare(name, sample.column(name).combine_chunks(), sample.num_rows)
         notes[name] = note
         if declaration is not None:
@@ -66,7 +87,12 @@ def infer_features(file_pattern, input_format=None, sample_rows=DEFAULT_SAMPLE_R
     sampled = f"the first {sample.num_rows:,} rows of {files:,} file{'s' * (files != 1)}"
     if more:  # the rest was not looked at: a rarer category or a wider range may be there
         sampled += " (--sample-rows; the data has more rows, not looked at)"
-    return {"features": features, "notes": notes, "output_mode": "concat", "sampled": sampled}
+    proposal = {"features": features, "notes": notes, "output_mode": "concat"}
+    if label is not None:
+        proposal["label"] = label
+        if label_type is not None:
+            proposal["label_type"] = label_type
+    return {**proposal, "sampled": sampled}
 
 
 def _sample(file_pattern, read, sample_rows):
@@ -122,20 +148,17 @@ def _unified(tables):
     raise InputDataError(f"the sampled files cannot be read as one table ({refused}); infer from one file")
 
 
-def _read_csv(path, limit):
+def _read_csv(path, limit, label=None):
     """About `limit` rows (or more) of a CSV file, typed by pyarrow's inference over all of
-    them; None for an empty file."""
+    them (the `label` column: its text, as the reader reads it); None for an empty file."""
     header = read_header(path)
     if header is None:
         return None
     _refuse_duplicates(path, header)
     # Read as text first: pyarrow's streaming reader types columns from its first block and
     # fails on a later one that does not fit; the whole sample is typed below.
-    convert = pa_csv.ConvertOptions(
-        column_types={name: pa.string() for name in header},
-        null_values=NULL_VALUES,
-        strings_can_be_null=True,
-    )
+    # Raw text (NULL_VALUES made null below, but for the label: "NA" is a class there).
+    convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False)
     batches, rows = [], 0
     with open_input(path) as raw:  # decompressed; a file cut short is an error
         try:
@@ -152,7 +175,11 @@ def _read_csv(path, limit):
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
             problem = locate_bad_record(path, header, {}, e)
             raise InputDataError(f"{problem}. infer stops at a record it cannot read: fix it") from None
-    text = pa.Table.from_batches(batches, reader.schema).slice(0, limit)
+    raw = pa.Table.from_batches(batches, reader.schema).slice(0, limit)
+    text = pa.table({
+        name: column if name == label else pc.if_else(pc.is_in(column, pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), column)
+        for name, column in zip(raw.column_names, raw.columns)
+    })
     typed = io.BytesIO()
     pa_csv.write_csv(text, typed)  # strings quoted, nulls empty: read back, typed as one block
     table = pa_csv.read_csv(
@@ -164,7 +191,7 @@ def _read_csv(path, limit):
     # Codes such as 007 and 0042 type as integers, but as integers 007 is 7: their text is
     # the value. _declare proposes strings for them, saying why.
     for index, field in enumerate(table.schema):
-        if pa.types.is_integer(field.type) and pc.any(_leading_zero(text.column(field.name))).as_py():
+        if field.name == label or (pa.types.is_integer(field.type) and pc.any(_leading_zero(text.column(field.name))).as_py()):
             table = table.set_column(index, field.name, text.column(field.name))
     return table
 
@@ -174,7 +201,7 @@ def _leading_zero(strings):
     return pc.match_substring_regex(pc.utf8_trim_whitespace(strings), r"^[-+]?0\d")
 
 
-def _read_parquet(path, limit):
+def _read_parquet(path, limit, label=None):
     """About `limit` rows (or more) of a Parquet file, typed as stored."""
     with FileSystems.open(path) as stream:
         parquet = open_parquet(stream, path)
@@ -188,10 +215,11 @@ def _read_parquet(path, limit):
     return pa.Table.from_batches(batches) if batches else parquet.schema_arrow.empty_table()
 
 
-def _read_json_lines(path, limit):
+def _read_json_lines(path, limit, label=None):
     """The first `limit` JSON objects of a JSON Lines file, parsed by Python (pyarrow's
     parser crashes on some lines: docs/reliability.md); lines that are not objects are
-    left out of the sample."""
+    left out of the sample. The `label`'s values as their text, as the reader reads them
+    (strings, numbers and booleans alike)."""
     objects = []
     with open_input(path) as stream:  # decompressed; a file cut short is an error
         for line in stream:
@@ -200,6 +228,8 @@ def _read_json_lines(path, limit):
             except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(value, dict):
+                if label in value and not isinstance(value[label], (list, dict)):
+                    value[label] = label_of_value(value[label])
                 objects.append(value)
                 if len(objects) >= limit:
                     break
@@ -217,7 +247,7 @@ def _read_json_lines(path, limit):
     raise InputDataError(f"{path}: the sampled objects cannot be read as one table ({refused})")
 
 
-def _read_tfrecord(path, limit):
+def _read_tfrecord(path, limit, label=None):
     """The first `limit` tf.Example records of a TFRecord file, decoded with the types
     they hold: a feature with more than one value in a record is a list column, the
     others one value (or null) per row; None for an empty file."""
@@ -239,6 +269,32 @@ def _read_tfrecord(path, limit):
         lists = decoded.column(name)
         columns[name] = lists if list_lengths(lists).max(initial=0) > 1 else first_values(lists)
     return pa.table(columns)
+
+
+def _label_type(name, column):
+    """(the proposed label_type or None, why) of the sampled label column, by
+    scikit-learn's type_of_target rule on its values read as the analysis reads them
+    (kdp_beam.columns' label kind: text; missing ones left out)."""
+    problem = read_problem(column.type, "label")
+    if problem is not None:
+        raise InputDataError(f"the label {name!r} is {column.type}: {problem}")
+    labels = cast_column(column, "label", name, "the sample").drop_null()
+    if not len(labels):
+        return None, "the label: no value in the sample; label_type left out, to be inferred from the data"
+    distinct = pc.count_distinct(labels).as_py()
+    try:
+        numbers = number_from_text(labels, pa.float64())
+        numbers = numbers.filter(pc.invert(pc.is_nan(numbers)))
+    except pa.ArrowInvalid:
+        numbers = None  # not every label is a number
+    seen = f"{distinct:,} distinct in {len(labels):,} labels"
+    if numbers is not None and not pc.all(pc.equal(pc.floor(numbers), numbers)).as_py():
+        return "regression", f"the label: numbers, some not whole ({seen}): regression"
+    if distinct <= 2:
+        return "binary", f"the label: {seen}: binary"
+    what = "whole numbers" if numbers is not None else "classes"
+    caveat = '; if they measure a quantity, declare "regression"' if numbers is not None else ""
+    return "multiclass", f"the label: {what} ({seen}): multiclass{caveat}"
 
 
 _READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_json_lines, "tfrecord": _read_tfrecord}
