@@ -44,20 +44,26 @@ def mutual_information(cell_token, cell_class, joint, tokens, class_totals, rows
 
     With n_tk the cells, n_t their sum, N_k the class totals: the sum over the 2 x K table
     of p log(p / (p_row p_class)), where the row "not holding" has N_k - n_tk. Classes with
-    no cell contribute together (sum of their N_k) / N * log(N / (N - n_t)).
+    no cell contribute together (sum of their N_k) / N * log(N / (N - n_t)). Each token's
+    terms are added in ascending order, so that tokens whose tables are the same up to
+    the classes' order (equal MI) get the same float, and ties are broken as declared.
     """
-    scores = np.zeros(tokens, dtype=np.float64)
     if rows == 0 or not joint.size:
-        return scores
+        return np.zeros(tokens, dtype=np.float64)
     n = float(rows)
     held = np.bincount(cell_token, weights=joint, minlength=tokens)
     not_held = n - held
     per_class = class_totals[cell_class]
     absent = per_class - joint
-    cells = _term(joint, held[cell_token], per_class, n) + _term(absent, not_held[cell_token], per_class, n)
-    scores += np.bincount(cell_token, weights=cells, minlength=tokens)
     rest = not_held - np.bincount(cell_token, weights=absent, minlength=tokens)
-    scores += _term(rest, not_held, rest, n)
+    terms = np.concatenate([
+        _term(joint, held[cell_token], per_class, n),
+        _term(absent, not_held[cell_token], per_class, n),
+        _term(rest, not_held, rest, n),
+    ])
+    owner = np.concatenate([cell_token, cell_token, np.arange(tokens)])
+    order = np.lexsort((terms, owner))
+    scores = np.bincount(owner[order], weights=terms[order], minlength=tokens)  # in that order
     return np.maximum(scores, 0.0)  # rounding may leave -1e-17 for independence
 
 
