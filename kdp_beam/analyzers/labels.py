@@ -259,9 +259,10 @@ class LabelAnalyzer:
             "null_count": acc.null_count,
         }
         if acc.count == acc.null_count:
+            missing = f"in the {acc.count:,} rows (all missing)" if acc.count else "(the input has no rows)"
             raise InputDataError(
-                f"the label {self.column!r} has no value in the {acc.count:,} rows (all missing): "
-                "label statistics need labelled rows; check the label column"
+                f"the label {self.column!r} has no value {missing}: label statistics need labelled "
+                "rows; check the label column"
             )
         if self._moments is not None:
             try:

@@ -417,7 +417,10 @@ def label_statistics(found):
     bundle writes them (JSON): what must not depend on batches, shards or workers (the
     moments of an integer feature do, to float rounding)."""
     features = {
-        name: {k: v for k, v in stats.items() if k.startswith("vocabulary") or k in (*LABEL_KEYS, "distinct_count")}
+        name: {
+            k: v for k, v in stats.items()
+            if (k.startswith("vocabulary") and k != "vocabulary_file") or k in (*LABEL_KEYS, "distinct_count")
+        }
         for name, stats in found["features"].items()
     }
     return json.loads(json.dumps({"label": found["label"], "features": features}))
