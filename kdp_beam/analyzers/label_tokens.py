@@ -151,7 +151,7 @@ class LabelVocabularyAnalyzer(TokenTableAnalyzer):
 
     def _empty_label(self):
         values = pa.array([], pa.float64() if self.regression else pa.string())
-        return BatchLabel(values, np.zeros(0, np.uint64) if self.folds else None)
+        return BatchLabel(values, pa.array([], pa.string()) if self.folds else None)
 
     @property
     def state_schema(self):

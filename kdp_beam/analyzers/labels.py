@@ -50,16 +50,23 @@ _OTHER_CLASS = {"1": "0", "0": "1", "true": "false", "false": "true"}
 class BatchLabel(SlotsState):
     """One batch's label as the analyzers read it: ``values``, a pyarrow string array of
     class texts (float64 for a declared regression label), null where missing; and
-    ``fold_hashes``, the fold key's stable hash per row (numpy uint64), or None."""
+    ``fold_keys``, the fold key's texts (None without a fold key), hashed once, when a
+    feature first asks for its folds."""
 
-    __slots__ = ("values", "fold_hashes")
+    __slots__ = ("values", "fold_keys", "_hashes")
 
-    def __init__(self, values, fold_hashes=None):
-        self.values, self.fold_hashes = values, fold_hashes
+    def __init__(self, values, fold_keys=None):
+        self.values, self.fold_keys, self._hashes = values, fold_keys, None
 
     def folds(self, k):
-        """The fold (0..k-1) of each row."""
-        return (self.fold_hashes % np.uint64(k)).astype(np.int64)
+        """The fold (0..k-1) of each row (fold_of)."""
+        if self._hashes is None:
+            self._hashes = _key_hashes(self.fold_keys)
+        return (self._hashes % np.uint64(k)).astype(np.int64)
+
+
+def _key_hashes(keys):
+    return stable_hashes(keys.fill_null(""))
 
 
 def fold_of(keys, k):
@@ -67,7 +74,7 @@ def fold_of(keys, k):
     of the key's UTF-8 text modulo k, the same on every machine (the transform of the
     training rows uses it too). A missing key hashes as the empty text: those rows share
     one fold, never none (which would leak their own label into their encoding)."""
-    return (stable_hashes(keys.fill_null("")) % np.uint64(k)).astype(np.int64)
+    return (_key_hashes(keys) % np.uint64(k)).astype(np.int64)
 
 
 def read_label(batch, spec):
@@ -82,11 +89,8 @@ def read_label(batch, spec):
     values = _read_column(batch, spec.label, spec.label_kind, "label")
     if values.type == pa.float64():
         values = _finite_or_missing(values, spec.label)
-    hashes = None
-    if spec.fold_key is not None:
-        keys = _read_column(batch, spec.fold_key, "label", "fold_key")
-        hashes = stable_hashes(keys.fill_null(""))
-    return BatchLabel(values, hashes)
+    keys = None if spec.fold_key is None else _read_column(batch, spec.fold_key, "label", "fold_key")
+    return BatchLabel(values, keys)
 
 
 def _read_column(batch, name, kind, what):

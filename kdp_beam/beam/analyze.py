@@ -59,7 +59,8 @@ class AnalyzeFeatures(beam.PTransform):
     per reason; or a PCollection[RecordBatch] alone (batches of your own: nothing left
     out). The single output element is ``{"spec": spec JSON, "row_count": n,
     "bad_records": {"count", "by_reason"}, "features": {name: statistics}, "state": the
-    mergeable state, "state_files": token state written}``, what WriteArtifacts writes.
+    mergeable state, "state_files": token state written}`` (and ``"label"``, the label's
+    statistics, when the spec has one), what WriteArtifacts writes.
 
     Args:
         spec: the FeatureSpec.

@@ -7,7 +7,7 @@ model's output. Every rule is one the writer keeps (docs/bundle-format.md). The 
 and the missing count are checked here for every feature; the rest by the feature's type
 (FeatureType.check_statistics), with the checks below, from its declaration exactly as
 it decides what the pass computes (tests/test_bundle_validation.py checks that the two
-agree on every type).
+agree on every type). Label statistics are checked by kdp_beam.bundle.label_checks.
 """
 
 import datetime
