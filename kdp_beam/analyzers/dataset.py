@@ -166,11 +166,8 @@ class DatasetAnalyzer:
             values = pc.list_flatten(column) if multivalent else column  # every value of the lists
             for j, analyzer in enumerate(analyzers.values()):
                 fed = column if multivalent and takes_lists(analyzer) else values
-                # accumulators may be immutable
-                if takes_label(analyzer):
-                    accs[j] = analyzer.add_batch(accs[j], fed, label)
-                else:
-                    accs[j] = analyzer.add_batch(accs[j], fed)
+                given = (label,) if takes_label(analyzer) else ()
+                accs[j] = analyzer.add_batch(accs[j], fed, *given)  # accumulators may be immutable
         return acc
 
     def merge_accumulators(self, accs):
@@ -206,8 +203,8 @@ class DatasetAnalyzer:
             with _naming_the_feature(name):
                 for (key, analyzer), feature_acc in zip(analyzers.items(), accs):
                     if not is_keyed(analyzer):
-                        found = analyzer.finalize(feature_acc, label) if takes_label(analyzer) else analyzer.finalize(feature_acc)
-                        add_statistics(stats, found, name, key)
+                        given = (label,) if takes_label(analyzer) else ()
+                        add_statistics(stats, analyzer.finalize(feature_acc, *given), name, key)
             stats["missing_count"] = missing_count(stats, self.spec.features[name].kind)
         contexts = label_contexts(self.spec, statistics) if label is not None else {}
         for (name, analyzers), accs in zip(self._plan, acc.features):
