@@ -6,6 +6,7 @@
 #   make bench-quick / make bench   the seed benchmark (benchmarks/README.md)
 #   make bench-targets-quick / make bench-targets   issue 14's targets: kdp_beam vs the floor
 #   make bench-multivalent-quick / make bench-multivalent   a list per row vs the scalar path
+#   make bench-labels-quick / make bench-labels   a target encoding vs frequency counting
 # and, for the supported keras range (setup.py):
 #   make test-keras KERAS=3.12.0   the tests that build keras layers, against that keras
 PYTHON ?= python3
@@ -16,7 +17,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick bench-multivalent bench-multivalent-quick lock clean browser
+.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick bench-multivalent bench-multivalent-quick bench-labels bench-labels-quick lock clean browser
 
 # The report test renders HTML in Debian's chromium; installed here if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -74,6 +75,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH)/bin/python -m benchmarks.plot
 	$(BENCH)/bin/python -m benchmarks.targets
 	$(BENCH)/bin/python -m benchmarks.multivalent
+	$(BENCH)/bin/python -m benchmarks.label_aware
 
 # Issue 14's targets (benchmarks/targets.py) need no peer, only kdp_beam's core, psutil and
 # matplotlib: they run in .venv-bench if it exists, else in .venv, or in the python given as
@@ -99,6 +101,12 @@ bench-multivalent: bench-tools
 
 bench-multivalent-quick: bench-tools
 	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.multivalent --quick
+
+bench-labels: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.label_aware
+
+bench-labels-quick: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.label_aware --quick
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kdp.beam' > /tmp/kdp_beam_lock.txt

@@ -311,7 +311,7 @@ def _analyze(args, pipeline_args):
         f"read {summary['rows_read']:,} rows from {files:,} file{'s' * (files != 1)} in "
         f"{summary['seconds']:.1f} s"
     )
-    _say(summary_table(bundle.spec, bundle.features, bundle.row_count))
+    _say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
     bad = bundle.bad_records
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
@@ -412,7 +412,7 @@ def _merge(args, pipeline_args):
 
     merge_bundles(args.bundles, args.output)
     bundle = load_bundle(args.output)
-    _say(summary_table(bundle.spec, bundle.features, bundle.row_count))
+    _say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
     _say(f"wrote the bundle {args.output}")
     return {"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}
 

@@ -22,9 +22,28 @@ def values_per_row(stats):
     )
 
 
-def summary_table(spec, features, row_count):
+def label_line(label):
+    """"label 'y': binary (inferred), positive '1' in 31.2% of 9,876 labelled rows, 124
+    missing": the label's statistics (statistics.json's "label") in one line."""
+    labelled = label["count"] - label["null_count"]
+    kind = f"{label['label_type']}{' (inferred)' if label['inferred'] else ''}"
+    if label["label_type"] == "regression":
+        described = f"mean {label['mean']:.6g}, variance {label['variance']:.6g}"
+    elif label["label_type"] == "binary":
+        described = f"positive {label['positive_class']!r} in {label['prior'][0]:.1%}"
+    else:
+        shown = ", ".join(repr(c) for c in label["classes"][:5]) + (", ..." if len(label["classes"]) > 5 else "")
+        described = f"{len(label['classes']):,} classes ({shown})"
+    return (
+        f"label {label['column']!r}: {kind}, {described} of {labelled:,} labelled rows, "
+        f"{label['null_count']:,} missing"
+    )
+
+
+def summary_table(spec, features, row_count, label=None):
     """The table `kdp-beam analyze` prints: one line per feature, its values described by
-    its type (and a multivalent feature's values per row)."""
+    its type (and a multivalent feature's values per row), after the label's line when
+    `label` (a bundle's label statistics) is given."""
     header = ("feature", "type", "missing", "values")
     rows = []
     for name, stats in features.items():
@@ -32,7 +51,7 @@ def summary_table(spec, features, row_count):
         values = "; ".join(part for part in (kind.summary(stats, options), values_per_row(stats)) if part)
         rows.append((name, stats["type"], missing_breakdown(stats, kind), values))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"{row_count:,} rows"]
+    lines = [f"{row_count:,} rows"] + ([label_line(label)] if label is not None else [])
     for row in [header, *rows]:
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
     return "\n".join(lines)

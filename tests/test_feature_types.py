@@ -51,11 +51,22 @@ _NUMBER = {
     "sequence_length": on_lists({"pooling": None, "sequence_length": 4}),
     "pooling": on_lists({"pooling": "max"}),
 }
+def on_target(change):
+    """A change of an encoding option of output_mode "target": (the declaration made a
+    target encoding, the change made to it)."""
+    return {"output_mode": "target"}, change
+
+
 _LOOKUP = {
     "max_tokens": {"max_tokens": 5},
     "num_oov_indices": {"num_oov_indices": 2},
     "output_mode": {"output_mode": "int"},
     "counting": {"counting": "approximate"},
+    "rank_by": {"rank_by": "mutual_information"},
+    "folds": {"folds": 3},
+    "smoothing": on_target({"smoothing": 2.5}),
+    "min_count": on_target({"min_count": 4}),
+    "with_count": on_target({"with_count": True}),
     **_CATEGORIES,
 }
 _HASHED = {"num_bins": {"num_bins": 4}, "output_mode": {"output_mode": "int"}, **_CATEGORIES}
@@ -117,14 +128,15 @@ def _cases():
 def test_an_option_is_compared_unless_the_statistics_do_not_depend_on_it(kind, option, on, change):
     bundle = Feature(kind.name, **{**BASE[kind.name], **on})
     code = Feature(kind.name, **{**BASE[kind.name], **on, **change})
-    bundle_spec = FeatureSpec({"x": bundle})
+    bundle_spec = FeatureSpec({"x": bundle}, label="y")  # a label: label-aware options too
     if option in kind.encoding_options:
         check_compatible("x", code, bundle_spec, "the bundle")  # accepted ...
         column = COLUMNS[bundle.read_kind]
-        batch = pa.record_batch({"x": column})
+        labels = ["1", "0", None, "1", "1", "0"][: len(column)]
+        batch = pa.record_batch({"x": column, "y": labels})
         analysed = analyze_batches(bundle_spec, [batch])["features"]["x"]
         # ... because the same data gives the same statistics under either declaration.
-        assert analyze_batches(FeatureSpec({"x": code}), [batch])["features"]["x"] == analysed
+        assert analyze_batches(FeatureSpec({"x": code}, label="y"), [batch])["features"]["x"] == analysed
     else:
         changed = "|".join(change)  # the first compared option that differs is named
         with pytest.raises(BundleError, match=f"feature 'x': ({changed})="):

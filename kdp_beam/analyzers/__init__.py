@@ -11,8 +11,9 @@ share:
 
 ``DatasetAnalyzer`` fuses every feature's analyzers into one, fed one RecordBatch at a time,
 so one read of the data serves all features; a multivalent feature's analyzers are fed
-every value of its lists (kdp_beam.analyzers.multivalent). ``kdp_beam.beam.analyze``
-adapts it to Beam.
+every value of its lists (kdp_beam.analyzers.multivalent), and the spec's label is
+analysed in the same pass (kdp_beam.analyzers.labels; label-aware vocabularies:
+kdp_beam.analyzers.label_tokens). ``kdp_beam.beam.analyze`` adapts it to Beam.
 """
 
 from kdp_beam.analyzers.counts import CountAnalyzer

@@ -1,7 +1,10 @@
 """Every feature of a spec analysed together, one RecordBatch at a time."""
 
+import contextlib
+
 import pyarrow.compute as pc
 
+from kdp_beam.analyzers.labels import LabelAnalyzer, Label, label_contexts, read_label
 from kdp_beam.analyzers.multivalent import (
     DocumentCounts,
     ValuesPerRowAnalyzer,
@@ -12,17 +15,23 @@ from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types.multivalent import is_multivalent
 
 
-def feature_analyzers(feature, profile=False):
+def feature_analyzers(feature, profile=False, label_kind=None):
     """The analyzers a declaration needs, keyed by a stable name, as its type says
-    (`profile`: also the distribution sketch of numeric features, for reports).
+    (`profile`: also the distribution sketch of numeric features, for reports;
+    `label_kind`: the spec's, FeatureSpec.label_kind, given to label-aware analyzers).
 
     A multivalent feature's are its type's, fed every value of every row (add_batch), its
     exact vocabularies counting the rows holding each token too, and "values_per_row"
-    (kdp_beam.analyzers.multivalent): the one place lists are told from single values."""
+    (kdp_beam.analyzers.multivalent): the one place lists are told from single values
+    (label-aware analyzers take the lists themselves: they count rows)."""
     analyzers = feature.kind.analyzers(feature.options, profile)
+    if label_kind is not None:
+        for analyzer in analyzers.values():
+            if hasattr(analyzer, "bind_label"):
+                analyzer.bind_label(label_kind)
     if not is_multivalent(feature.options):
         return analyzers
-    found = {key: DocumentCounts(a) if is_keyed(a) else a for key, a in analyzers.items()}
+    found = {key: DocumentCounts(a) if is_keyed(a) and not takes_label(a) else a for key, a in analyzers.items()}
     found["values_per_row"] = ValuesPerRowAnalyzer()
     return found
 
@@ -31,6 +40,20 @@ def is_keyed(analyzer):
     """Whether its state grows with the number of distinct tokens (exact vocabularies,
     text): kdp_beam.beam.keyed_vocabulary counts those spread over workers by token."""
     return getattr(analyzer, "keyed", False)
+
+
+def takes_label(analyzer):
+    """Whether its verbs take the label (kdp_beam.analyzers.labels): add_batch and
+    token_table a BatchLabel, finalize, shard_top and finalize_table its feature's Label
+    or LabelContext (with_label gives it)."""
+    return getattr(analyzer, "takes_label", False)
+
+
+def with_label(analyzer, contexts, name):
+    """The label argument of a keyed analyzer's shard_top / finalize / finalize_table:
+    feature `name`'s LabelContext of `contexts` (labels.label_contexts) when it takes the
+    label, else none."""
+    return (contexts[name],) if takes_label(analyzer) else ()
 
 
 def add_statistics(stats, found, name, key):
@@ -54,28 +77,29 @@ def missing_count(stats, kind):
 
 
 class DatasetAccumulator:
-    """Rows seen, records left out ({reason: count}), and per feature (in spec order) one
-    accumulator per analyzer."""
+    """Rows seen, records left out ({reason: count}), per feature (in spec order) one
+    accumulator per analyzer, and the label's (None without a label)."""
 
-    __slots__ = ("row_count", "features", "bad_records")
+    __slots__ = ("row_count", "features", "bad_records", "label")
 
-    def __init__(self, row_count, features, bad_records=None):
+    def __init__(self, row_count, features, bad_records=None, label=None):
         self.row_count = row_count
         self.features = features
         self.bad_records = bad_records or {}
+        self.label = label
 
     def __getstate__(self):
-        return (self.row_count, self.features, self.bad_records)
+        return (self.row_count, self.features, self.bad_records, self.label)
 
     def __setstate__(self, state):
-        self.row_count, self.features, self.bad_records = state
+        self.row_count, self.features, self.bad_records, self.label = state
 
 
 def token_analyzers(spec):
     """{feature name: its token-counting analyzer} (vocabularies and text)."""
     found = {}
     for name, feature in spec.features.items():
-        for analyzer in feature_analyzers(feature).values():
+        for analyzer in feature_analyzers(feature, label_kind=spec.label_kind).values():
             if is_keyed(analyzer):
                 found[name] = analyzer
     return found
@@ -99,8 +123,10 @@ def declared_columns(batch, kinds):
 class DatasetAnalyzer:
     """The fused analyzer of a FeatureSpec: one add_batch feeds every feature.
 
-    ``finalize`` returns ``{"row_count": n, "features": {name: {"type": ..., stats}}}``.
-    Raises InputDataError when a batch lacks a declared column or has the wrong type.
+    ``finalize`` returns ``{"row_count": n, "features": {name: {"type": ..., stats}}}``,
+    and ``"label"`` (kdp_beam.analyzers.labels.LabelAnalyzer) when the spec has a label.
+    Raises InputDataError when a batch lacks a declared column (or the label) or has the
+    wrong type.
 
     Args:
         spec: the FeatureSpec.
@@ -113,8 +139,9 @@ class DatasetAnalyzer:
         self._kinds = column_kinds(spec)
         self._plan = []
         self._multivalent = [is_multivalent(f.options) for f in spec.features.values()]
+        self._label = None if spec.label is None else LabelAnalyzer(spec.label, spec.label_type)
         for name, feature in spec.features.items():
-            analyzers = feature_analyzers(feature, spec.profile)
+            analyzers = feature_analyzers(feature, spec.profile, spec.label_kind)
             if not count_tokens:
                 analyzers = {k: a for k, a in analyzers.items() if not is_keyed(a)}
             self._plan.append((name, analyzers))
@@ -123,11 +150,15 @@ class DatasetAnalyzer:
         return DatasetAccumulator(
             0,
             [[a.create_accumulator() for a in analyzers.values()] for _, analyzers in self._plan],
+            label=None if self._label is None else self._label.create_accumulator(),
         )
 
     def add_batch(self, acc, batch):
         """Folds in a RecordBatch (records readers left out: add_bad_records)."""
         acc.row_count += batch.num_rows
+        label = read_label(batch, self.spec)
+        if label is not None:
+            acc.label = self._label.add_batch(acc.label, label)
         columns = declared_columns(batch, self._kinds)
         for ((_, analyzers), accs), (_, column), multivalent in zip(
             zip(self._plan, acc.features), columns, self._multivalent
@@ -135,7 +166,8 @@ class DatasetAnalyzer:
             values = pc.list_flatten(column) if multivalent else column  # every value of the lists
             for j, analyzer in enumerate(analyzers.values()):
                 fed = column if multivalent and takes_lists(analyzer) else values
-                accs[j] = analyzer.add_batch(accs[j], fed)  # accumulators may be immutable
+                given = (label,) if takes_label(analyzer) else ()
+                accs[j] = analyzer.add_batch(accs[j], fed, *given)  # accumulators may be immutable
         return acc
 
     def merge_accumulators(self, accs):
@@ -152,33 +184,45 @@ class DatasetAnalyzer:
         for acc in accs:
             for reason, count in acc.bad_records.items():
                 bad[reason] = bad.get(reason, 0) + count
-        return DatasetAccumulator(sum(acc.row_count for acc in accs), merged, bad)
+        label = None if self._label is None else self._label.merge_accumulators([acc.label for acc in accs])
+        return DatasetAccumulator(sum(acc.row_count for acc in accs), merged, bad, label)
 
     def finalize(self, acc):
+        """The statistics: the label's first (its type and classes shape the label-aware
+        features'), then each feature's, its token counts last (they need its label totals:
+        labels.label_contexts)."""
         state = self.to_state(acc)  # first: finalizing a quantile sketch freezes it
-        features = {}
+        statistics = {"row_count": acc.row_count, "bad_records": bad_record_counts(acc.bad_records)}
+        label = None
+        if self._label is not None:
+            statistics["label"] = self._label.finalize(acc.label)
+            label = Label(statistics["label"])
+        features = statistics["features"] = {}
         for (name, analyzers), accs in zip(self._plan, acc.features):
-            stats = {"type": self.spec.features[name].type}
-            try:
+            stats = features[name] = {"type": self.spec.features[name].type}
+            with _naming_the_feature(name):
                 for (key, analyzer), feature_acc in zip(analyzers.items(), accs):
-                    add_statistics(stats, analyzer.finalize(feature_acc), name, key)
-            except InputDataError as error:  # an analyzer knows no feature names
-                raise InputDataError(f"feature {name!r}: {error}") from None
+                    if not is_keyed(analyzer):
+                        given = (label,) if takes_label(analyzer) else ()
+                        add_statistics(stats, analyzer.finalize(feature_acc, *given), name, key)
             stats["missing_count"] = missing_count(stats, self.spec.features[name].kind)
-            features[name] = stats
-        return {
-            "row_count": acc.row_count,
-            "bad_records": bad_record_counts(acc.bad_records),
-            "features": features,
-            "state": state,
-        }
+        contexts = label_contexts(self.spec, statistics) if label is not None else {}
+        for (name, analyzers), accs in zip(self._plan, acc.features):
+            with _naming_the_feature(name):
+                for (key, analyzer), feature_acc in zip(analyzers.items(), accs):
+                    if is_keyed(analyzer):
+                        found = analyzer.finalize(feature_acc, *with_label(analyzer, contexts, name))
+                        add_statistics(features[name], found, name, key)
+        return {**statistics, "state": state}
 
     def to_state(self, acc):
         """The mergeable state as JSON-able data (no pickle), token counts excepted: those
         are tables, kept by the bundle in files of their own (kdp_beam.bundle.writer)."""
+        label = {} if self._label is None else {"label": self._label.to_state(acc.label)}
         return {
             "row_count": acc.row_count,
             "bad_records": dict(acc.bad_records),
+            **label,
             "features": {
                 name: {
                     # An analyzer without to_state keeps no state: its bundles cannot merge.
@@ -204,7 +248,17 @@ class DatasetAnalyzer:
                     for key, analyzer in analyzers.items()
                 ]
             )
-        return DatasetAccumulator(state["row_count"], features, dict(state["bad_records"]))
+        label = None if self._label is None else self._label.from_state(state["label"])
+        return DatasetAccumulator(state["row_count"], features, dict(state["bad_records"]), label)
+
+
+@contextlib.contextmanager
+def _naming_the_feature(name):
+    """An analyzer's InputDataError with the feature's name (analyzers know none)."""
+    try:
+        yield
+    except InputDataError as error:
+        raise InputDataError(f"feature {name!r}: {error}") from None
 
 
 def analyze_batches(spec, batches):

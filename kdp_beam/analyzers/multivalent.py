@@ -116,13 +116,17 @@ class DocumentCounts(TokenTableAnalyzer):
         (declared_columns does)."""
         return document_counts(pc.list_flatten(column), pc.list_parent_indices(column).to_numpy())
 
+    def empty_column(self):
+        return pa.array([], pa.list_(self.analyzer.token_type))
+
     def finalize_table(self, table, distinct_count, total_count):
         if table is None:  # no token: no documents either, in the same columns
-            table = self.token_table(pa.array([], pa.list_(self.analyzer.token_type)))
+            table = self.token_table(self.empty_column())
         return self.analyzer.finalize_table(table, distinct_count, total_count)
 
 
 def takes_lists(analyzer):
     """Whether an analyzer of a multivalent feature is fed the list column itself (it
-    needs the rows), not the flattened values."""
-    return isinstance(analyzer, (DocumentCounts, ValuesPerRowAnalyzer))
+    needs the rows), not the flattened values: these, and one saying so (``takes_lists``:
+    the label-aware ones count rows)."""
+    return isinstance(analyzer, (DocumentCounts, ValuesPerRowAnalyzer)) or getattr(analyzer, "takes_lists", False)

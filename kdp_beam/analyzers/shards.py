@@ -1,9 +1,10 @@
 """Which of N shards a token belongs to: a stable hash, vectorised over an Arrow array.
 
 The keyed vocabulary path sends each token to one shard, so that the counts of a huge
-vocabulary are spread over workers. The hash must be the same in every process and on
-every machine (Python's own str hash is salted per process), and cheap: it is computed on
-each batch's distinct tokens with numpy over the Arrow buffers, never per token in Python.
+vocabulary are spread over workers; label-aware features put each row in one of k folds
+by the same hash of its row key (kdp_beam.analyzers.labels.fold_of). The hash must be the
+same in every process and on every machine (Python's own str hash is salted per process),
+and cheap: it is computed with numpy over the Arrow buffers, never per value in Python.
 """
 
 import numpy as np
@@ -44,12 +45,18 @@ def _string_hashes(array):
     return hashes
 
 
+def stable_hashes(values):
+    """A 64-bit hash (numpy uint64) of each value of a non-null string or integer Arrow
+    array, the same on every machine and in every process."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if pa.types.is_integer(values.type):
+        hashes = values.to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64).copy()
+    else:
+        hashes = _string_hashes(values)
+    return _mix(hashes)
+
+
 def token_shards(tokens, shards):
     """The shard (0..shards-1) of each token of a non-null string or integer Arrow array."""
-    if len(tokens) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if pa.types.is_integer(tokens.type):
-        hashes = tokens.to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64).copy()
-    else:
-        hashes = _string_hashes(tokens)
-    return (_mix(hashes) % np.uint64(shards)).astype(np.int64)
+    return (stable_hashes(tokens) % np.uint64(shards)).astype(np.int64)

@@ -6,11 +6,16 @@ can be kept in one accumulator (in-process analysis) or spread over workers by t
 
 - ``token_table(column)``: one batch's counts, a table with a "token" column and one or
   more count columns ("count", and "document_count" where rows are counted: text, lists,
-  given as ``vocabulary_document_counts``);
-- ``TokenCounts``: such tables folded together by summing per token;
+  given as ``vocabulary_document_counts``); label-aware vocabularies
+  (kdp_beam.analyzers.label_tokens) also key their rows by the row's class and fold
+  (KEY_COLUMNS), several rows per token;
+- ``TokenCounts``: such tables folded together by summing per key;
+- ``shard_top(table)`` and ``table_totals(table)``: the rows of the tokens a shard's table
+  can contribute to the vocabulary (a token lives in one shard), its distinct tokens and
+  the sum of "count" over all of them;
 - ``finalize_table(table, distinct_count, total_count)``: the statistics from the folded
-  counts, or from their top ``keep`` rows (ranks never need more) with the distinct tokens
-  and the sum of "count" over all of them.
+  counts, or from their top ``keep`` tokens (ranks never need more) with those totals;
+- ``state_schema``: the table's columns, as the bundle keeps it (state/tokens/).
 """
 
 import base64
@@ -23,6 +28,9 @@ import pyarrow.compute as pc
 # factor (and this many rows), so folding costs amortised O(rows), never O(batches x vocab).
 _COMPACT_FACTOR = 2
 _COMPACT_MIN_ROWS = 1 << 16
+# The columns that key a token table's rows (a token, its rows' class and fold); every other
+# column is a count, summed per key.
+KEY_COLUMNS = ("token", "label", "fold")
 
 
 class TokenCounts:
@@ -48,14 +56,15 @@ class TokenCounts:
             self.fold()
 
     def fold(self):
-        """One table with one row per distinct token (vectorised hash aggregation)."""
+        """One table with one row per distinct key (vectorised hash aggregation), its
+        columns in their order."""
         if len(self.tables) > 1:
-            counts = [name for name in self.tables[0].column_names if name != "token"]
-            summed = pa.concat_tables(self.tables).group_by("token").aggregate(
-                [(name, "sum") for name in counts]
+            names = self.tables[0].column_names
+            keys = [name for name in names if name in KEY_COLUMNS]
+            summed = pa.concat_tables(self.tables).group_by(keys).aggregate(
+                [(name, "sum") for name in names if name not in keys]
             )
-            columns = {"token": summed["token"], **{n: summed[f"{n}_sum"] for n in counts}}
-            self.tables = [pa.table(columns)]
+            self.tables = [pa.table({n: summed[n if n in keys else f"{n}_sum"] for n in names})]
         self.folded_rows = self.tables[0].num_rows if self.tables else 0
         self.buffered_rows = 0
         return self.tables[0] if self.tables else None
@@ -127,7 +136,20 @@ class TokenTableAnalyzer:
         table = acc.fold()
         if table is None:
             return self.finalize_table(None, 0, 0)
-        return self.finalize_table(table, table.num_rows, pc.sum(table["count"]).as_py())
+        return self.finalize_table(table, *self.table_totals(table))
+
+    def table_totals(self, table):
+        """(distinct tokens, sum of "count") of a folded table: one row per token."""
+        return table.num_rows, int(table["count"].to_numpy().sum())
+
+    def shard_top(self, table):
+        """The rows of a shard's folded table the vocabulary can need: its top `keep`."""
+        return keras_order(table, self.keep)
+
+    @property
+    def state_schema(self):
+        """The columns of its token table (the bundle's state/tokens/ files)."""
+        return self.token_table(self.empty_column()).schema
 
 
 class VocabularyAnalyzer(TokenTableAnalyzer):
@@ -164,10 +186,14 @@ class VocabularyAnalyzer(TokenTableAnalyzer):
             [counted.field("values"), counted.field("counts")], ["token", "count"]
         )
 
+    def empty_column(self):
+        """A column of no value, as token_table takes them."""
+        return pa.array([], self.token_type)
+
     def finalize_table(self, table, distinct_count, total_count):
         """Statistics from folded counts: all of them, or at least their top `keep` rows."""
         if table is None:
-            table = self.token_table(pa.array([], self.token_type))
+            table = self.token_table(self.empty_column())
         if self.excluded_tokens:
             excluded = pa.array(self.excluded_tokens, table["token"].type)
             table = table.filter(pc.invert(pc.is_in(table["token"], value_set=excluded)))

@@ -5,7 +5,8 @@ Two consumers of the same batches (Beam fuses them, so the input is read once):
 - one global combine of the fused DatasetAnalyzer: counts, moments, quantiles, dates,
   whose state is small whatever the data;
 - the keyed path for vocabularies and text (kdp_beam.beam.keyed_vocabulary), whose state
-  grows with the number of distinct tokens, spread over ``vocabulary_shards`` keys.
+  grows with the number of distinct tokens, spread over ``vocabulary_shards`` keys (the
+  label-aware ones ranked with the combine's label statistics, a side input).
 
 Their results, and the bad records counted per reason, meet in one join into the
 statistics document.
@@ -15,7 +16,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from kdp_beam.analyzers import DatasetAnalyzer
-from kdp_beam.analyzers.dataset import add_bad_records, add_statistics, token_analyzers
+from kdp_beam.analyzers.dataset import add_bad_records, add_statistics, takes_label, token_analyzers, with_label
+from kdp_beam.analyzers.labels import label_contexts
 from kdp_beam.bad_records import BadRecord
 from kdp_beam.beam.join import JoinParts
 from kdp_beam.beam.keyed_vocabulary import DEFAULT_VOCABULARY_SHARDS, RankTokens, SumTokens
@@ -57,7 +59,8 @@ class AnalyzeFeatures(beam.PTransform):
     per reason; or a PCollection[RecordBatch] alone (batches of your own: nothing left
     out). The single output element is ``{"spec": spec JSON, "row_count": n,
     "bad_records": {"count", "by_reason"}, "features": {name: statistics}, "state": the
-    mergeable state, "state_files": token state written}``, what WriteArtifacts writes.
+    mergeable state, "state_files": token state written}`` (and ``"label"``, the label's
+    statistics, when the spec has one), what WriteArtifacts writes.
 
     Args:
         spec: the FeatureSpec.
@@ -92,19 +95,26 @@ class AnalyzeFeatures(beam.PTransform):
         # The parts of the document meet in one join, not as side inputs (JoinParts says
         # why); a CombineGlobally would take its default for no rows from a side input, so
         # the seed gives the join its one key whatever the input.
+        statistics = (
+            batches
+            | "KeyBatches" >> beam.Map(lambda batch: (None, batch))
+            | "CombineStatistics" >> combine
+            | "Statistics" >> beam.Values()
+        )
         parts = {
             "seed": batches.pipeline | "Seed" >> beam.Create([None], reshuffle=False),
-            "statistics": (
-                batches
-                | "KeyBatches" >> beam.Map(lambda batch: (None, batch))
-                | "CombineStatistics" >> combine
-                | "Statistics" >> beam.Values()
-            ),
+            "statistics": statistics,
         }
         analyzers = token_analyzers(self.spec)
         if analyzers:
             summed = batches | "SumTokens" >> SumTokens(self.spec, self.vocabulary_shards)
-            parts["vocabularies"] = summed | "RankTokens" >> RankTokens(self.spec)
+            contexts = None
+            if any(takes_label(a) for a in analyzers.values()):  # the label's, from the combine
+                spec = self.spec
+                contexts = beam.pvalue.AsSingleton(
+                    statistics | "LabelContexts" >> beam.Map(lambda s: label_contexts(spec, s))
+                )
+            parts["vocabularies"] = summed | "RankTokens" >> RankTokens(self.spec, contexts)
             if self.state_dir is not None:  # each shard's full counts, written by its worker
                 state_dir, names = self.state_dir, list(self.spec.features)
                 parts["state_files"] = summed | "WriteTokenState" >> beam.MapTuple(
@@ -126,7 +136,7 @@ class AnalyzeFeatures(beam.PTransform):
                 _statistics_document,
                 combine_fn=combine_fn,
                 analyzers=analyzers,
-                spec_json=self.spec.to_json(),
+                spec=self.spec,
             )
         )
 
@@ -143,16 +153,17 @@ def _as_read_outputs(read):
     )
 
 
-def _statistics_document(parts, combine_fn, analyzers, spec_json):
+def _statistics_document(parts, combine_fn, analyzers, spec):
     """The joined parts as one document: the combined statistics (those of no batches when
     there was none), each token feature's vocabulary, the token state written, the bad
     records counted per reason."""
     [statistics] = parts["statistics"] or [combine_fn.apply([])]
     vocabularies = dict(parts.get("vocabularies", ()))
+    contexts = label_contexts(spec, statistics) if spec.label is not None else {}
     for name, analyzer in analyzers.items():
-        found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0)
+        found = vocabularies.get(name) or analyzer.finalize_table(None, 0, 0, *with_label(analyzer, contexts, name))
         add_statistics(statistics["features"][name], found, name, type(analyzer).__name__)
     if analyzers:
         statistics["state_files"] = list(parts.get("state_files", ()))  # (feature, file name, entry)
     statistics = add_bad_records(statistics, dict(parts.get("bad_records", ())))
-    return {"spec": spec_json, **statistics}
+    return {"spec": spec.to_json(), **statistics}

@@ -6,6 +6,15 @@ combine: each worker pre-aggregates token counts per bundle, sends each token to
 per key on different workers, and only each shard's top tokens meet on one worker for the
 final ranking. No worker holds a whole large vocabulary (unless max_tokens is None: then
 the vocabulary is the whole list, which the bundle must hold).
+
+Label-aware vocabularies (kdp_beam.analyzers.label_tokens) ride on the same path, their
+tables keyed also by class and fold. Their shard tops and ranking need the label's
+finalized statistics and each feature's label totals (the N of mutual information), which
+the global combine gives: RankTokens takes them as a side input (``contexts``), one small
+dict. A side input rather than a join into the shards' GroupByKey: the shards then need
+not wait for, nor carry, the global statistics, and the shape stays that of every other
+vocabulary. Beam's Dask runner would compute the read again for that side input; it also
+drops finish_bundle's output, which this path already needs, so it runs neither.
 """
 
 import apache_beam as beam
@@ -14,9 +23,10 @@ import pyarrow as pa
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import GlobalWindows
 
-from kdp_beam.analyzers.dataset import declared_columns, token_analyzers
+from kdp_beam.analyzers.dataset import declared_columns, takes_label, token_analyzers, with_label
+from kdp_beam.analyzers.labels import read_label
 from kdp_beam.analyzers.shards import token_shards
-from kdp_beam.analyzers.vocabulary import TokenCounts, keras_order
+from kdp_beam.analyzers.vocabulary import TokenCounts
 from kdp_beam.columns import column_kinds
 
 DEFAULT_VOCABULARY_SHARDS = 32
@@ -52,21 +62,27 @@ class SumTokens(beam.PTransform):
 
 class RankTokens(beam.PTransform):
     """SumTokens' output -> PCollection[(feature name, vocabulary statistics)]: each
-    shard's top tokens, then one ranking per feature."""
+    shard's top tokens, then one ranking per feature.
 
-    def __init__(self, spec):
+    `contexts`: with label-aware features, their label contexts
+    (kdp_beam.analyzers.labels.label_contexts of the global statistics) as a side input
+    (beam.pvalue.AsSingleton)."""
+
+    def __init__(self, spec, contexts=None):
         super().__init__()
         self.spec = spec
+        self.contexts = contexts
 
     def expand(
         self, summed: PCollection[tuple[ShardKey, pa.Table]]
     ) -> PCollection[tuple[str, dict]]:
         analyzers = token_analyzers(self.spec)
+        label = {} if self.contexts is None else {"contexts": self.contexts}
         return (
             summed
-            | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers)
+            | "ShardTop" >> beam.Map(_shard_top, analyzers=analyzers, **label)
             | "GroupShards" >> beam.GroupByKey()
-            | "Rank" >> beam.MapTuple(lambda name, tops: (name, _rank(analyzers[name], tops)))
+            | "Rank" >> beam.Map(_rank, analyzers=analyzers, **label)
         )
 
 
@@ -99,13 +115,16 @@ class _ShardTokenCounts(beam.DoFn):
         self._analyzers = token_analyzers(self._spec)
         all_types = column_kinds(self._spec)
         self._types = {name: all_types[name] for name in self._analyzers}
+        self._labelled = any(takes_label(a) for a in self._analyzers.values())
 
     def start_bundle(self):
         self._buffers = {name: TokenCounts() for name in self._analyzers}
 
     def process(self, batch):
+        label = read_label(batch, self._spec) if self._labelled else None
         for name, column in declared_columns(batch, self._types):
-            table = self._analyzers[name].token_table(column)
+            analyzer = self._analyzers[name]
+            table = analyzer.token_table(column, label) if takes_label(analyzer) else analyzer.token_table(column)
             if table.num_rows:
                 self._buffers[name].add(table)
         buffered = sum(b.folded_rows + b.buffered_rows for b in self._buffers.values())
@@ -131,17 +150,23 @@ class _ShardTokenCounts(beam.DoFn):
         self._buffers = {name: TokenCounts() for name in self._analyzers}
 
 
-def _shard_top(keyed, analyzers):
+def _shard_top(keyed, analyzers, contexts=None):
     """One shard's contribution: its top tokens (all the final ranking can need: a token
     lives in one shard only), its distinct tokens, its total count."""
     (name, _), table = keyed
-    top = keras_order(table, analyzers[name].keep)
-    return name, (top, table.num_rows, int(table["count"].to_numpy().sum()))
+    analyzer = analyzers[name]
+    top = analyzer.shard_top(table, *with_label(analyzer, contexts, name))
+    return name, (top, *analyzer.table_totals(table))
 
 
-def _rank(analyzer, tops):
+def _rank(grouped, analyzers, contexts=None):
+    name, tops = grouped
+    analyzer = analyzers[name]
     tops = list(tops)
     table = pa.concat_tables([top for top, _, _ in tops])
-    return analyzer.finalize_table(
-        table, sum(distinct for _, distinct, _ in tops), sum(total for _, _, total in tops)
+    return name, analyzer.finalize_table(
+        table,
+        sum(distinct for _, distinct, _ in tops),
+        sum(total for _, _, total in tops),
+        *with_label(analyzer, contexts, name),
     )

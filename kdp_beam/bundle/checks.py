@@ -7,7 +7,7 @@ model's output. Every rule is one the writer keeps (docs/bundle-format.md). The 
 and the missing count are checked here for every feature; the rest by the feature's type
 (FeatureType.check_statistics), with the checks below, from its declaration exactly as
 it decides what the pass computes (tests/test_bundle_validation.py checks that the two
-agree on every type).
+agree on every type). Label statistics are checked by kdp_beam.bundle.label_checks.
 """
 
 import datetime
@@ -58,17 +58,22 @@ def _check_bad_records(bad, file):
         )
 
 
-def check_features(spec, features, row_count, format_version, path_of):
-    """Checks every feature's statistics (vocabularies read in) against its declaration.
+def check_features(spec, features, row_count, format_version, path_of, label=None):
+    """Checks every feature's statistics (vocabularies read in) against its declaration,
+    and the top-level `label` statistics (check_label) the label-aware ones refer to.
 
     `path_of(relative name)` gives a bundle file's path, for the error messages.
     """
     from kdp_beam.feature_types.multivalent import is_multivalent
 
+    from kdp_beam.bundle.label_checks import check_label
+
+    check_label(label, spec, path_of, row_count)
     vocabulary_owners = {}  # vocabulary file -> the feature it belongs to
     for name, declaration in spec.features.items():
         kind, options = declaration.kind, declaration.options
         stats = Statistics(name, features[name], path_of, kind.vocabulary_columns(options), row_count)
+        stats.label = label
         if stats.required("type") != declaration.type:
             stats.fail("type", f"is {stats.get('type')!r:.80}, but it is declared {declaration.type!r}")
         _check_counts(stats, row_count, is_multivalent(options))
@@ -82,14 +87,17 @@ def check_features(spec, features, row_count, format_version, path_of):
 
 
 class Statistics:
-    """One feature's statistics, and where each key was read from (for errors): its
-    `vocabulary_columns` from its vocabulary file, the rest from statistics.json; and the
-    bundle's `row_count`."""
+    """One feature's statistics (`what` they are of: or the "label"'s), and where each key
+    was read from (for errors): its `vocabulary_columns` from its vocabulary file, the rest
+    from statistics.json; the bundle's `row_count`, and its `label` statistics (None
+    without a label)."""
 
-    def __init__(self, name, stats, path_of, vocabulary_columns=(), row_count=None):
+    def __init__(self, name, stats, path_of, vocabulary_columns=(), row_count=None, what="feature"):
         self.name, self._stats, self._path_of = name, stats, path_of
         self._vocabulary_columns = vocabulary_columns
         self.row_count = row_count
+        self.what = what
+        self.label = None
 
     def get(self, key, default=None):
         return self._stats.get(key, default)
@@ -101,7 +109,7 @@ class Statistics:
         source = "statistics.json"
         if key in self._vocabulary_columns:  # read from the vocabulary file (a string: checked)
             source = self._stats.get("vocabulary_file", source)
-        raise BundleError(f"{self._path_of(source)}: feature {self.name!r}: {key} {problem}; {_DAMAGED}")
+        raise BundleError(f"{self._path_of(source)}: {self.what} {self.name!r}: {key} {problem}; {_DAMAGED}")
 
     def required(self, key):
         if key not in self._stats:
@@ -252,10 +260,11 @@ def _check_epsilon(stats, key):
         stats.fail(key, f"is {epsilon!r}, not a rank error in (0, 1)")
 
 
-def check_vocabulary(stats, valid_tokens, reserved, max_tokens, reserved_indices):
+def check_vocabulary(stats, valid_tokens, reserved, max_tokens, reserved_indices, by_count=True):
     """Checks a vocabulary: tokens `valid_tokens(stats, tokens)` accepts, each once, none
-    of the `reserved` ones the layer keeps; counts integers >= 1 in descending order; at
-    most `max_tokens - reserved_indices` tokens. Returns the counts."""
+    of the `reserved` ones the layer keeps; counts integers >= 1, in descending order when
+    ranked `by_count` (a vocabulary ranked by score: check_label_vocabulary); at most
+    `max_tokens - reserved_indices` tokens. Returns the counts."""
     tokens, counts = stats.required("vocabulary"), stats.required("vocabulary_counts")
     valid_tokens(stats, tokens)
     distinct = set(tokens)
@@ -268,7 +277,7 @@ def check_vocabulary(stats, valid_tokens, reserved, max_tokens, reserved_indices
     # type(), not isinstance: a bool is an int, and these loops run once per token.
     if not all(type(c) is int and c >= 1 for c in counts):
         stats.fail("vocabulary_counts", "are not all integers >= 1")
-    if any(a < b for a, b in zip(counts, counts[1:])):
+    if by_count and any(a < b for a, b in zip(counts, counts[1:])):
         stats.fail("vocabulary_counts", "are not in descending order (the vocabulary is by rank)")
     size = stats.count("vocabulary_size")
     if size != len(tokens):

@@ -7,10 +7,12 @@ Layout (docs/bundle-format.md is the contract)::
                                   and the sha256 and size of every other file
     statistics.json               per-feature statistics
     vocabularies/NNN-<name>.jsonl one ["token", count] JSON array per line, by rank
-                                  (["token", count, document_count] for text features)
+                                  (["token", count, document_count] for text features;
+                                  label-aware features add their label statistics)
     state/analyzers.json          the analyzers' mergeable state (kdp-beam merge)
     state/tokens/NNN-<name>/shard-SSS.jsonl
-                                  one shard's full token counts, by token
+                                  one shard's full token counts, by token (and by class
+                                  and fold for label-aware features)
     bad_records/*.jsonl           the records a skip-mode run left out (dead letters)
 
 The manifest is written last, through a rename, so a bundle whose writing was interrupted
@@ -29,7 +31,16 @@ ANALYZER_STATE = f"{STATE}/analyzers.json"
 FORMAT_NAME = "kdp_beam artifact bundle"
 # The columns a vocabulary file may have, in order (each type says which it has:
 # FeatureType.vocabulary_columns).
-VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts", "vocabulary_document_counts")
+VOCABULARY_COLUMNS = (
+    "vocabulary",
+    "vocabulary_counts",
+    "vocabulary_document_counts",
+    "vocabulary_label_counts",
+    "vocabulary_label_sums",
+    "vocabulary_scores",
+    "vocabulary_fold_label_counts",
+    "vocabulary_fold_label_sums",
+)
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 

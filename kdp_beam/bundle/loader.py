@@ -28,15 +28,18 @@ class Bundle:
             "vocabulary_counts" lists read from their files.
         bad_records: {"count", "by_reason", "files"}: records a skip-mode run left out,
             and the dead-letter files (relative to the bundle) that hold them.
+        label: the label's statistics (statistics.json's "label": its type, classes,
+            prior...; docs/bundle-format.md), None when the spec has no label.
     """
 
-    def __init__(self, path, manifest, spec, row_count, features, bad_records=None):
+    def __init__(self, path, manifest, spec, row_count, features, bad_records=None, label=None):
         self.path = path
         self.manifest = manifest
         self.spec = spec
         self.row_count = row_count
         self.features = features
         self.bad_records = bad_records or {"count": 0, "by_reason": {}, "files": []}
+        self.label = label
         self.state = None  # load_bundle(with_state=True) fills it
 
     def __repr__(self):
@@ -120,8 +123,8 @@ def load_bundle(path, with_state=False):
         name: _with_vocabulary(path, name, dict(stats), spec.features[name], contents)
         for name, stats in statistics["features"].items()
     }
-    check_features(spec, features, row_count, version, lambda name: join(path, name))
-    bundle = Bundle(path, manifest, spec, row_count, features, statistics.get("bad_records"))
+    check_features(spec, features, row_count, version, lambda name: join(path, name), statistics.get("label"))
+    bundle = Bundle(path, manifest, spec, row_count, features, statistics.get("bad_records"), statistics.get("label"))
     if with_state:
         bundle.state = _state(bundle, contents)
     return bundle
@@ -158,22 +161,26 @@ def _state(bundle, contents):
             f"{path} keeps no mergeable state (written without it, or by kdp_beam < 0.2); "
             "re-run the analysis to merge it"
         )
+    import pyarrow as pa
+
+    from kdp_beam.analyzers.dataset import token_analyzers
+
+    counting = token_analyzers(bundle.spec)  # each keeps a table of its state_schema
     try:
+        files = dict(state.get("tokens", {}))
+        unknown = sorted(files.keys() - counting.keys())
         tokens = {
-            name: [read_token_state(contents[f]) for f in file_names]
-            for name, file_names in state.get("tokens", {}).items()
+            name: [read_token_state(contents[f], counting[name].state_schema) for f in file_names]
+            for name, file_names in files.items() if name in counting
         }
         analyzer_state = _parse_json(contents[analyzers], join(path, analyzers))
         _renamed_plugin_state(bundle, analyzer_state)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, pa.ArrowException) as e:
         raise BundleError(f"{path}: the mergeable state is damaged ({type(e).__name__}: {e})") from None
-    unknown = sorted(tokens.keys() - bundle.features.keys())
     if unknown:
-        raise BundleError(f"{join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature")
-    for name, feature in bundle.spec.features.items():
-        if not _counts_tokens_by_key(feature):
-            continue
-        distinct = sum(table.num_rows for table in tokens.get(name, []))
+        raise BundleError(f"{join(path, MANIFEST)}: token state of {unknown[0]!r}, not a feature counting tokens")
+    for name, analyzer in counting.items():
+        distinct = sum(analyzer.table_totals(table)[0] for table in tokens.get(name, []))
         expected = bundle.features[name]["distinct_count"]
         if distinct != expected:
             raise BundleError(
@@ -185,20 +192,15 @@ def _state(bundle, contents):
     return {"analyzers": analyzer_state, "tokens": tokens}
 
 
-def _counts_tokens_by_key(feature):
-    """Whether the feature's tokens are counted spread over workers, their state kept."""
-    from kdp_beam.analyzers.dataset import feature_analyzers, is_keyed
-
-    return any(is_keyed(a) for a in feature_analyzers(feature).values())
-
-
-def read_token_state(data):
-    """A token-count table from the bytes of a token state file."""
+def read_token_state(data, schema):
+    """A token-count table of `schema` (its analyzer's state_schema) from the bytes of a
+    token state file: one JSON array of the columns' values per line."""
     import pyarrow as pa
 
     rows = [json.loads(line) for line in data.splitlines()]
-    names = ["token", "count", "document_count"][: len(rows[0]) if rows else 2]
-    return pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)})
+    if any(not isinstance(row, list) or len(row) != len(schema) for row in rows):
+        raise ValueError(f"a line is not a list of the {len(schema)} columns {schema.names}")
+    return pa.table({n: [row[i] for row in rows] for i, n in enumerate(schema.names)}, schema=schema)
 
 
 def _verified_files(path, manifest, with_state=False):

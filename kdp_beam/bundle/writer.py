@@ -16,6 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import PCollection
 
+from kdp_beam.analyzers.vocabulary import KEY_COLUMNS
 from kdp_beam.beam.join import JoinParts
 from kdp_beam.bundle.layout import (
     ANALYZER_STATE,
@@ -55,11 +56,11 @@ def _entry_of(path):
 
 def write_token_state(output_dir, index, feature_name, shard, table):
     """Writes one shard of a feature's full token counts (the mergeable state of a
-    vocabulary), sorted by token so equal counts give equal bytes.
+    vocabulary), sorted by token (then class and fold) so equal counts give equal bytes.
 
     Returns (feature name, file name, manifest entry): the feature travels with its file,
     so nothing has to recover it from the file name."""
-    table = table.sort_by("token")
+    table = table.sort_by([(key, "ascending") for key in table.column_names if key in KEY_COLUMNS])
     name = token_state_name(index, feature_name, shard)
     columns = [table[c].to_pylist() for c in table.column_names]
     return feature_name, name, _write_file(output_dir, name, _vocabulary_bytes(columns))
@@ -122,10 +123,11 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
     for path in dead_letters:
         files[_relative(path, output_dir)] = _entry_of(path)
+    label = {"label": statistics["label"]} if "label" in statistics else {}
     write(
         STATISTICS,
         _json_bytes(
-            {"row_count": statistics["row_count"], "bad_records": bad, "features": features}
+            {"row_count": statistics["row_count"], "bad_records": bad, **label, "features": features}
         ),
     )
     manifest = {

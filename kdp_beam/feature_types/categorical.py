@@ -25,6 +25,9 @@ COUNTING = ("exact", "approximate")
 VOCABULARY_COLUMNS = ("vocabulary", "vocabulary_counts")
 # A list's exact vocabulary also counts the rows holding each token.
 MULTIVALENT_VOCABULARY_COLUMNS = (*VOCABULARY_COLUMNS, "vocabulary_document_counts")
+# A label-aware vocabulary's statistics per token (docs/bundle-format.md), and per fold.
+LABEL_COLUMNS = ("vocabulary_label_counts", "vocabulary_label_sums")
+FOLD_COLUMNS = ("vocabulary_fold_label_counts", "vocabulary_fold_label_sums")
 
 
 class CategoricalType(FeatureType):
@@ -91,26 +94,49 @@ class CategoricalType(FeatureType):
             found["approximate_vocabulary"] = ApproximateVocabularyAnalyzer(
                 buckets=APPROXIMATE_BUCKETS_PER_TOKEN * max_tokens, **vocabulary
             )
+        elif label_aware.needs_label(options):  # exact, with each token's label statistics
+            from kdp_beam.analyzers.label_tokens import LabelVocabularyAnalyzer
+            from kdp_beam.analyzers.labels import LabelTotalsAnalyzer
+
+            found["label_totals"] = LabelTotalsAnalyzer(options["missing_token"])
+            found["vocabulary"] = LabelVocabularyAnalyzer(
+                VocabularyAnalyzer(**vocabulary), options["rank_by"], options["folds"],
+                multivalent.is_multivalent(options),
+            )
         else:
             found["vocabulary"] = VocabularyAnalyzer(**vocabulary)
         return found
 
     def vocabulary_columns(self, options):
+        columns = VOCABULARY_COLUMNS
         if multivalent.is_multivalent(options) and options["counting"] == "exact":
-            return MULTIVALENT_VOCABULARY_COLUMNS
-        return VOCABULARY_COLUMNS
+            columns = MULTIVALENT_VOCABULARY_COLUMNS
+        if label_aware.needs_label(options):
+            columns += LABEL_COLUMNS
+            if options["rank_by"] == "mutual_information":
+                columns += ("vocabulary_scores",)
+            if options["folds"] is not None:
+                columns += FOLD_COLUMNS
+        return columns
 
     def check_statistics(self, stats, options, profile=False):
         from kdp_beam.bundle import checks
 
         super().check_statistics(stats, options, profile)
-        counts = checks.check_vocabulary(stats, self.valid_tokens, (self.oov_token,), options["max_tokens"], options["num_oov_indices"])
+        by_count = options["rank_by"] != "mutual_information"  # else by score: check_label_vocabulary
+        counts = checks.check_vocabulary(
+            stats, self.valid_tokens, (self.oov_token,), options["max_tokens"], options["num_oov_indices"], by_count
+        )
         if options["counting"] == "approximate":
             checks.check_approximate(stats, counts)
             return
         checks.check_distinct(stats, len(counts))
         if multivalent.is_multivalent(options):
             checks.check_rows_holding_tokens(stats, counts)
+        if label_aware.needs_label(options):
+            from kdp_beam.bundle.label_checks import check_label_vocabulary
+
+            check_label_vocabulary(stats, counts, options)
         counted = stats.get("count")
         if options["missing_token"] is None:  # missing values are not counted as a token
             counted -= stats.get("null_count")
@@ -157,7 +183,13 @@ class CategoricalType(FeatureType):
         if stats["distinct_count"] is None:  # approximate counting
             bound = stats["vocabulary_count_error_bound"]
             return f"{stats['vocabulary_size']:,} kept, counts within -{bound:,}"
-        return f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
+        line = f"{stats['distinct_count']:,} distinct, {stats['vocabulary_size']:,} kept"
+        if not label_aware.needs_label(options):
+            return line
+        if options["rank_by"] == "mutual_information":
+            line += " by mutual information"
+        folds = f", {options['folds']} folds" if options["folds"] is not None else ""
+        return f"{line}; label in {stats['label_rows']:,} rows{folds}"
 
     def report_section(self, stats, options):
         from kdp_beam.tools import report_parts

@@ -12,12 +12,13 @@ backfills: analyse each new day once, merge into the history.
 import json
 import os
 
-from kdp_beam.analyzers.dataset import DatasetAnalyzer, add_statistics, token_analyzers
+from kdp_beam.analyzers.dataset import DatasetAnalyzer, add_statistics, token_analyzers, with_label
+from kdp_beam.analyzers.labels import label_contexts
 from kdp_beam.analyzers.vocabulary import TokenCounts
 from kdp_beam.bundle.layout import STATISTICS
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bundle.writer import write_bundle
-from kdp_beam.errors import BundleError
+from kdp_beam.errors import BundleError, InputDataError
 from kdp_beam.bundle.staging import is_local, staged_output
 
 
@@ -89,20 +90,24 @@ def _merged_statistics(bundles):
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{bundle.path}: its mergeable state cannot be used ({e})") from None
     accumulator = analyzer.merge_accumulators(accumulators)
-    statistics = analyzer.finalize(accumulator)
-    token_tables = {}
-    for name, token_analyzer in token_analyzers(spec).items():
-        counts = TokenCounts()
-        for bundle in bundles:
-            for table in bundle.state["tokens"].get(name, []):
-                if table.num_rows:
-                    counts.add(table)
-        table = counts.fold()
-        if table is None:
-            found = token_analyzer.finalize_table(None, 0, 0)
-        else:
-            total = sum(table["count"].to_pylist())
-            found = token_analyzer.finalize_table(table, table.num_rows, total)
-            token_tables[name] = table
-        add_statistics(statistics["features"][name], found, name, type(token_analyzer).__name__)
+    try:
+        statistics = analyzer.finalize(accumulator)
+        contexts = label_contexts(spec, statistics) if spec.label is not None else {}
+        token_tables = {}
+        for name, token_analyzer in token_analyzers(spec).items():
+            counts = TokenCounts()
+            for bundle in bundles:
+                for table in bundle.state["tokens"].get(name, []):
+                    if table.num_rows:
+                        counts.add(table)
+            table = counts.fold()
+            label = with_label(token_analyzer, contexts, name)
+            if table is None:
+                found = token_analyzer.finalize_table(None, 0, 0, *label)
+            else:
+                found = token_analyzer.finalize_table(table, *token_analyzer.table_totals(table), *label)
+                token_tables[name] = table
+            add_statistics(statistics["features"][name], found, name, type(token_analyzer).__name__)
+    except InputDataError as e:  # the union's label: a binary label of 3 classes, ...
+        raise BundleError(f"{', '.join(b.path for b in bundles)} cannot be merged: {e}") from None
     return {"spec": spec.to_json(), **statistics}, token_tables
