@@ -73,6 +73,7 @@ class CategoricalType(FeatureType):
         return label_aware.validate(options)
 
     def crossable(self, options):
+        # A target encoding's preprocessor is its lookup too: a cross takes the index.
         return not multivalent.is_multivalent(options)
 
     def analyzers(self, options, profile=False):
@@ -118,6 +119,10 @@ class CategoricalType(FeatureType):
             stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
 
     def keras_feature(self, feature_space, name, options):
+        if label_aware.is_target(options):  # one value or a list: the lookup's index, encoded
+            from kdp_beam.builder.target import keras_feature
+
+            return keras_feature(self, feature_space, name, options)
         if multivalent.is_multivalent(options):
             from kdp_beam.builder.multivalent import keras_feature
 
