@@ -169,7 +169,11 @@ class CategoricalType(FeatureType):
 
         counted_missing = options["missing_token"] is not None
         denominator = stats["count"] - (0 if counted_missing else stats["null_count"])
-        return report_parts.vocabulary_section(stats, denominator, "values")
+        details, chart = report_parts.vocabulary_section(stats, denominator, "values")
+        if label_aware.needs_label(options):  # the label per top value, beside the prior
+            label_rows, table = report_parts.label_by_value(stats)
+            details += label_rows + table
+        return details, chart
 
 
 @register_type

@@ -51,13 +51,13 @@ QUERY_TAGS = [["a"], ["a", "b"], ["a", "a", "d"], ["z"], ["z", "c"], [], None, [
 # --- the label's columns, as the contract defines them ---------------------------------------
 
 
-def label_columns(label_type, labels):
+def label_columns(label_type, labels, column="y"):
     """(label_columns, each labelled row's K label values): binary [positive class], 1 for
-    it; multiclass the classes (text order here: not all integers), one-hot; regression the
-    label."""
+    it; multiclass the classes (text order here: not all integers), one-hot; regression
+    [the label's column], the label."""
     present = [y for y in labels if y is not None]
     if label_type == "regression":
-        return ["y"], [[float(y)] for y in present]
+        return [column], [[float(y)] for y in present]
     classes = sorted(set(present))
     if label_type == "binary":
         return [classes[-1]], [[float(y == classes[-1])] for y in present]
@@ -71,7 +71,7 @@ def _is_value(v):
     return v is not None and v != ""
 
 
-def label_statistics(values, labels, label_type, multivalent=False, max_tokens=None, order=None):
+def label_statistics(values, labels, label_type, multivalent=False, max_tokens=None, order=None, column="y"):
     """One feature's statistics, as the label-aware analysis writes them: the vocabulary in
     keras' order (count descending, then token descending; `order`: that list instead) cut
     to max_tokens - 1, vocabulary_counts (a list's: its values), vocabulary_label_counts (n:
@@ -84,7 +84,7 @@ def label_statistics(values, labels, label_type, multivalent=False, max_tokens=N
     row_of = np.repeat(np.arange(len(rows)), lengths)
     tokens, inverse, counts = np.unique(flat.astype(str) if flat.size and isinstance(flat[0], str) else flat.astype(np.int64),
                                         return_inverse=True, return_counts=True)
-    columns, y = label_columns(label_type, labels)
+    columns, y = label_columns(label_type, labels, column)
     labelled = np.array([v is not None for v in labels])
     Y = np.zeros((len(labels), len(columns)))
     Y[labelled] = np.asarray(y, dtype=np.float64)
