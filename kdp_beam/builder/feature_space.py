@@ -113,6 +113,12 @@ class FeatureSpace(keras.utils.FeatureSpace):
       lists of lists, arrays of lists, a tf.RaggedTensor or tf.SparseTensor, or a dense
       (rows, values) tensor padded with "", NaN or its pad_value (the model's input).
     - A categorical or text feature with no value in the data maps everything to OOV.
+    - Label-aware features (docs/label-aware.md): ``label=``, ``label_type=`` and
+      ``fold_key=`` (constructor keywords; ``adapt(data, label=...)`` too) name the label
+      the analysis reads beside the features. The label is never an input; a call with a
+      dict that also holds it ignores it. A categorical with ``output_mode="target"``
+      keeps its lookup as preprocessor (crosses take its index) and encodes the index by
+      its smoothed label mean (kdp_beam.builder.target.TargetEncoding, ``encoders``).
     - Statistics a float32 model cannot hold (a mean, variance or bin boundary beyond
       ~3.4e38, e.g. of values ~1e50) are refused with an InputDataError naming the feature and
       how to scale it, by from_artifacts and adapt: in the model they would be inf, and

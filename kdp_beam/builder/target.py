@@ -16,6 +16,9 @@ and, without missing_token, missing values) and a list's padding encode as the p
 the mean of its values' rows; a list with no value the prior, count 0.
 """
 
+import base64
+import binascii
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -118,13 +121,16 @@ class TargetEncoding(keras.layers.Layer):
     (rows, values): the mean of the rows of the positions whose index is not mask_index,
     and ``table[mask_index]`` for a row with none.
 
-    The table is kept in the layer's config (as a lookup's vocabulary is), so a .keras
-    file and an exported SavedModel hold it exactly; the layer is TensorFlow ops, so it
-    runs inside tf.data.
+    The table is kept in the layer's config (as a lookup's vocabulary is), so a config
+    alone rebuilds the layer, and a .keras file and an exported SavedModel hold it
+    exactly; there it is its float32 bytes in base64 (a million rows of JSON numbers
+    would be ~4 times larger and ~10 times slower to save). The layer is TensorFlow ops,
+    so it runs inside tf.data.
 
     Args:
-        table: a list of rows of `width` finite numbers (kdp_beam.builder.target
-            .encoding_table), one per index; None until set_statistics() sets it.
+        table: rows of `width` finite numbers (a list of lists or a 2-D array:
+            kdp_beam.builder.target.encoding_table), one per index, or the config's
+            {"shape", "float32_base64"}; None until set_statistics() sets it.
         mask_index: None (one index per row), or the index of a list's padding.
     """
 
@@ -140,8 +146,11 @@ class TargetEncoding(keras.layers.Layer):
 
     def set_table(self, table):
         try:
+            if isinstance(table, dict):  # as get_config writes it
+                raw = base64.b64decode(table["float32_base64"], validate=True)
+                table = np.frombuffer(raw, dtype="<f4").reshape(table["shape"])
             table = np.asarray(table, dtype=np.float32)
-        except (TypeError, ValueError):  # rows of different widths, not numbers
+        except (TypeError, ValueError, KeyError, binascii.Error):  # rows of different widths, not numbers
             table = None
         if table is None or table.ndim != 2 or not table.size or not np.isfinite(table).all():
             raise ValueError(
@@ -157,6 +166,11 @@ class TargetEncoding(keras.layers.Layer):
     def set_statistics(self, stats, options):
         """The table of the feature's statistics (a bundle's, or adapt()'s)."""
         self.set_table(encoding_table(stats, options))
+
+    @property
+    def table(self):
+        """The table, a float32 array (None until set)."""
+        return None if self._table is None else self._table.numpy()
 
     @property
     def width(self):
@@ -182,5 +196,8 @@ class TargetEncoding(keras.layers.Layer):
         return keras.KerasTensor((inputs.shape[0], self.width), dtype="float32")
 
     def get_config(self):
-        table = None if self._table is None else self._table.numpy().tolist()
+        table = None
+        if self._table is not None:
+            values = self.table
+            table = {"shape": list(values.shape), "float32_base64": base64.b64encode(values.astype("<f4").tobytes()).decode("ascii")}
         return {**super().get_config(), "table": table, "mask_index": self.mask_index}
