@@ -5,6 +5,7 @@ from kdp_beam import spec as kspec
 from kdp_beam.builder.names import layer_name
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.feature_types import registered_types
+from kdp_beam.feature_types.label_aware import needs_label
 
 
 def keras_feature(feature_space_class, name, declaration):
@@ -33,9 +34,18 @@ def declaration_of(name, feature):
     return None
 
 
-def spec_of(feature_space):
-    """The FeatureSpec of a keras FeatureSpace's features and crosses (features no type
-    knows, and crosses of them, left out); None when no type knows any feature."""
+# What spec_of names the label of a FeatureSpace given none, whose features use one:
+# FeatureSpace(...) takes the label then, or adapt(label=...) later. Not a column name
+# (a column named so would be refused as a feature beside it).
+LABEL_AT_ADAPT = "<the label given to adapt()>"
+
+
+def spec_of(feature_space, label_at_adapt=False):
+    """The FeatureSpec of a keras FeatureSpace's features, crosses and label (features no
+    type knows, and crosses of them, left out); None when no type knows any feature.
+
+    `label_at_adapt`: a FeatureSpace without a label whose features use one is checked as
+    if it had one (its label comes with adapt()); else that is a SpecError."""
     declarations = {}
     for name, feature in feature_space.features.items():
         declaration = declaration_of(name, feature)
@@ -48,6 +58,17 @@ def spec_of(feature_space):
         for c in feature_space.crosses
         if all(name in declarations for name in c.feature_names)
     ]
+    label, label_type, fold_key = (getattr(feature_space, a, None) for a in ("label", "label_type", "fold_key"))
+    if label is None:
+        aware = [name for name, d in declarations.items() if needs_label(d.options)]
+        if aware and not label_at_adapt:
+            raise SpecError(
+                f"feature(s) {aware} use the label (output_mode 'target', rank_by "
+                "'mutual_information' or folds): give its column, FeatureSpace(..., label=COLUMN) "
+                "or adapt(data, label=COLUMN)"
+            )
+        if label_at_adapt and (aware or label_type is not None or fold_key is not None):
+            label = LABEL_AT_ADAPT
     return kspec.FeatureSpec(
         declarations,
         crosses=crosses,
@@ -55,6 +76,9 @@ def spec_of(feature_space):
         crossing_dim=feature_space.crossing_dim,
         hashing_dim=feature_space.hashing_dim,
         num_discretization_bins=feature_space.num_discretization_bins,
+        label=label,
+        label_type=label_type,
+        fold_key=fold_key,
     )
 
 

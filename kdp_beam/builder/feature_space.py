@@ -18,7 +18,7 @@ from kdp_beam.builder.declarations import (
 from kdp_beam.builder import multivalent
 from kdp_beam.builder.inputs import checked_inputs
 from kdp_beam.builder.names import auto_name, layer_name
-from kdp_beam.errors import InputDataError, SpecError
+from kdp_beam.errors import BundleError, InputDataError, SpecError
 from kdp_beam.feature_types import on_register
 from kdp_beam.model_limits import float32_problem, float32_remedy
 from kdp_beam.spec import Feature as Declaration
@@ -38,6 +38,9 @@ class Feature(keras_internals.KerasFeature):
         missing_token: categoricals: what a missing value ("" or None) is looked up as;
             None: the OOV index.
         fill: the resolved fill value (set from the statistics; saved with the model).
+        encoder: a kdp_beam layer applied to the preprocessor's output after crosses
+            took it, holding statistics of its own (set_statistics(stats, options)), saved
+            with the record: a target encoding's TargetEncoding after its lookup's index.
         declaration: the kdp_beam declaration it was made from (a JSON dict with "type"),
             None for records keras made.
         statistic, statistic_options: read from models saved by kdp_beam < 0.3 (a plug-in's
@@ -56,12 +59,16 @@ class Feature(keras_internals.KerasFeature):
         declaration=None,
         statistic=None,
         statistic_options=None,
+        encoder=None,
     ):
         super().__init__(dtype, preprocessor, output_mode)
         self.fill_value = fill_value
         self.missing_indicator = missing_indicator
         self.missing_token = missing_token
         self.fill = fill
+        if isinstance(encoder, dict):  # as keras' record deserializes its preprocessor
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        self.encoder = encoder
         if declaration is None and statistic is not None:
             declaration = {"type": statistic, **(statistic_options or {})}
         self.declaration = declaration
@@ -74,6 +81,8 @@ class Feature(keras_internals.KerasFeature):
             "missing_token": self.missing_token,
             "fill": self.fill,
             "declaration": self.declaration,
+            # Only when set: the records of other features keep the config they had.
+            **({} if self.encoder is None else {"encoder": keras.saving.serialize_keras_object(self.encoder)}),
         }
 
 
@@ -104,6 +113,12 @@ class FeatureSpace(keras.utils.FeatureSpace):
       lists of lists, arrays of lists, a tf.RaggedTensor or tf.SparseTensor, or a dense
       (rows, values) tensor padded with "", NaN or its pad_value (the model's input).
     - A categorical or text feature with no value in the data maps everything to OOV.
+    - Label-aware features (docs/label-aware.md): ``label=``, ``label_type=`` and
+      ``fold_key=`` (constructor keywords; ``adapt(data, label=...)`` too) name the label
+      the analysis reads beside the features. The label is never an input; a call with a
+      dict that also holds it ignores it. A categorical with ``output_mode="target"``
+      keeps its lookup as preprocessor (crosses take its index) and encodes the index by
+      its smoothed label mean (kdp_beam.builder.target.TargetEncoding, ``encoders``).
     - Statistics a float32 model cannot hold (a mean, variance or bin boundary beyond
       ~3.4e38, e.g. of values ~1e50) are refused with an InputDataError naming the feature and
       how to scale it, by from_artifacts and adapt: in the model they would be inf, and
@@ -121,16 +136,24 @@ class FeatureSpace(keras.utils.FeatureSpace):
     def feature(cls, dtype, preprocessor, output_mode, **missing):
         return Feature(dtype, preprocessor, output_mode, **missing)
 
-    def __init__(self, features, *args, **kwargs):
+    def __init__(self, features, *args, label=None, label_type=None, fold_key=None, **kwargs):
         super().__init__(features, *args, **kwargs)
+        self.label = label
+        self.label_type = label_type
+        self.fold_key = fold_key
         self.fill_layers = {}
         self.values_layers = {}  # multivalent features': the row's encoding from its values'
+        # Layers after a preprocessor that crosses do not see (a target encoding's).
+        self.encoders = {}
         for name, feature in self.features.items():
             declaration = declaration_of(name, feature)
             if declaration is None:
                 continue
             options = declaration.options
-            if multivalent.is_list_feature(feature):
+            encoder = getattr(feature, "encoder", None)
+            if encoder is not None:  # it makes the row's encoding of a list, too
+                self.encoders[name] = encoder
+            elif multivalent.is_list_feature(feature):
                 layer = multivalent.values_layer(declaration.kind, options, f"{layer_name(name)}_values")
                 self.values_layers[name] = layer
                 if getattr(layer, "mask", False):
@@ -145,8 +168,15 @@ class FeatureSpace(keras.utils.FeatureSpace):
             self.fill_layers[name] = multivalent.fill_layer(options, fill, indicator, fill_name)
         self._indicator_concat = None
         # A cross no type can take is refused here, as the features JSON refuses it, not by
-        # keras' HashedCrossing once from_artifacts has built the layers.
-        spec_of(self)
+        # keras' HashedCrossing once from_artifacts has built the layers. (The label may
+        # come with adapt().)
+        spec_of(self, label_at_adapt=True)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.label is not None:  # (a FeatureSpace without a label keeps its config)
+            config.update(label=self.label, label_type=self.label_type, fold_key=self.fold_key)
+        return config
 
     def _check_output_name(self, name, suffix, what):
         if f"{name}{suffix}" in self.features:
@@ -175,14 +205,26 @@ class FeatureSpace(keras.utils.FeatureSpace):
             crosses: crosses as for FeatureSpace; None takes the bundle's when `features`
                 is None.
             output_mode: "concat" or "dict"; None takes the bundle's.
-            **kwargs: other FeatureSpace arguments (crossing_dim, hashing_dim, name, ...).
+            **kwargs: other FeatureSpace arguments (crossing_dim, hashing_dim, name, ...);
+                label, label_type and fold_key are the bundle's (given, they must be).
         Raises:
             BundleError: the bundle is missing or damaged, or a feature is absent from it
-                or was analysed differently (type, bins, max_tokens, ...).
+                or was analysed differently (type, bins, max_tokens, label, ...), or a
+                feature declared output_mode "target" here has no label statistics there.
             InputDataError: a statistic the float32 model would hold is beyond float32.
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         spec = bundle.spec
+        for option in ("label", "label_type", "fold_key"):
+            analysed, given = getattr(spec, option), kwargs.pop(option, None)
+            if option == "label_type" and analysed is None:  # inferred: as the bundle records it
+                analysed = (getattr(bundle, "label", None) or {}).get("label_type")
+            if given is not None and given != analysed:
+                raise BundleError(
+                    f"{option}={given!r} here, but the bundle at {bundle.path} was analysed with "
+                    f"{option}={analysed!r}. Re-run the analysis or fix the code."
+                )
+            kwargs[option] = getattr(spec, option)
         if features is None:
             features = {
                 name: keras_feature(cls, name, declaration)
@@ -198,15 +240,20 @@ class FeatureSpace(keras.utils.FeatureSpace):
         feature_space._set_statistics(bundle.features, bundle_spec=spec, source=bundle.path)
         return feature_space
 
-    def adapt(self, dataset, pipeline_args=None, input_format=None):
+    def adapt(self, dataset, pipeline_args=None, input_format=None, label=None):
         """Computes every feature's statistics in one pass over `dataset`.
 
         Args:
             dataset: a tf.data.Dataset of dicts, a dict of arrays/lists, a pandas
                 DataFrame, or a file pattern (str or list of str) of CSV/Parquet files.
+                With a label: its column beside the features (a dict key, a DataFrame
+                column, a file column), or a tf.data.Dataset of (features, label).
             pipeline_args: Beam options for a file pattern (default: the local runner).
             input_format: "csv", "parquet", "tfrecord" or "jsonl" for a file pattern
                 (default: by extension).
+            label: the label's column, for label-aware features (docs/label-aware.md);
+                None: the FeatureSpace's own ``label``. Given, it becomes the
+                FeatureSpace's.
         """
         if self.encoded_features is not None and self._list_adaptable_preprocessors():
             # Its one-hot and multi-hot widths are the first vocabularies' (keras builds them
@@ -216,7 +263,12 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 "are its first vocabularies'; build a new FeatureSpace from the same declarations "
                 "and adapt that"
             )
-        spec = spec_of(self)
+        previous, self.label = self.label, self.label if label is None else label
+        try:
+            spec = spec_of(self)
+        except SpecError:
+            self.label = previous  # (a refused label, as a feature's name, is not the label)
+            raise
         declared = {} if spec is None else spec.features
         custom = [n for n in keras_internals.keras_adaptable(self) if n not in declared]
         is_pattern = isinstance(dataset, str) or (
@@ -297,6 +349,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
             *self.fill_layers.values(),
             *self.preprocessors.values(),
             *self.values_layers.values(),
+            *self.encoders.values(),
             *self.crossers.values(),
             *self.one_hot_encoders.values(),
             self.concat,
@@ -317,6 +370,9 @@ class FeatureSpace(keras.utils.FeatureSpace):
         if frame:  # of lists, too
             data = {name: data[name].to_numpy() for name in data.columns}
         if isinstance(data, dict):  # (keras refuses anything else, as before)
+            # A row's label (and fold key) may come with its features: never an input.
+            ignored = {self.label, self.fold_key} - {None}
+            data = {name: value for name, value in data.items() if name not in ignored}
             data, one_row = checked_inputs(self.features, data, columns=frame)
         merged = super().__call__(data)
         if one_row and not any(len(x.shape) == 0 for x in data.values()):
@@ -345,6 +401,11 @@ class FeatureSpace(keras.utils.FeatureSpace):
         return preprocessed
 
     def _merge_features(self, preprocessed_features, crossed_features):
+        # The crosses took the preprocessors' outputs (a target feature's index); the
+        # encoders make the features' own outputs of them.
+        preprocessed_features = {
+            name: self.encoders[name](x) if name in self.encoders else x for name, x in preprocessed_features.items()
+        }
         indicator_names = self._extra_output_names()
         if not indicator_names:
             return super()._merge_features(preprocessed_features, crossed_features)
@@ -380,8 +441,10 @@ class FeatureSpace(keras.utils.FeatureSpace):
                 )
             try:
                 layer = kind.set_statistics(self.preprocessors[name], stats, options)
-            except SpecError as e:
-                raise SpecError(f"feature {name!r}: {e}") from None
+                if name in self.encoders:
+                    self.encoders[name].set_statistics(stats, options)
+            except (SpecError, BundleError, InputDataError) as e:
+                raise type(e)(f"feature {name!r}: {e}") from None
             if layer is not None:  # a new layer holding the statistics (keras_internals.with_vocabulary)
                 feature.preprocessor = self.preprocessors[name] = layer
             fill = kind.resolved_fill(stats, options)

@@ -16,7 +16,8 @@ def build_preprocessor(path, output_mode=None, name="kdp_beam_preprocessor", **k
         **kwargs: passed to FeatureSpace.from_artifacts (features, crosses, ...).
     Returns:
         keras.Model with one input per feature (shape (None, 1); a multivalent feature's
-        (None, None), its rows padded with "", NaN or its pad_value), keyed by column name; it
+        (None, None), its rows padded with "", NaN or its pad_value; never the label),
+        keyed by column name; it
         can be saved as .keras and exported with model.export() for serving raw feature
         dicts. A column name Keras cannot use (e.g. "x/y") names its input layer and
         serving signature input kdp_beam.builder.names.layer_name("x/y").

@@ -76,6 +76,7 @@ class CategoricalType(FeatureType):
         return label_aware.validate(options)
 
     def crossable(self, options):
+        # A target encoding's preprocessor is its lookup too: a cross takes the index.
         return not multivalent.is_multivalent(options)
 
     def analyzers(self, options, profile=False):
@@ -144,6 +145,10 @@ class CategoricalType(FeatureType):
             stats.fail("vocabulary_counts", f"add up to {sum(counts)}, more than the {counted} values")
 
     def keras_feature(self, feature_space, name, options):
+        if label_aware.is_target(options):  # one value or a list: the lookup's index, encoded
+            from kdp_beam.builder.target import keras_feature
+
+            return keras_feature(self, feature_space, name, options)
         if multivalent.is_multivalent(options):
             from kdp_beam.builder.multivalent import keras_feature
 
@@ -196,7 +201,11 @@ class CategoricalType(FeatureType):
 
         counted_missing = options["missing_token"] is not None
         denominator = stats["count"] - (0 if counted_missing else stats["null_count"])
-        return report_parts.vocabulary_section(stats, denominator, "values")
+        details, chart = report_parts.vocabulary_section(stats, denominator, "values")
+        if label_aware.needs_label(options):  # the label per top value, beside the prior
+            label_rows, table = report_parts.label_by_value(stats)
+            details += label_rows + table
+        return details, chart
 
 
 @register_type

@@ -2,13 +2,14 @@
 
 Drawn from the bundle alone (no data is read) with inline CSS and SVG: no script, no
 network, so it opens anywhere and can be mailed. Every string from the data (feature
-names, tokens) is HTML-escaped.
+names, tokens, classes) is HTML-escaped. With a label: its own section (type, classes,
+prior, missing labels), and per label-aware feature the label per top value.
 """
 
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.output_files import check_output_file, write_output_file
 from kdp_beam.tools.report_parts import escape as _e
-from kdp_beam.tools.report_parts import rows
+from kdp_beam.tools.report_parts import label_section, rows
 from kdp_beam.summary import missing_breakdown
 
 _CSS = """
@@ -57,7 +58,20 @@ def render_report(bundle):
         f"{_e(manifest.get('kdp_beam_version'))} · input {_e(manifest.get('input'))} · {bad_line}</p>"
         '<section id="overview"><h2>Features</h2><table><tr><th>feature</th><th>type</th>'
         f"<th>missing</th></tr>{''.join(overview)}</table></section>"
-        f"{''.join(sections)}</body></html>"
+        f"{_label_section(bundle)}{''.join(sections)}</body></html>"
+    )
+
+
+def _label_section(bundle):
+    """The section of the spec's label, before the features' ("" without a label)."""
+    label = getattr(bundle, "label", None)  # (Bundle.label: None without a label)
+    if label is None:
+        return ""
+    details, chart = label_section(label)
+    return (
+        f'<section class="label-section" id="label"><h2>label {_e(label["column"])} '
+        f'<span class=type>{_e(label["label_type"])}</span></h2>'
+        f"<div class=feature><div>{details}</div><div>{chart}</div></div></section>"
     )
 
 

@@ -94,3 +94,69 @@ def vocabulary_section(stats, denominator, what, extra=()):
         *extra,
     ]
     return rows(pairs), bar_chart(stats["vocabulary"], stats["vocabulary_counts"], "most frequent")
+
+
+def _table(header, body, note=""):
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    # The first column names the row (a value, a class): text, the others numbers.
+    cells = "".join(
+        f"<tr><td>{number(row[0])}</td>" + "".join(f"<td class=n>{number(v)}</td>" for v in row[1:]) + "</tr>"
+        for row in body
+    )
+    return f"<table class=label-table><tr>{head}</tr>{cells}</table>" + (f"<p class=note>{escape(note)}</p>" if note else "")
+
+
+def _label_headers(label_type, columns):
+    """What each label column's value per row is: a class's rate, or the label's mean."""
+    if label_type == "regression":
+        return [f"mean of {c}" for c in columns]
+    return [f"rate of {c}" for c in columns]
+
+
+def label_by_value(stats, max_rows=20, max_columns=10):
+    """(rows, table) of a label-aware feature: its labelled rows and the prior, then per
+    top value (the vocabulary's first `max_rows`, in its order) its rows, n (labelled rows
+    holding it) and the label's rate per class (mean, for regression) among those n; the
+    mutual-information score when the vocabulary is ranked by it."""
+    columns = list(stats["label_columns"])
+    shown_columns = columns[:max_columns]
+    scores = stats.get("vocabulary_scores")
+    header = ["value", "rows", "labelled (n)", *_label_headers(stats["label_type"], shown_columns)]
+    header += ["MI (nats)"] if scores is not None else []
+    body = [["prior: every labelled row", None, None, *stats["label_prior"][:max_columns]] + ([None] if scores is not None else [])]
+    top = zip(stats["vocabulary"], stats["vocabulary_counts"], stats["vocabulary_label_counts"], stats["vocabulary_label_sums"])
+    for i, (token, count, n, sums) in enumerate(list(top)[:max_rows]):
+        rates = [s / n if n else None for s in sums[:max_columns]]
+        body.append([token, count, n, *rates] + ([scores[i]] if scores is not None else []))
+    notes = []
+    if len(stats["vocabulary"]) > max_rows:
+        notes.append(f"the first {max_rows} of {len(stats['vocabulary']):,} values")
+    if len(columns) > max_columns:
+        notes.append(f"the first {max_columns} of {len(columns):,} classes")
+    pairs = [("labelled rows with a value", stats["label_rows"]), ("label", stats["label_type"])]
+    return rows(pairs), _table(header, body, "; ".join(notes))
+
+
+def label_section(label):
+    """The report's section of the label itself (a bundle's top-level "label"
+    statistics): its type and whether inferred, rows with and without it, its classes'
+    counts and rates, or its mean and spread."""
+    labelled = label["count"] - label["null_count"]
+    pairs = [
+        ("column", label["column"]),
+        ("type", f"{label['label_type']} ({'inferred from the data' if label['inferred'] else 'declared'})"),
+        ("rows", label["count"]),
+        ("missing labels (left out of label statistics)", label["null_count"]),
+        ("labelled rows", labelled),
+    ]
+    if label["label_type"] == "regression":
+        variance = label.get("variance")
+        pairs += [("mean (prior)", label.get("mean")), ("std", None if variance is None else math.sqrt(variance))]
+        return rows(pairs), ""
+    if label.get("positive_class") is not None:
+        pairs.append(("positive class", label["positive_class"]))
+    counts = label["class_counts"]
+    body = [[c, n, n / labelled if labelled else None] for c, n in zip(label["classes"], counts)]
+    note = f"the first 50 of {len(body):,} classes" if len(body) > 50 else ""
+    table = _table(["class", "rows", "rate"], body[:50], note)
+    return rows(pairs) + table, bar_chart(label["classes"], counts, "rows per class")
