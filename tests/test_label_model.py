@@ -3,14 +3,9 @@ bundle -> the model and the report; the model's target encodings equal the formu
 same rows (tests/builder/test_target.py's oracle), after .keras save/load and export();
 FeatureSpace.adapt with a label (dict, DataFrame, tf.data of (features, label)) gives the
 same model.
-
-UNTIL-MERGE: the tests marked `until_label_analysis` need slice R (readers read the label:
-kdp_beam.columns.read_kinds) and slice A (the label statistics: kdp_beam.analyzers.labels,
-Bundle.label); they skip until both are on the branch. The integrator removes the marker.
 """
 
 import html
-import importlib.util
 import math
 import re
 import subprocess
@@ -24,7 +19,6 @@ import pytest
 import tensorflow as tf
 
 import kdp_beam
-from kdp_beam import columns
 from kdp_beam.builder.names import layer_name
 from kdp_beam.bundle.loader import Bundle, load_bundle
 from kdp_beam.job import run_analysis
@@ -37,10 +31,6 @@ from tests.test_report import chromium
 
 FS = kdp_beam.FeatureSpace
 EVIL = "<script>alert(1)</script>"
-until_label_analysis = pytest.mark.skipif(
-    importlib.util.find_spec("kdp_beam.analyzers.labels") is None or not hasattr(columns, "read_kinds"),
-    reason="UNTIL-MERGE: needs slices R (the label read) and A (the label statistics)",
-)
 CLICKED = [None if y is None else int(y) for y in np.random.default_rng(7).choice([0, 1, None], ROWS, p=[0.6, 0.3, 0.1]).tolist()]
 LABELS = {
     "binary": ("clicked", CLICKED, [None if y is None else str(y) for y in CLICKED]),
@@ -95,7 +85,6 @@ def files(tmp_path_factory):
     return write_shards(table(), tmp_path_factory.mktemp("labelled"), 3, fmt="parquet")
 
 
-@until_label_analysis
 @pytest.mark.parametrize("label_type", sorted(LABELS))
 def test_a_model_from_an_analysed_bundle_encodes_as_the_formula(files, tmp_path, label_type):
     run_analysis(spec(label_type, declare_type=label_type != "binary"), files, str(tmp_path / "b"))
@@ -135,7 +124,6 @@ def test_a_model_from_an_analysed_bundle_encodes_as_the_formula(files, tmp_path,
             np.testing.assert_allclose(np.asarray(out), want, rtol=1e-6, atol=0, err_msg=what)
 
 
-@until_label_analysis
 def test_adapt_with_a_label_in_memory_equals_the_formula(files, tmp_path):
     data = {"city": CITIES, "store": STORES, "tags": TAGS, "clicked": CLICKED}
     for label_type, (column, _, _) in LABELS.items():
@@ -143,9 +131,10 @@ def test_adapt_with_a_label_in_memory_equals_the_formula(files, tmp_path):
         fs = FS(dict(OPTIONS), output_mode="dict", label=column, label_type=label_type)
         fs.adapt(data)
         assert_encodes_as_the_oracle(fs, label_type)
-    # adapt's label overrides the constructor's; a DataFrame holds the label as a column.
+    # adapt's label overrides the constructor's; a DataFrame holds the label as a column
+    # (integers with missing values as pandas' nullable Int64: plain pandas makes them floats).
     fs = FS(dict(OPTIONS), output_mode="dict", label="price")
-    fs.adapt(pd.DataFrame(data), label="pet")
+    fs.adapt(pd.DataFrame({**data, "store": pd.array(STORES, dtype="Int64")}), label="pet")
     assert fs.label == "pet"
     assert_encodes_as_the_oracle(fs, "multiclass")
     # tf.data of (features, label): a string feature and the label as text ("" missing).
@@ -251,7 +240,6 @@ def test_a_regression_label_section_gives_its_mean_and_spread():
     assert f"<th>std</th><td class=n>{math.sqrt(variance):.6g}</td>" in details and chart == ""
 
 
-@until_label_analysis
 def test_the_report_of_an_analysed_bundle_shows_its_label(files, tmp_path):
     run_analysis(spec("binary", declare_type=False), files, str(tmp_path / "b"))
     page = render_report(load_bundle(str(tmp_path / "b")))

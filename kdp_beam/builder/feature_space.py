@@ -218,7 +218,7 @@ class FeatureSpace(keras.utils.FeatureSpace):
         for option in ("label", "label_type", "fold_key"):
             analysed, given = getattr(spec, option), kwargs.pop(option, None)
             if option == "label_type" and analysed is None:  # inferred: as the bundle records it
-                analysed = (getattr(bundle, "label", None) or {}).get("label_type")
+                analysed = (bundle.label or {}).get("label_type")
             if given is not None and given != analysed:
                 raise BundleError(
                     f"{option}={given!r} here, but the bundle at {bundle.path} was analysed with "

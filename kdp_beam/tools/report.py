@@ -64,7 +64,7 @@ def render_report(bundle):
 
 def _label_section(bundle):
     """The section of the spec's label, before the features' ("" without a label)."""
-    label = getattr(bundle, "label", None)  # (Bundle.label: None without a label)
+    label = bundle.label  # None without a label
     if label is None:
         return ""
     details, chart = label_section(label)
