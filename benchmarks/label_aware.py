@@ -7,10 +7,8 @@ same pass) against the same feature counted by frequency alone, on the same file
 The files (written once under out/bench-data): `city`, a string of D distinct values (half
 the rows Zipf-distributed, half uniform, so nearly all D are seen and a few are frequent),
 and a binary label `y` ("0" / "1", 2% missing) whose rate depends on the value. Two
-declarations of `city`, each analysed in its own process by the same Beam job on the local
-FnApiRunner (as `kdp-beam analyze` runs it): every file read as pyarrow batches of 65,536
-rows (what kdp_beam's Parquet reader gives), AnalyzeFeatures, WriteArtifacts with the
-mergeable state:
+declarations of `city`, each analysed in its own process by `kdp-beam analyze` (the local
+FnApiRunner, the Parquet reader, the bundle with its mergeable state):
 
 - frequency: ``"string_categorical"``: every token's count (no max_tokens: the whole
   vocabulary, spread over workers by token);
@@ -18,7 +16,8 @@ mergeable state:
   also every token's labelled rows and positives, the label's statistics and the feature's
   totals.
 
-Both read the label column, so the difference is the label statistics' own cost. Measured
+The frequency run reads no label (a spec without one does not), so the difference is what a
+user pays for the label: its column read, and its statistics. Measured
 per run (benchmarks.run.measure_command): wall, CPU-s (user+sys, waited-for children
 included) and peak RSS of the process tree; the minimum wall and CPU and the maximum peak
 over the repeats, and their ratios target / frequency. Each run is appended to
@@ -26,7 +25,6 @@ results/label_aware.json (results/label_aware-quick.json) and printed.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -38,9 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The harness (benchmarks.run, .targets: psutil, matplotlib) is imported by the functions
-# that measure, not by the measured process (`--job`), which has kdp_beam's core only.
+# that measure.
 
-SHARDS, BATCH_ROWS = 8, 65536
+SHARDS = 8
 PLANS = {
     "full": {"rows": 10_000_000, "distinct": 1_000_000, "repeats": 3},
     "quick": {"rows": 400_000, "distinct": 40_000, "repeats": 2},
@@ -75,30 +73,6 @@ def write_files(rows, distinct):
     return directory
 
 
-def job(features_path, directory, output):
-    """The measured process: the files' batches -> AnalyzeFeatures -> a bundle at `output`."""
-    import apache_beam as beam
-
-    from kdp_beam.beam.analyze import AnalyzeFeatures
-    from kdp_beam.bundle.writer import WriteArtifacts
-    from kdp_beam.job import pipeline_options, read_spec
-
-    spec = read_spec(features_path)
-    columns = ["city", "y"]
-
-    def read(path):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
-
-    with beam.Pipeline(options=pipeline_options([])) as pipeline:
-        _ = (
-            pipeline
-            | beam.Create(sorted(glob.glob(os.path.join(directory, "part-*.parquet"))))
-            | beam.FlatMap(read)
-            | AnalyzeFeatures(spec, state_dir=output)
-            | WriteArtifacts(output)
-        )
-
-
 def measure(directory, name, repeats):
     """The fastest of `repeats` runs (wall and CPU apart), the largest peak, and what the
     bundle holds (a check that both analysed the same tokens)."""
@@ -110,8 +84,8 @@ def measure(directory, name, repeats):
         time.sleep(2.0)
         with tempfile.TemporaryDirectory(prefix="kdp_beam_label_aware_") as workdir:
             output = os.path.join(workdir, "bundle")
-            command = [sys.executable, "-m", "benchmarks.label_aware", "--job", os.path.join(directory, f"{name}.json"),
-                       "--input", directory, "--output", output]
+            command = [sys.executable, "-m", "kdp_beam", "analyze", "--features", os.path.join(directory, f"{name}.json"),
+                       "--input", os.path.join(directory, "part-*.parquet"), "--output", output]
             record = measure_command(name, command, workdir, 3600)
             print(f"  {json.dumps(record)}", file=sys.stderr, flush=True)
             if record["status"] != "ok":
@@ -127,13 +101,7 @@ def measure(directory, name, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="400k rows, to check a change")
-    parser.add_argument("--job", help=argparse.SUPPRESS)  # the measured process (features file)
-    parser.add_argument("--input", help=argparse.SUPPRESS)
-    parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.job:
-        job(args.job, args.input, args.output)
-        return
     from benchmarks.run import HERE, machine
     from benchmarks.targets import commit
 
