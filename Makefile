@@ -32,7 +32,7 @@ $(STAMP): requirements-lock.txt setup.py
 demo: $(STAMP)
 	$(PY) -m pipelines.sample_data --output out/sample --rows 20000 --shards 4
 	$(VENV)/bin/kdp-beam analyze --features pipelines/sample/features.json \
-	    --input 'out/sample/csv/*.csv' --output out/bundle --profile
+	    --input 'out/sample/csv/*.csv' --output out/bundle
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pipelines.train_example --bundle out/bundle --data 'out/sample/parquet/*.parquet'
 	$(VENV)/bin/kdp-beam report out/bundle --output out/report.html
 

@@ -8,7 +8,7 @@ Beam's log lines and tracebacks appear only with `--verbose`.
 
 Exit status: 0 done; 2 the input, the arguments or the environment is wrong (the error line
 says what to change); 1 an internal error, a bug in kdp_beam or in a plug-in (report it
-with the `--verbose` traceback); 130 interrupted.
+with the `--verbose` traceback), and for `validate` an anomaly found; 130 interrupted.
 """
 
 import argparse
@@ -48,8 +48,9 @@ def _common_options(parser, defaults=True):
         help="show Beam's log lines and the traceback of an error",
     )
     parser.add_argument(
-        "--json", action="store_true", default=default(False),
-        help="print the result as one JSON object on stdout (the human output stays on stderr)",
+        "--json", nargs="?", const=True, default=default(False), metavar="FILE",
+        help="print the result as one JSON object on stdout, or write it to FILE (given "
+        "after the command's other arguments, or as --json=FILE); the human output stays on stderr",
     )
     parser.add_argument(
         "--plugin", action="append", dest="plugin" if defaults else "more_plugins",
@@ -91,8 +92,11 @@ def _parser():
     )
     analyze.add_argument(
         "--profile",
-        action="store_true",
-        help="also sketch every numeric feature's distribution, for kdp-beam report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sketch every numeric feature's distribution, for kdp-beam report's histograms "
+        "and validate (the default: the features file's \"profile\", true unless it says "
+        "false); --no-profile leaves it out, for the last percent of speed",
     )
     analyze.add_argument(
         "--on-bad-record",
@@ -133,6 +137,16 @@ def _parser():
     )
     merge.add_argument("bundles", nargs="+", help="bundle directories (local or remote)")
     merge.add_argument("--output", required=True, help="bundle directory to write")
+    validate = commands.add_parser(
+        "validate",
+        parents=[common],
+        help="compare two bundles (drift, skew, anomalies; no data read): exit status 1 when a "
+        "metric crosses its threshold (docs/validate.md)",
+    )
+    validate.add_argument("baseline", help="the reference bundle (e.g. the training data's)")
+    validate.add_argument("current", help="the bundle to check against it")
+    validate.add_argument("--thresholds", help='JSON file: {"default": {metric: value}, "features": {name: {metric: value}}}')
+    validate.add_argument("--output", help="HTML page of both distributions per feature to write")
     return parser
 
 
@@ -154,7 +168,7 @@ def main(argv=None):
     process = argv is None  # the process's own command, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "-v" in argv or "--verbose" in argv  # known before parsing, for its errors
-    wants_json = "--json" in argv
+    wants_json = "--json" in argv or any(a.startswith("--json=") for a in argv)
     with _logging(verbose), _interrupts(verbose, process) as interrupted:
         try:
             args, pipeline_args = _parser().parse_known_args(argv)
@@ -179,8 +193,19 @@ def main(argv=None):
         if interrupted.is_set():  # caught inside the command, which then ended anyway
             return _interrupted(wants_json, process)
     if wants_json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+        _write_json(wants_json, result)
+    return result.get("exit_status", 0)  # validate's 1: an anomaly
+
+
+def _write_json(target, obj):
+    """The --json output: on stdout, or (--json FILE) in FILE."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    if target is True:
+        print(text)
+        return
+    from kdp_beam.output_files import write_output_file
+
+    write_output_file(target, (text + "\n").encode("utf-8"), "JSON result")
 
 
 @contextlib.contextmanager
@@ -243,7 +268,10 @@ def _fail(status, message, wants_json):
         line = line[: _MAX_MESSAGE - 1] + "…"
     print(f"kdp-beam: error: {line}", file=sys.stderr, flush=True)
     if wants_json:
-        print(json.dumps({"error": line, "exit_status": status}, ensure_ascii=False))
+        try:
+            _write_json(wants_json if isinstance(wants_json, str) else True, {"error": line, "exit_status": status})
+        except Exception:  # noqa: BLE001 - the error line above is what matters
+            pass
     return status
 
 
@@ -290,8 +318,8 @@ def _analyze(args, pipeline_args):
     from kdp_beam.summary import summary_table
 
     spec = read_spec(args.features)
-    if args.profile:
-        spec.profile = True
+    if args.profile is not None:
+        spec.profile = args.profile
     watching = functools.partial(progress.watching, terminal=_on_terminal())
     with _worker_output_hidden(args.verbose):
         summary = run_analysis(
@@ -417,7 +445,40 @@ def _merge(args, pipeline_args):
     return {"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}
 
 
-_COMMANDS = {"analyze": _analyze, "infer": _infer, "report": _report, "merge": _merge}
+def _validate(args, pipeline_args):
+    from kdp_beam.output_files import check_output_file
+    from kdp_beam.tools.validate import validate
+
+    for path, what in ((args.output, "diff page"), (args.json if isinstance(args.json, str) else None, "JSON result")):
+        if path is not None:
+            check_output_file(path, what)
+    result = validate(args.baseline, args.current, thresholds=args.thresholds)
+    if args.output:
+        from kdp_beam.output_files import write_output_file
+        from kdp_beam.tools.validate_page import render_diff
+
+        write_output_file(args.output, render_diff(result).encode("utf-8"), "diff page")
+    for anomaly in result.anomalies:
+        _say(f"anomaly: {_anomaly_words(anomaly)}")
+    compared = f"{len(result.features)} features compared"
+    _say(f"{len(result.anomalies)} anomalies, {compared}" if result.anomalies else f"no anomaly, {compared}")
+    if args.output:
+        _say(f"wrote {args.output}")
+    return {**result.to_json(), "exit_status": result.exit_code}
+
+
+def _anomaly_words(anomaly):
+    if anomaly["metric"] == "schema":
+        return f"feature {anomaly['feature']!r} {anomaly['change']}" + (
+            f" ({anomaly['baseline']} -> {anomaly['current']})" if anomaly["change"] == "type" else ""
+        )
+    where = "the dataset" if anomaly["feature"] is None else f"feature {anomaly['feature']!r}"
+    if anomaly["metric"] == "row_count_ratio":
+        return f"{where}: row_count_ratio {anomaly['value']:.4g} outside [1/{anomaly['threshold']:.4g}, {anomaly['threshold']:.4g}]"
+    return f"{where}: {anomaly['metric']} {anomaly['value']:.4g} > {anomaly['threshold']:.4g}"
+
+
+_COMMANDS = {"analyze": _analyze, "infer": _infer, "report": _report, "merge": _merge, "validate": _validate}
 
 
 def _on_terminal():

@@ -169,3 +169,59 @@ def test_bundles_without_sketches_say_what_they_cannot_compare(tmp_path):
     x = validate(b, c).features["x"]
     assert x["jensen_shannon"]["value"] is None and "no distribution sketch" in x["jensen_shannon"]["reason"]
     assert x["mean_shift"]["value"] == pytest.approx(1.0, abs=0.05)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "kdp_beam", "validate", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_gates_on_anomalies_with_its_exit_status(drifted, tmp_path):
+    root, _, _, b, c = drifted
+    same = _cli(b, b, "--json", str(tmp_path / "same.json"))
+    assert same.returncode == 0 and "no anomaly" in same.stderr
+    assert json.loads((tmp_path / "same.json").read_text())["anomaly_count"] == 0
+    drift = _cli(b, c, "--json")
+    assert drift.returncode == 1, drift.stderr
+    document = json.loads(drift.stdout)
+    assert document["exit_status"] == 1 and {"feature": "city", "metric": "linf"} in document["anomalies"]
+    assert "anomaly: feature 'city': linf" in drift.stderr
+    lenient = tmp_path / "lenient.json"
+    lenient.write_text(json.dumps({"default": {m: None for m in ("linf", "new_value_share", "jensen_shannon", "missing_rate_change")}}))
+    assert _cli(b, c, "--thresholds", str(lenient)).returncode == 0
+    broken = _cli(b, str(root / "no-such-bundle"))
+    assert broken.returncode == 2 and broken.stderr.startswith("kdp-beam: error:") and "Traceback" not in broken.stderr
+    bad_thresholds = tmp_path / "bad.json"
+    bad_thresholds.write_text('{"default": {"linf": -1}}')
+    assert _cli(b, c, "--thresholds", str(bad_thresholds)).returncode == 2
+
+
+def test_the_diff_page_renders_every_feature_and_its_plot_in_headless_chromium(drifted, tmp_path):
+    import re
+    import subprocess
+
+    from tests.test_report import chromium
+
+    _, _, _, b, c = drifted
+    page = tmp_path / "diff.html"
+    assert _cli(b, c, "--output", str(page)).returncode == 1
+    dom = subprocess.run(
+        [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    sections = re.findall(r'<section class="feature-section" id="feature-\d+"><h2>([^<]+) ', dom)
+    assert sorted(sections) == sorted(SPEC["features"])
+    assert sections.index("city") < sections.index("n")  # fired anomalies first
+    for name in SPEC["features"]:
+        section = dom.split(f"<h2>{name} ")[1].split("</section>")[0]
+        assert "<svg" in section, name
+        assert ('class="baseline"' in section) and ('class="current"' in section), name
+    screenshot = tmp_path / "diff.png"
+    subprocess.run(
+        [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1100,1800", f"--screenshot={screenshot}", page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )
+    assert screenshot.stat().st_size > 10_000

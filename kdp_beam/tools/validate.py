@@ -323,9 +323,12 @@ def _numeric_metrics(baseline, current, name):
     std = math.sqrt(b["variance"]) if b["variance"] is not None else None
     if b["mean"] is None or c["mean"] is None:
         yield "mean_shift", None, {"reason": "no finite value on one side"}
-    elif not std:
-        shift = 0.0 if c["mean"] == b["mean"] else math.inf
-        yield "mean_shift", shift, {"baseline_mean": b["mean"], "current_mean": c["mean"], "baseline_std": std}
+    elif not std:  # a constant baseline: no scale to measure a shift in (strict JSON: no inf)
+        same = c["mean"] == b["mean"]
+        yield "mean_shift", 0.0 if same else None, {
+            "baseline_mean": b["mean"], "current_mean": c["mean"], "baseline_std": std,
+            **({} if same else {"reason": "the baseline is constant (standard deviation 0) and the current mean differs"}),
+        }
     else:
         yield "mean_shift", abs(c["mean"] - b["mean"]) / std, {"baseline_mean": b["mean"], "current_mean": c["mean"], "baseline_std": std}
     below = c["min"] is not None and b["min"] is not None and c["min"] < b["min"]
