@@ -76,7 +76,7 @@ def write_files(rows, distinct):
 def measure(directory, name, repeats):
     """The fastest of `repeats` runs (wall and CPU apart), the largest peak, and what the
     bundle holds (a check that both analysed the same tokens)."""
-    from benchmarks.run import measure_command
+    from benchmarks.run import best_of, measure_command
     from kdp_beam.bundle.loader import load_bundle
 
     records = []
@@ -94,8 +94,7 @@ def measure(directory, name, repeats):
             record["distinct_count"] = city["distinct_count"]
             record["labelled_rows"] = city.get("label_rows")
         records.append(record)
-    return {"wall_s": min(r["wall_s"] for r in records), "cpu_s": min(r["cpu_s"] for r in records),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in records), "runs": records}
+    return best_of(records)
 
 
 def main(argv=None):

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.data import feature_names, seed_columns
-from benchmarks.run import DATA, HERE, machine, measure_command
+from benchmarks.run import DATA, HERE, best_of, machine, measure_command
 from benchmarks.targets import KDP_BEAM, commit
 
 FEATURES, SHARDS, TOKENS, MAX_TAGS, SCALAR_TAG_COLUMNS = 20, 8, 1000, 10, 5
@@ -91,8 +91,7 @@ def analyze(directory, spec, repeats):
         if record["status"] != "ok":
             sys.exit(f"{spec}: {record['status']}")
         records.append(record)
-    return {"wall_s": min(r["wall_s"] for r in records), "cpu_s": min(r["cpu_s"] for r in records),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in records), "runs": records}
+    return best_of(records)
 
 
 def main(argv=None):

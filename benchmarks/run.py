@@ -117,6 +117,12 @@ def measure_command(name, command, workdir, limit):
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_mb": round(peak / 2**20, 1)}
 
 
+def best_of(records):
+    """The fastest of repeated runs (wall and CPU apart), the largest peak, and the runs."""
+    return {"wall_s": min(r["wall_s"] for r in records), "cpu_s": min(r["cpu_s"] for r in records),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in records), "runs": records}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

@@ -35,34 +35,39 @@ ARROW_TYPES = {
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NULL", "null", "#N/A"]
 
 
-class ListKind(str):
-    """A multivalent feature's read kind: equal to (and usable as) its "list<KIND>"
-    string, carrying the ``separator`` that splits its text values. A {name: kind}
-    mapping (column_kinds) so brings the separator to every reader and to the analysis'
-    cast (cast_column) without a second mapping to keep beside it."""
+class _ReadKind(str):
+    """A read kind that carries what reading it needs beside the kind (the attributes
+    named by ``carried``): equal to, and usable as, the kind's string, and pickled with
+    what it carries (Beam ships readers to workers)."""
 
-    def __new__(cls, kind, separator):
+    carried = ()
+
+    def __new__(cls, kind, *values):
         read_kind = super().__new__(cls, kind)
-        read_kind.separator = separator
+        for name, value in zip(cls.carried, values, strict=True):
+            setattr(read_kind, name, value)
         return read_kind
 
-    def __reduce__(self):  # pickled with its separator (Beam ships readers to workers)
-        return ListKind, (str(self), self.separator)
+    def __reduce__(self):
+        return type(self), (str(self), *(getattr(self, name) for name in self.carried))
 
 
-class LabelKind(str):
-    """The read kind of the spec's label or fold key column (read_kinds): equal to (and
-    usable as) its kind, "label" (a class's text; the fold key's) or "float" (a
-    regression label), carrying ``role`` ("label" or "fold_key", the spec's key) so that
-    errors name the column's part and say what to declare instead."""
+class ListKind(_ReadKind):
+    """A multivalent feature's read kind, its "list<KIND>" string, carrying the
+    ``separator`` that splits its text values. A {name: kind} mapping (column_kinds) so
+    brings the separator to every reader and to the analysis' cast (cast_column) without
+    a second mapping to keep beside it."""
 
-    def __new__(cls, kind, role):
-        read_kind = super().__new__(cls, kind)
-        read_kind.role = role
-        return read_kind
+    carried = ("separator",)
 
-    def __reduce__(self):  # pickled with its role (Beam ships readers to workers)
-        return LabelKind, (str(self), self.role)
+
+class LabelKind(_ReadKind):
+    """The read kind of the spec's label or fold key column (read_kinds), "label" (a
+    class's text; the fold key's) or "float" (a regression label), carrying ``role``
+    ("label" or "fold_key", the spec's key) so that errors name the column's part and say
+    what to declare instead."""
+
+    carried = ("role",)
 
     @property
     def part(self):

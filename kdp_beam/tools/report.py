@@ -12,7 +12,8 @@ from kdp_beam.tools.report_parts import escape as _e
 from kdp_beam.tools.report_parts import label_section, rows
 from kdp_beam.summary import missing_breakdown
 
-_CSS = """
+# The page's style, which kdp-beam validate's page extends.
+CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2733;max-width:1100px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid #d8dee6;padding-bottom:4px}
 .meta{color:#5a6877} table{border-collapse:collapse;margin:8px 0} td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #eef1f4}
@@ -52,7 +53,7 @@ def render_report(bundle):
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>kdp_beam report: {_e(bundle.path)}</title><style>{_CSS}</style></head><body>"
+        f"<title>kdp_beam report: {_e(bundle.path)}</title><style>{CSS}</style></head><body>"
         f"<h1>Data profile</h1><p class=meta>{_e(bundle.path)} · {bundle.row_count:,} rows · "
         f"{len(bundle.features)} features · written {_e(manifest.get('created_at'))} by kdp_beam "
         f"{_e(manifest.get('kdp_beam_version'))} · input {_e(manifest.get('input'))} · {bad_line}</p>"

@@ -9,20 +9,15 @@ and every metric with its threshold.
 
 import numpy as np
 
+from kdp_beam.tools.report import CSS
 from kdp_beam.tools.report_parts import escape as _e
 from kdp_beam.tools.report_parts import number
 from kdp_beam.tools.validate import OTHER, cdf, common_edges, sketch_points, value_counts
 
 BASELINE_COLOUR, CURRENT_COLOUR = "#4a7bd0", "#e07b39"
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2733;max-width:1100px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 6px;border-bottom:1px solid #d8dee6;padding-bottom:4px}
-.meta{color:#5a6877} table{border-collapse:collapse;margin:8px 0} td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #eef1f4}
-th{color:#5a6877;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
-.feature{display:flex;gap:28px;flex-wrap:wrap} .type{background:#e8f0fb;color:#23508e;border-radius:4px;padding:1px 6px;font-size:12px}
+_CSS = CSS + """
 tr.fired td{background:#fde8e4;color:#8f1d0b;font-weight:600} .badge{background:#c0341d;color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}
 .ok{background:#2f7d4a;color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}
-.note{color:#5a6877;font-size:12px} svg text{font:11px system-ui,sans-serif;fill:#33414f}
 """
 
 
