@@ -21,6 +21,7 @@ _EXPORTS = {
     "run_analysis": "kdp_beam.job",
     "merge_bundles": "kdp_beam.tools.merge",
     "infer_features": "kdp_beam.tools.infer",
+    "validate": "kdp_beam.tools.validate",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
     "load_bundle": "kdp_beam.bundle.loader",

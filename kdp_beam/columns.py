@@ -341,8 +341,9 @@ def cast_column(column, kind, feature, where, separator=None):
 def label_text(column, feature, where):
     """A column read_problem lets the label kind read, as the text of its values: text as
     it is (bytes must be UTF-8), booleans "true" / "false", integers in decimal, floating
-    point as pyarrow writes it (the shortest text that reads back as the value, of the
-    column's own width: 1.0 is "1", a float32 0.1 "0.1"; -0 is "0"). Missing: null, NaN and
+    point whole below 2^63 as that integer (1.0 is "1", 1e10 "10000000000"; -0 is "0"),
+    other floating point as pyarrow writes it (the shortest text that reads back as the
+    value, of the column's own width: a float32 0.1 is "0.1"). Missing: null, NaN and
     the empty string (blank_as_null), so that one value missing in any format is missing."""
     source = column.type
     if pa.types.is_null(source):
@@ -355,6 +356,11 @@ def label_text(column, feature, where):
         nan = pc.is_nan(column)
         column = pc.add(column, pa.scalar(0, column.type))  # -0 + 0 is 0: one class
         column = pc.if_else(nan, pa.scalar(None, column.type), column)
+        # A whole number is the text of the integer, as the same number written as an integer
+        # (JSON's 10000000000, a Parquet int64) reads: 1e10 is "10000000000", not "1e+10".
+        whole = pc.fill_null(pc.and_(pc.equal(pc.floor(column), column), pc.less(pc.abs(column), 2.0**63)), False)
+        integers = pc.if_else(whole, column, pa.scalar(0, column.type)).cast(pa.int64())
+        return blank_as_null(pc.if_else(whole, integers.cast(pa.string()), column.cast(pa.string())))
     try:
         text = column if column.type == pa.string() else column.cast(pa.string())
     except pa.ArrowInvalid as e:

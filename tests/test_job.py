@@ -31,11 +31,17 @@ def assert_same_statistics(a, b, table):
         assert a[name].keys() == b[name].keys()
         for key, value in a[name].items():
             other = b[name][key]
-            if key == "bin_boundaries":
-                ordered = np.sort(table[name].to_numpy())
-                ranks = lambda bs: np.searchsorted(ordered, bs) / ordered.size
-                tolerance = 2 * a[name]["quantile_epsilon"] + 1 / ordered.size
-                assert np.all(np.abs(ranks(value) - ranks(other)) <= tolerance), name
+            if key in ("bin_boundaries", "profile_quantiles"):
+                values = table[name].to_numpy(zero_copy_only=False)
+                ordered = np.sort(values[np.isfinite(values)])
+                # A value's ranks are an interval (ties: a value many rows hold): how far apart
+                # the two sketches' intervals are.
+                low = lambda bs: np.searchsorted(ordered, bs, side="left") / ordered.size  # noqa: E731
+                high = lambda bs: np.searchsorted(ordered, bs, side="right") / ordered.size  # noqa: E731
+                epsilon = a[name]["quantile_epsilon" if key == "bin_boundaries" else "profile_epsilon"]
+                tolerance = 2 * epsilon + 1 / ordered.size
+                apart = np.maximum(0, np.maximum(low(other) - high(value), low(value) - high(other)))
+                assert np.all(apart <= tolerance), (name, key)
             elif isinstance(value, float):
                 assert math.isclose(value, other, rel_tol=1e-12, abs_tol=1e-300), (name, key)
             else:

@@ -171,7 +171,9 @@ def test_the_formats_give_one_bundle(bundles):
         for name in ("tags", "ids", "readings", "hashed"):
             for key, value in first[name].items():
                 other = features[name][key]
-                if isinstance(value, float):
+                if key == "profile_quantiles":  # a sketch of values batched otherwise: within its error
+                    np.testing.assert_allclose(other, value, rtol=0.05)
+                elif isinstance(value, float):
                     assert other == pytest.approx(value, rel=1e-12), (fmt, name, key)
                 else:
                     assert other == value, (fmt, name, key)

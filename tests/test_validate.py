@@ -225,3 +225,27 @@ def test_the_diff_page_renders_every_feature_and_its_plot_in_headless_chromium(d
         capture_output=True, timeout=120, check=True,
     )
     assert screenshot.stat().st_size > 10_000
+
+
+def test_declarations_that_change_what_a_value_is_are_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    table = _table(rng)
+    b = _bundle(tmp_path, "a", table)
+    lists = {**SPEC, "features": {**SPEC["features"], "city": {"type": "string_categorical", "multivalent": True}}}
+    c = _bundle(tmp_path, "b", table, lists)
+    with pytest.raises(ValidationError, match="feature 'city' is declared with multivalent=False in the baseline, True now"):
+        validate(b, c)
+    more_tokens = {**SPEC, "features": {**SPEC["features"], "city": {"type": "string_categorical", "max_tokens": 2}}}
+    kept = validate(b, _bundle(tmp_path, "c", table, more_tokens))  # how much is kept: compared
+    assert kept.features["city"]["linf"]["value"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bundles_of_different_runners_compare_as_equal(drifted, tmp_path):
+    root, base, _, b, _ = drifted
+    path = tmp_path / "base.parquet"
+    pq.write_table(base, path, row_group_size=7_000)
+    run_analysis(SPEC, str(path), str(tmp_path / "mp"), pipeline_args=[
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    result = validate(b, str(tmp_path / "mp"))
+    assert result.features["city"]["linf"]["value"] == 0.0
+    assert result.features["x"]["jensen_shannon"]["value"] < 0.005 and result.exit_code == 0

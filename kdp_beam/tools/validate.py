@@ -45,6 +45,11 @@ DEFAULT_THRESHOLDS = {
 JS_BINS = 50
 SKETCH_POINTS = 1000
 OTHER = "<other values>"
+# Options that change what one value is (how a field splits into values, how text splits
+# into tokens, how a date is parsed): features declared differently in these have no
+# distributions in common. Others (max_tokens, counting, bins...) change only how much a
+# bundle keeps, and are compared (a kept vocabulary is pooled, said so).
+VALUE_DEFINING_OPTIONS = ("multivalent", "separator", "standardize", "split", "ngrams", "format")
 
 
 class ValidationError(KdpBeamError):
@@ -77,6 +82,7 @@ def validate(baseline, current, thresholds=None):
         if was != now:
             result.schema.append({"feature": name, "change": "type", "baseline": was, "current": now, "fired": True})
             continue
+        _refuse_other_values(name, baseline, current)
         metrics = {}
         limits = thresholds.of(name)
         for metric, value, details in _feature_metrics(baseline, current, name):
@@ -164,6 +170,18 @@ class Thresholds:
 
     def of(self, name):
         return {**self.default, **self.features.get(name, {})}
+
+
+def _refuse_other_values(name, baseline, current):
+    """ValidationError when one feature's two declarations define its values differently."""
+    was, now = baseline.spec.features[name].options, current.spec.features[name].options
+    differ = [o for o in VALUE_DEFINING_OPTIONS if was.get(o) != now.get(o)]
+    if differ:
+        shown = ", ".join(f"{o}={was.get(o)!r} in the baseline, {now.get(o)!r} now" for o in differ)
+        raise ValidationError(
+            f"feature {name!r} is declared with {shown}: its values are not the same things in the "
+            "two bundles, so their distributions cannot be compared; analyse both with one declaration"
+        )
 
 
 def _loaded(bundle):

@@ -48,13 +48,16 @@ REGRESSION = FeatureSpec({"x": "float_normalized"}, label="y", label_type="regre
 def float_text(value, width=64):
     """The contract's text of a float: the shortest digits that read back as the value at
     its width (numpy's Dragon4, not pyarrow's double-conversion), positional from 1e-6 to
-    below 1e10, else d.ddde+x; "0" for -0; NaN is missing."""
+    below 1e10, else d.ddde+x; a whole number below 2^63 the integer's decimal text; "0" for
+    -0; NaN is missing."""
     if math.isnan(value):
         return None
     if value == 0:
         return "0"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 2**63:  # whole: the integer's text
+        return str(int((np.float32 if width == 32 else np.float64)(value)))
     number = (np.float32 if width == 32 else np.float64)(value)
     mantissa, exponent = np.format_float_scientific(number, unique=True, trim="-").split("e")
     sign, digits, exponent = "-" * mantissa.startswith("-"), mantissa.lstrip("-").replace(".", ""), int(exponent)
@@ -81,8 +84,8 @@ def text_of(value, width=64):
 
 
 def test_the_oracle_writes_the_examples_of_the_contract():
-    assert [text_of(v) for v in [1.0, 0.5, -0.0, math.nan, True, 7, "", "NA", 1e20, 1.5e-7]] == [
-        "1", "0.5", "0", None, "true", "7", None, "NA", "1e+20", "1.5e-7"
+    assert [text_of(v) for v in [1.0, 0.5, -0.0, math.nan, True, 7, "", "NA", 1e20, 1.5e-7, 1e10]] == [
+        "1", "0.5", "0", None, "true", "7", None, "NA", "1e+20", "1.5e-7", "10000000000"
     ]
     assert text_of(0.1, 32) == "0.1" and text_of(float(np.float32(0.1))) == "0.10000000149011612"
 

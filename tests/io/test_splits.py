@@ -60,7 +60,7 @@ def test_tiny_splits_give_the_unsplit_statistics(tmp_path, split_size, fmt):
     assert split["batches_read"] > whole["batches_read"]  # it was really read in pieces
     for name, stats in expected.features.items():
         for key, value in stats.items():
-            if key == "bin_boundaries":
+            if key in ("bin_boundaries", "profile_quantiles"):  # sketches: within their error
                 np.testing.assert_allclose(got.features[name][key], value, atol=1.0)
             elif isinstance(value, float):
                 assert got.features[name][key] == pytest.approx(value, rel=1e-12), (name, key)
