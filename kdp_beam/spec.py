@@ -167,8 +167,8 @@ class FeatureSpec:
         profile: sketch every numeric feature's distribution (a quantile sketch of 1%
             rank error, 20 quantiles in the statistics) for `kdp-beam report`'s histograms
             and `kdp-beam validate`'s divergences; on by default (each large batch reaches
-            the sketch as 400 weighted points of its sorted values: ~1 ms of CPU per 100k
-            values per feature).
+            the sketch as 400 weighted points of its sorted values: ~1.7 ms of CPU per
+            100k values per feature, measured on 1M rows x 10 numeric features).
         label: the column of the label that label-aware features use (output_mode
             "target", rank_by "mutual_information", folds: docs/label-aware.md); read
             beside the features, never an input of the model.

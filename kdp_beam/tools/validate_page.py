@@ -112,10 +112,14 @@ def value_bars(was, now, top=15, width=520):
 
 
 def overlaid_densities(baseline_points, current_points, width=520, height=190):
-    """Both sides' densities on one axis spanning both ranges, binned at both sides'
-    equal-mass quantiles (the validation's bins, refined where the current data lies
-    beyond them), as two outlined step curves."""
-    edges = np.concatenate([common_edges(baseline_points), common_edges(current_points)])
+    """Both sides' densities on one axis spanning both ranges, on the validation's bins
+    (the baseline's equal-mass quantiles; beyond its range, the current's), as two
+    outlined step curves."""
+    # Interleaving both sides' edges would make bins narrower than the sketches' quantile
+    # gaps (spikes of noise): the baseline's, and the current's only beyond its range.
+    baseline_edges, current_edges = common_edges(baseline_points), common_edges(current_points)
+    beyond = (current_edges < baseline_edges[0]) | (current_edges > baseline_edges[-1])
+    edges = np.concatenate([baseline_edges, current_edges[beyond]])
     low = min(baseline_points[0], current_points[0])
     high = max(baseline_points[-1], current_points[-1])
     if high <= low:
