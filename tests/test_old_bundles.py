@@ -60,3 +60,24 @@ def test_old_plugin_bundles_merge(tmp_path):
     assert merged.features["plain"]["mean"] == pytest.approx(
         (a.features["plain"]["mean"] * 300 + b.features["plain"]["mean"] * 200) / 500, rel=1e-12
     )
+
+
+def test_a_bundle_written_before_profile_was_a_key_loads_as_analysed_without_it(tmp_path):
+    """The spec's profile is on by default now; a manifest without the key was analysed
+    without the sketch, and must not be refused for lacking it."""
+    import json
+    import shutil
+
+    from kdp_beam.bundle.loader import load_bundle
+    from kdp_beam.job import run_analysis
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("x\n1.5\n2.5\n")
+    run_analysis({"features": {"x": "float_normalized"}, "profile": False}, str(csv), str(tmp_path / "b"))
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "b", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["spec"]["profile"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    bundle = load_bundle(str(old))
+    assert bundle.spec.profile is False and bundle.features["x"]["mean"] == 2.0

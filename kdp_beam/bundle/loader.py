@@ -104,7 +104,11 @@ def load_bundle(path, with_state=False):
         )
     contents = _verified_files(path, manifest, with_state)
     try:
-        spec = FeatureSpec.from_json(manifest.get("spec"))
+        declared = manifest.get("spec")
+        if isinstance(declared, dict) and "profile" not in declared:
+            # Written before "profile" was a key: analysed without the sketch (now the default).
+            declared = {**declared, "profile": False}
+        spec = FeatureSpec.from_json(declared)
     except (SpecError, TypeError, AttributeError, ValueError) as e:
         raise BundleError(f"{manifest_path}: the declarations are not valid ({e})") from None
     statistics_path = join(path, STATISTICS)

@@ -29,7 +29,7 @@ from kdp_beam.bundle.layout import (
     vocabulary_file_name,
 )
 from kdp_beam.errors import BundleError
-from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
+from kdp_beam.version import __version__, format_version
 
 
 def _write_file(output_dir, name, data):
@@ -132,7 +132,7 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     )
     manifest = {
         "format": FORMAT_NAME,
-        "format_version": BUNDLE_FORMAT_VERSION,
+        "format_version": format_version(statistics["spec"]),
         "kdp_beam_version": __version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "row_count": statistics["row_count"],
