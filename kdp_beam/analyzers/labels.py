@@ -27,6 +27,7 @@ that order ("1" of 0/1, "true" of false/true: scikit-learn's LabelEncoder).
 import math
 import re
 from collections import namedtuple
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 import numpy as np
@@ -165,6 +166,37 @@ def _number(text):
     return value if math.isfinite(value) else None
 
 
+def check_classes(column, classes):
+    """Raises InputDataError when class texts that are numbers are not one class each:
+    two spell one number ("1" and "1.0", "0" and "-0": where Parquet, JSON or
+    tf.Example numbers give one class, text would silently give two), or, every class a
+    number, one is NaN or infinite (a missing label written as "nan", which a numeric
+    column reads as missing). Compared exactly (integers beyond 2^53 stay apart)."""
+    spelled, non_finite = {}, []
+    for text in class_order(list(classes)):
+        if not reads_as(text, pa.float64()):
+            continue
+        try:
+            value = Decimal(text)  # exact, and cheap for any exponent
+        except InvalidOperation:  # pyarrow's "nan(chars)"
+            value = Decimal("nan")
+        if not value.is_finite():
+            non_finite.append(text)
+            continue
+        if value in spelled:
+            raise InputDataError(
+                f"the label {column!r} has the classes {spelled[value]!r} and {text!r}, one number "
+                "written two ways, which would be two classes: write each class one way (e.g. "
+                'integers), or declare "label_type": "regression" if it is a number to predict'
+            )
+        spelled[value] = text
+    if non_finite and len(spelled) + len(non_finite) == len(classes):
+        raise InputDataError(
+            f"the label {column!r} holds numbers and {non_finite[0]!r}, which is not a class: "
+            "write a missing label as an empty field, or fix the value"
+        )
+
+
 def inferred_type(classes):
     """scikit-learn's type_of_target over the distinct labels (texts)."""
     values = [_number(t) for t in classes]
@@ -275,6 +307,7 @@ class LabelAnalyzer:
                 raise InputDataError(f"the label {self.column!r}: {error}") from None
             return {**stats, "prior": [moments["mean"]], "mean": moments["mean"], "variance": moments["variance"]}
         counts = dict(acc.classes)
+        check_classes(self.column, counts)
         label_type = self.label_type or inferred_type(list(counts))
         if label_type == "regression":  # inferred: every label a number, some not whole
             mean, variance = _exact_moments(counts)

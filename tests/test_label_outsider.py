@@ -1,0 +1,57 @@
+"""Label-aware features used as a new user would, on inputs the authors did not design:
+each test here failed before its fix."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.cli import main
+from kdp_beam.errors import InputDataError
+from kdp_beam.job import run_analysis
+from kdp_beam.tools.infer import infer_features
+
+TARGET = {"label": "y", "features": {"city": {"type": "string_categorical", "output_mode": "target"}}}
+
+
+def write_csv(path, labels):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["city", "y"])
+        writer.writerows([["abc"[i % 3], label] for i, label in enumerate(labels)])
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "labels,refusal",
+    [
+        # "1.0" was a third class beside "1": a multiclass label of 3 classes, where the same
+        # numbers from Parquet, JSON or tf.Example (1.0 read as "1") gave a binary one.
+        (["0", "1", "1.0", "0"], r"the label 'y' has the classes '1' and '1.0', one number written two ways"),
+        (["0", "-0", "1"], r"the classes '-0' and '0'"),
+        # "nan" was a class of its own: 0.5 / 1.5 / nan inferred multiclass, not regression
+        # with a missing label (what a numeric column and label_type "regression" read).
+        (["0.5", "1.5", "nan", "2.5"], r"the label 'y' holds numbers and 'nan', which is not a class"),
+        (["0", "1", "inf"], r"holds numbers and 'inf'"),
+    ],
+)
+def test_a_label_spelling_one_number_two_ways_or_nan_is_refused_by_analyze_and_infer(tmp_path, labels, refusal, capsys):
+    path = write_csv(tmp_path / "d.csv", labels * 5)
+    with pytest.raises(InputDataError, match=refusal):
+        infer_features(path, label="y")
+    (tmp_path / "f.json").write_text(json.dumps(TARGET))
+    assert main(["analyze", "--features", str(tmp_path / "f.json"), "--input", path, "--output", str(tmp_path / "b")]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert line.startswith("kdp-beam: error: ") and re.search(refusal, line)
+
+
+def test_number_classes_that_differ_stay_apart_exactly(tmp_path):
+    # Beyond 2^53 two integers share a double: compared exactly, they are two classes.
+    big = ["9007199254740992", "9007199254740993"]
+    path = write_csv(tmp_path / "d.csv", big * 3 + ["0.0", "1.0", "x"])
+    run_analysis(TARGET, path, str(tmp_path / "b"))
+    label = load_bundle(str(tmp_path / "b")).label
+    assert label["classes"] == sorted(big + ["0.0", "1.0", "x"]) and label["class_counts"] == [1, 1, 3, 3, 1]
+    assert infer_features(path, label="y")["label_type"] == "multiclass"
