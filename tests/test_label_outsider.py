@@ -47,6 +47,16 @@ def test_a_label_spelling_one_number_two_ways_or_nan_is_refused_by_analyze_and_i
     assert line.startswith("kdp-beam: error: ") and re.search(refusal, line)
 
 
+def test_json_booleans_beside_numbers_are_refused(tmp_path):
+    # JSON true and 1 (or a bool file beside an int file) were four classes 0/1/false/true.
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"city": "ab"[i % 2], "y": y}) + "\n" for i, y in enumerate([1, True, 0, False] * 3)))
+    with pytest.raises(InputDataError, match=r"the label 'y' holds booleans \('false'\) and numbers \('0'\)"):
+        run_analysis(TARGET, str(path), str(tmp_path / "b"))
+    with pytest.raises(InputDataError, match="holds booleans"):
+        infer_features(str(path), label="y")
+
+
 def test_number_classes_that_differ_stay_apart_exactly(tmp_path):
     # Beyond 2^53 two integers share a double: compared exactly, they are two classes.
     big = ["9007199254740992", "9007199254740993"]

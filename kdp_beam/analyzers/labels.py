@@ -169,9 +169,10 @@ def _number(text):
 def check_classes(column, classes):
     """Raises InputDataError when class texts that are numbers are not one class each:
     two spell one number ("1" and "1.0", "0" and "-0": where Parquet, JSON or
-    tf.Example numbers give one class, text would silently give two), or, every class a
-    number, one is NaN or infinite (a missing label written as "nan", which a numeric
-    column reads as missing). Compared exactly (integers beyond 2^53 stay apart)."""
+    tf.Example numbers give one class, text would silently give two), booleans beside
+    numbers ("true" and "1": JSON true and 1, a bool file and an int file), or, every
+    class a number, one is NaN or infinite (a missing label written as "nan", which a
+    numeric column reads as missing). Compared exactly (integers beyond 2^53 stay apart)."""
     spelled, non_finite = {}, []
     for text in class_order(list(classes)):
         if not reads_as(text, pa.float64()):
@@ -190,6 +191,12 @@ def check_classes(column, classes):
                 'integers), or declare "label_type": "regression" if it is a number to predict'
             )
         spelled[value] = text
+    booleans = [text for text in ("false", "true") if text in classes]
+    if booleans and spelled:
+        raise InputDataError(
+            f"the label {column!r} holds booleans ({booleans[0]!r}) and numbers "
+            f"({next(iter(spelled.values()))!r}), which would be classes apart: write it one way"
+        )
     if non_finite and len(spelled) + len(non_finite) == len(classes):
         raise InputDataError(
             f"the label {column!r} holds numbers and {non_finite[0]!r}, which is not a class: "
