@@ -65,3 +65,18 @@ def test_number_classes_that_differ_stay_apart_exactly(tmp_path):
     label = load_bundle(str(tmp_path / "b")).label
     assert label["classes"] == sorted(big + ["0.0", "1.0", "x"]) and label["class_counts"] == [1, 1, 3, 3, 1]
     assert infer_features(path, label="y")["label_type"] == "multiclass"
+
+
+
+@pytest.mark.parametrize("container", ["dict", "DataFrame"])
+def test_a_label_of_mixed_kinds_in_memory_is_named_as_the_label(container):
+    # adapt() called the label "feature 'y'", which is not a feature (and may not be one).
+    import pandas as pd
+
+    from kdp_beam import FeatureSpace
+
+    data = {"city": ["a", "b", "a"], "y": [1, "cat", 2.5]}
+    data = pd.DataFrame({"city": data["city"], "y": pd.Series(data["y"], dtype=object)}) if container == "DataFrame" else data
+    space = FeatureSpace({"city": FeatureSpace.string_categorical(output_mode="target")}, label="y")
+    with pytest.raises(InputDataError, match=r"passed to adapt\(\): the label 'y' holds values of kinds \['float', 'int', 'str'\].* as one kind: str for classes"):
+        space.adapt(data)
