@@ -29,8 +29,11 @@ def write_csv(path, labels):
     [
         # "1.0" was a third class beside "1": a multiclass label of 3 classes, where the same
         # numbers from Parquet, JSON or tf.Example (1.0 read as "1") gave a binary one.
-        (["0", "1", "1.0", "0"], r"the label 'y' has the classes '1' and '1.0', one number written two ways"),
+        (["0", "1", "1.0", "0"], r"the label 'y' has the classes '1' and '1.0', one value written two ways"),
         (["0", "-0", "1"], r"the classes '-0' and '0'"),
+        # pandas writes a bool column to CSV as True / False, Parquet reads as true / false.
+        (["True", "False", "true"], r"the classes 'True' and 'true', one value written two ways"),
+        (["True", "False", "1"], r"holds booleans \('False'\) and numbers \('1'\)"),
         # "nan" was a class of its own: 0.5 / 1.5 / nan inferred multiclass, not regression
         # with a missing label (what a numeric column and label_type "regression" read).
         (["0.5", "1.5", "nan", "2.5"], r"the label 'y' holds numbers and 'nan', which is not a class"),

@@ -167,37 +167,42 @@ def _number(text):
 
 
 def check_classes(column, classes):
-    """Raises InputDataError when class texts that are numbers are not one class each:
-    two spell one number ("1" and "1.0", "0" and "-0": where Parquet, JSON or
-    tf.Example numbers give one class, text would silently give two), booleans beside
-    numbers ("true" and "1": JSON true and 1, a bool file and an int file), or, every
-    class a number, one is NaN or infinite (a missing label written as "nan", which a
-    numeric column reads as missing). Compared exactly (integers beyond 2^53 stay apart)."""
-    spelled, non_finite = {}, []
+    """Raises InputDataError when class texts spell one value two ways, which would be two
+    classes where Parquet, JSON or tf.Example values give one: one number ("1" and "1.0",
+    "0" and "-0"), one boolean ("True", as pandas writes a CSV, and "true"); booleans
+    beside numbers ("true" and "1": JSON true and 1, a bool file beside an int file); or,
+    every class a number, one is NaN or infinite (a missing label written as "nan", which
+    a numeric column reads as missing). Numbers compared exactly (integers beyond 2^53
+    stay apart)."""
+    spelled, non_finite = {}, []  # {value: its first text}
     for text in class_order(list(classes)):
-        if not reads_as(text, pa.float64()):
-            continue
-        try:
-            value = Decimal(text)  # exact, and cheap for any exponent
-        except InvalidOperation:  # pyarrow's "nan(chars)"
-            value = Decimal("nan")
-        if not value.is_finite():
-            non_finite.append(text)
+        if text.lower() in ("false", "true"):
+            value = ("boolean", text.lower())  # (a tuple: never equal to a number's key)
+        elif reads_as(text, pa.float64()):
+            try:
+                value = Decimal(text)  # exact, and cheap for any exponent
+            except InvalidOperation:  # pyarrow's "nan(chars)"
+                value = Decimal("nan")
+            if not value.is_finite():
+                non_finite.append(text)
+                continue
+        else:
             continue
         if value in spelled:
             raise InputDataError(
-                f"the label {column!r} has the classes {spelled[value]!r} and {text!r}, one number "
+                f"the label {column!r} has the classes {spelled[value]!r} and {text!r}, one value "
                 "written two ways, which would be two classes: write each class one way (e.g. "
                 'integers), or declare "label_type": "regression" if it is a number to predict'
             )
         spelled[value] = text
-    booleans = [text for text in ("false", "true") if text in classes]
-    if booleans and spelled:
+    booleans = [text for value, text in spelled.items() if isinstance(value, tuple)]
+    numbers = [text for value, text in spelled.items() if not isinstance(value, tuple)]
+    if booleans and numbers:
         raise InputDataError(
-            f"the label {column!r} holds booleans ({booleans[0]!r}) and numbers "
-            f"({next(iter(spelled.values()))!r}), which would be classes apart: write it one way"
+            f"the label {column!r} holds booleans ({booleans[0]!r}) and numbers ({numbers[0]!r}), "
+            "which would be classes apart: write it one way"
         )
-    if non_finite and len(spelled) + len(non_finite) == len(classes):
+    if non_finite and len(numbers) + len(non_finite) == len(classes):
         raise InputDataError(
             f"the label {column!r} holds numbers and {non_finite[0]!r}, which is not a class: "
             "write a missing label as an empty field, or fix the value"
