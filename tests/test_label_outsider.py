@@ -83,3 +83,46 @@ def test_a_label_of_mixed_kinds_in_memory_is_named_as_the_label(container):
     space = FeatureSpace({"city": FeatureSpace.string_categorical(output_mode="target")}, label="y")
     with pytest.raises(InputDataError, match=r"passed to adapt\(\): the label 'y' holds values of kinds \['float', 'int', 'str'\].* as one kind: str for classes"):
         space.adapt(data)
+
+
+def test_csv_number_labels_with_spaces_around_read_as_those_numbers(tmp_path):
+    # "a, 0.5" (a space after the comma): the CSV reader trims a number field, not a
+    # label's, and " 0.5" / " 1.5" were three classes of a silent multiclass label, where
+    # the same file declared "regression" read the numbers.
+    import numpy as np
+
+    path = tmp_path / "d.csv"
+    path.write_text("city,y\na, 0.5\nb,\t1.5\nc, 2.25\na,0.5 \n")
+    run_analysis(TARGET, str(path), str(tmp_path / "b"))
+    bundle = load_bundle(str(tmp_path / "b"))
+    values = np.array([0.5, 1.5, 2.25, 0.5])
+    assert bundle.label["label_type"] == "regression" and bundle.label["inferred"]
+    assert bundle.label["mean"] == pytest.approx(values.mean(), rel=1e-15)
+    assert bundle.label["variance"] == pytest.approx(values.var(), rel=1e-15)
+    city = bundle.features["city"]
+    sums = dict(zip(city["vocabulary"], city["vocabulary_label_sums"]))
+    assert sums == {"a": [1.0], "b": [1.5], "c": [2.25]}
+    assert infer_features(str(path), label="y")["label_type"] == "regression"
+    # " 1" beside "1" is one number written two ways.
+    path.write_text("city,y\na, 1\nb,0\nc,1\n")
+    with pytest.raises(InputDataError, match=r"the classes ' 1' and '1', one value written two ways"):
+        run_analysis(TARGET, str(path), str(tmp_path / "c"))
+
+
+def test_a_label_nan_with_chars_beside_text_is_a_class_not_an_internal_error(tmp_path):
+    # pyarrow reads "nan(x)" as NaN and Python's float() does not: the type inference
+    # raised ValueError, "kdp-beam: error: internal error" (exit status 1).
+    path = write_csv(tmp_path / "d.csv", ["0.5", "nan(x)", "cat"])
+    run_analysis(TARGET, path, str(tmp_path / "b"))
+    label = load_bundle(str(tmp_path / "b")).label
+    assert label["label_type"] == "multiclass" and label["classes"] == ["0.5", "cat", "nan(x)"]
+
+
+def test_a_regression_label_may_spell_a_number_two_ways(tmp_path):
+    # Numbers, some not whole: "1" and "1.0" are the number 1, not two classes to refuse;
+    # the exact moments kept the rows of one of them only (mean 7/6, not 9/8).
+    path = write_csv(tmp_path / "d.csv", ["1", "1.0", "0.5", "2"])
+    run_analysis(TARGET, path, str(tmp_path / "b"))
+    label = load_bundle(str(tmp_path / "b")).label
+    assert label["label_type"] == "regression" and label["mean"] == (1 + 1 + 0.5 + 2) / 4
+    assert infer_features(path, label="y")["label_type"] == "regression"

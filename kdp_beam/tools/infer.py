@@ -286,11 +286,11 @@ def _label_type(name, column):
     if not len(labels):
         return None, "the label: no value in the sample; label_type left out, to be inferred from the data"
     classes = pc.unique(labels).to_pylist()
-    check_classes(name, classes)  # the analysis' rule, so that what infer proposes it accepts
-    label_type = inferred_type(classes)
+    label_type = inferred_type(classes)  # the analysis' rule, so that what infer proposes it accepts
     seen = f"{len(classes):,} distinct in {len(labels):,} labels"
     if label_type == "regression":
         return "regression", f"the label: numbers, some not whole ({seen}): regression"
+    check_classes(name, classes)
     if label_type == "binary":
         return "binary", f"the label: {seen}: binary"
     numbers = all(reads_as(text, pa.float64()) for text in classes)
