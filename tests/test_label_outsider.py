@@ -81,7 +81,7 @@ def test_a_label_of_mixed_kinds_in_memory_is_named_as_the_label(container):
     data = {"city": ["a", "b", "a"], "y": [1, "cat", 2.5]}
     data = pd.DataFrame({"city": data["city"], "y": pd.Series(data["y"], dtype=object)}) if container == "DataFrame" else data
     space = FeatureSpace({"city": FeatureSpace.string_categorical(output_mode="target")}, label="y")
-    with pytest.raises(InputDataError, match=r"passed to adapt\(\): the label 'y' holds values of kinds \['float', 'int', 'str'\].* as one kind: str for classes"):
+    with pytest.raises(InputDataError, match=r"passed to adapt\(\): the label 'y' holds values of kinds \['float', 'int', 'str'\].*Write every value of the label as one kind: str for classes"):
         space.adapt(data)
 
 

@@ -131,12 +131,12 @@ def _arrow(convert, values, name, where, kind=None):
         return convert()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:  # (an int beyond int64)
         if isinstance(kind, LabelKind):
-            what, fix = f"{kind.part} {name!r}", "str for classes (or ids), numbers, or booleans"
+            what, fix = f"{kind.part} {name!r}", f"{kind.part} as one kind: str for classes (or ids), numbers or booleans"
         else:
-            what, fix = f"feature {name!r}", "str for a string or text feature, numbers for a numeric one"
+            what, fix = f"feature {name!r}", "a feature as one kind: str for a string or text feature, numbers for a numeric one"
         raise InputDataError(
             f"{where}: {what} holds values of kinds {_kinds(values)}, which cannot be read as one "
-            f"column ({e}). Write every value of it as one kind: {fix} (None for missing)."
+            f"column ({e}). Write every value of {fix} (None for missing)."
         ) from None
 
 
