@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from kdp_beam.analyzers.labels import BatchLabel
 from kdp_beam.analyzers.vocabulary import KEY_COLUMNS, TokenTableAnalyzer, keras_order
+from kdp_beam.columns import number_from_text
 
 MUTUAL_INFORMATION = "mutual_information"
 
@@ -293,7 +294,7 @@ class LabelVocabularyAnalyzer(TokenTableAnalyzer):
         else:
             rows = table[self._rows].to_numpy()
             if label.type == "regression":  # inferred: each class is a number
-                values = pc.cast(table["label"], pa.float64()).to_numpy()
+                values = number_from_text(table["label"], pa.float64()).to_numpy()  # (" 0.5": CSV text)
                 fold_sums = np.bincount(cell, weights=rows * values, minlength=tokens * folds)
             else:
                 column = label.column_indices(table["label"])

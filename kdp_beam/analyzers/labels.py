@@ -27,6 +27,7 @@ that order ("1" of 0/1, "true" of false/true: scikit-learn's LabelEncoder).
 import math
 import re
 from collections import namedtuple
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 import numpy as np
@@ -43,6 +44,7 @@ from kdp_beam.slots import SlotsState
 MAX_CLASSES = 1000  # distinct values a label read as classes may hold
 _READ_AS = {"label": pa.string(), "float": pa.float64()}  # the label's kind -> its Arrow type
 _INTEGER = "-?[0-9]+"  # kdp_beam.numbers' integer
+_BLANKS = " \t"  # around a number in a CSV field (kdp_beam.columns.number_from_text trims them)
 # A binary label seen with one class: the other one, by the convention of the positive class.
 _OTHER_CLASS = {"1": "0", "0": "1", "true": "false", "false": "true"}
 
@@ -152,17 +154,68 @@ def merged_classes(dicts, column=None):
 
 def class_order(texts):
     """Classes in order: numerically when all are integers, else by text (code point)."""
-    if texts and all(re.fullmatch(_INTEGER, t) for t in texts):
+    if texts and all(re.fullmatch(_INTEGER, t.strip(_BLANKS)) for t in texts):
         return sorted(texts, key=lambda t: (int(t), t))
     return sorted(texts)
 
 
-def _number(text):
-    """The finite number a text spells (kdp_beam.numbers' rule), or None."""
+def _spelled_number(text):
+    """The number a label's text spells by kdp_beam.numbers' rule, with spaces and tabs
+    around it as a CSV number may have (the CSV reader keeps a label's field as written):
+    a Decimal (exact; NaN or infinite for those spellings), or None for other text."""
+    text = text.strip(_BLANKS)
     if not reads_as(text, pa.float64()):
         return None
-    value = float(text)
-    return value if math.isfinite(value) else None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pyarrow's "nan(chars)"
+        return Decimal("nan")
+
+
+def _number(text):
+    """The finite float a text spells (_spelled_number), or None."""
+    value = _spelled_number(text)
+    value = None if value is None else float(value)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def check_classes(column, classes):
+    """Raises InputDataError when a classification label's class texts spell one value
+    two ways, which would be two classes where Parquet, JSON or tf.Example values give
+    one: one number ("1" and "1.0", "0" and "-0"; a regression label's numbers are just
+    numbers), one boolean ("True", as pandas writes a CSV, and "true"); booleans
+    beside numbers ("true" and "1": JSON true and 1, a bool file beside an int file); or,
+    every class a number, one is NaN or infinite (a missing label written as "nan", which
+    a numeric column reads as missing). Numbers compared exactly (integers beyond 2^53
+    stay apart), spaces and tabs around them ignored ("1" and " 1" are one number)."""
+    spelled, non_finite = {}, []  # {value: its first text}
+    for text in class_order(list(classes)):
+        if text.lower() in ("false", "true"):
+            value = ("boolean", text.lower())  # (a tuple: never equal to a number's key)
+        elif (value := _spelled_number(text)) is None:
+            continue
+        elif not value.is_finite():
+            non_finite.append(text)
+            continue
+        if value in spelled:
+            raise InputDataError(
+                f"the label {column!r} has the classes {spelled[value]!r} and {text!r}, one value "
+                "written two ways, which would be two classes: write each class one way (e.g. "
+                'integers), or declare "label_type": "regression" if it is a number to predict'
+            )
+        spelled[value] = text
+    booleans = [text for value, text in spelled.items() if isinstance(value, tuple)]
+    numbers = [text for value, text in spelled.items() if not isinstance(value, tuple)]
+    if booleans and numbers:
+        raise InputDataError(
+            f"the label {column!r} holds booleans ({booleans[0]!r}) and numbers ({numbers[0]!r}), "
+            "which would be classes apart: write it one way"
+        )
+    if non_finite and len(numbers) + len(non_finite) == len(classes):
+        raise InputDataError(
+            f"the label {column!r} holds numbers and {non_finite[0]!r}, which is not a class: "
+            "write a missing label as an empty field, or fix the value"
+        )
 
 
 def inferred_type(classes):
@@ -175,8 +228,11 @@ def inferred_type(classes):
 
 def _exact_moments(counts):
     """Mean and population variance of numbers given as {value text: rows}, in exact
-    rational arithmetic rounded once."""
-    values = {Fraction(_number(t)): n for t, n in counts.items()}
+    rational arithmetic rounded once. Texts of one number ("1", "1.0") add their rows."""
+    values = {}
+    for text, rows in counts.items():
+        value = Fraction(_number(text))
+        values[value] = values.get(value, 0) + rows
     rows = sum(values.values())
     mean = sum(v * n for v, n in values.items()) / rows
     return float(mean), float(sum((v - mean) ** 2 * n for v, n in values.items()) / rows)
@@ -279,6 +335,7 @@ class LabelAnalyzer:
         if label_type == "regression":  # inferred: every label a number, some not whole
             mean, variance = _exact_moments(counts)
             return {**stats, "label_type": label_type, "prior": [mean], "mean": mean, "variance": variance}
+        check_classes(self.column, counts)
         if label_type == "binary":
             self._check_binary(counts)
         classes = class_order(list(counts))

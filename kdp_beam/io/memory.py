@@ -123,16 +123,20 @@ def _kinds(values):
     return sorted({type(v).__name__ for v in values if v is not None})
 
 
-def _arrow(convert, values, name, where):
+def _arrow(convert, values, name, where, kind=None):
     """`convert()`: an Arrow array of a feature's values, or InputDataError naming the
-    feature and the kinds of values it holds (Arrow takes one kind per column)."""
+    feature (the label or fold key, `kind` a LabelKind) and the kinds of values it holds
+    (Arrow takes one kind per column)."""
     try:
         return convert()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:  # (an int beyond int64)
+        if isinstance(kind, LabelKind):
+            what, fix = f"{kind.part} {name!r}", f"{kind.part} as one kind: str for classes (or ids), numbers or booleans"
+        else:
+            what, fix = f"feature {name!r}", "a feature as one kind: str for a string or text feature, numbers for a numeric one"
         raise InputDataError(
-            f"{where}: feature {name!r} holds values of kinds {_kinds(values)}, which cannot "
-            f"be read as one column ({e}). Write every value of a feature as one kind: "
-            "str for a string or text feature, numbers for a numeric one (None for missing)."
+            f"{where}: {what} holds values of kinds {_kinds(values)}, which cannot be read as one "
+            f"column ({e}). Write every value of {fix} (None for missing)."
         ) from None
 
 
@@ -142,7 +146,7 @@ def _column(values, kind, name, where):
     array = _rows(values, name, where, kind)
     if array.dtype.kind in "SUO":  # bytes, str or objects: let Arrow infer, then cast
         values = array.tolist()
-        column = _arrow(lambda: pa.array(values), values, name, where)
+        column = _arrow(lambda: pa.array(values), values, name, where, kind)
     else:
         column = pa.array(array)
     return cast_column(column, kind, name, where)
@@ -200,7 +204,7 @@ def record_batches(data, spec):
             # Arrow reads pandas' own types (nullable Int64 with NA stays integer; numpy
             # would make it float with NaN).
             arrays = [
-                cast_column(_arrow(lambda: pa.Array.from_pandas(chunk[n]), chunk[n], n, where), t, n, where)
+                cast_column(_arrow(lambda: pa.Array.from_pandas(chunk[n]), chunk[n], n, where, t), t, n, where)
                 for n, t in types.items()
             ]
             yield pa.RecordBatch.from_arrays(arrays, names=list(types))

@@ -15,8 +15,10 @@ with that ``"separator"``; its values are typed as numbers when they all read as
 
 With a label (``--label COLUMN``), that column is not a feature: the proposal names it
 (``"label"``) and proposes its ``"label_type"`` by scikit-learn's type_of_target rule on
-the sampled labels, read as the analysis reads them (their text): every label a number
-and some not whole, regression; at most two distinct labels, binary; else multiclass.
+the sampled labels, read as the analysis reads them (their text), by the analysis' own
+functions (kdp_beam.analyzers.labels): every label a number and some not whole,
+regression; at most two distinct labels, binary; else multiclass. Labels analyze refuses
+(one number spelled two ways, "1" and "1.0"; "nan" among numbers) are refused here too.
 
 The sample is the first rows of the files in order. A CSV sample is typed by pyarrow's
 inference over all of its rows (not its first block only), so a column that changes type
@@ -37,6 +39,7 @@ import pyarrow.csv as pa_csv
 from apache_beam.io.filesystems import FileSystems
 
 from kdp_beam.analyzers.dates import parse_dates
+from kdp_beam.analyzers.labels import check_classes, inferred_type
 from kdp_beam.columns import (
     NULL_VALUES,
     blank_as_null,
@@ -53,6 +56,7 @@ from kdp_beam.io import infer_format
 from kdp_beam.io.csv import locate_bad_record, read_header
 from kdp_beam.io.files import matched_paths, open_input, require_matches
 from kdp_beam.io.parquet import open_parquet
+from kdp_beam.numbers import reads_as
 from kdp_beam.output_files import write_output_file
 
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -281,19 +285,17 @@ def _label_type(name, column):
     labels = cast_column(column, "label", name, "the sample").drop_null()
     if not len(labels):
         return None, "the label: no value in the sample; label_type left out, to be inferred from the data"
-    distinct = pc.count_distinct(labels).as_py()
-    try:
-        numbers = number_from_text(labels, pa.float64())
-        numbers = numbers.filter(pc.invert(pc.is_nan(numbers)))
-    except pa.ArrowInvalid:
-        numbers = None  # not every label is a number
-    seen = f"{distinct:,} distinct in {len(labels):,} labels"
-    if numbers is not None and not pc.all(pc.equal(pc.floor(numbers), numbers)).as_py():
+    classes = pc.unique(labels).to_pylist()
+    label_type = inferred_type(classes)  # the analysis' rule, so that what infer proposes it accepts
+    seen = f"{len(classes):,} distinct in {len(labels):,} labels"
+    if label_type == "regression":
         return "regression", f"the label: numbers, some not whole ({seen}): regression"
-    if distinct <= 2:
+    check_classes(name, classes)
+    if label_type == "binary":
         return "binary", f"the label: {seen}: binary"
-    what = "whole numbers" if numbers is not None else "classes"
-    caveat = '; if they measure a quantity, declare "regression"' if numbers is not None else ""
+    numbers = all(reads_as(text, pa.float64()) for text in classes)
+    what = "whole numbers" if numbers else "classes"
+    caveat = '; if they measure a quantity, declare "regression"' if numbers else ""
     return "multiclass", f"the label: {what} ({seen}): multiclass{caveat}"
 
 
