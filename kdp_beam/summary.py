@@ -33,7 +33,8 @@ def label_line(label):
         described = f"positive {label['positive_class']!r} in {label['prior'][0]:.1%}"
     else:
         shown = ", ".join(repr(c) for c in label["classes"][:5]) + (", ..." if len(label["classes"]) > 5 else "")
-        described = f"{len(label['classes']):,} classes ({shown})"
+        count = len(label['classes'])
+        described = f"{count:,} class{'' if count == 1 else 'es'} ({shown})"
     return (
         f"label {label['column']!r}: {kind}, {described} of {labelled:,} labelled rows, "
         f"{label['null_count']:,} missing"

@@ -30,6 +30,9 @@ from kdp_beam.feature_types.multivalent import is_multivalent
 from kdp_beam.feature_types.options import FLOAT32_MAX
 from kdp_beam.model_limits import float32_problem
 
+# Cells of a target encoding's table (values x label columns): 1 GiB of float32, kept in the
+# layer's config, so in the .keras file and in memory more than once while saving.
+MAX_TABLE_CELLS = 2**28
 # The feature's statistics a target encoding reads (beside vocabulary, vocabulary_counts).
 LABEL_STATISTICS = ("label_prior", "label_columns", "vocabulary_label_counts", "vocabulary_label_sums")
 
@@ -90,6 +93,14 @@ def encoding_table(stats, options):
             f"vocabulary_label_counts / vocabulary_label_sums have shapes {n.shape} / {sums.shape}, "
             f"not ({tokens},) / ({tokens}, {width}) for its {tokens} tokens and {width} label "
             "column(s); the bundle is damaged"
+        )
+    cells = (tokens + options["num_oov_indices"] + 1) * (width + 1)
+    if cells > MAX_TABLE_CELLS:
+        raise InputDataError(
+            f"its target encoding would be a table of {tokens:,} values x {width} label columns "
+            f"({cells * 4 / 2**30:.1f} GiB of float32 in the model), more than the "
+            f"{MAX_TABLE_CELLS * 4 / 2**30:.0f} GiB a model holds well: set max_tokens (the most "
+            "frequent values keep their encoding, the others encode as the prior), or use fewer classes"
         )
     m = options["smoothing"]
     kept = n >= options["min_count"]

@@ -500,3 +500,19 @@ def test_encoding_table_equals_the_formula_on_any_rows(rows, smoothing, min_coun
     queries = ["zz", *stats["vocabulary"]] if stats["vocabulary"] else ["zz", "placeholder"]
     want = expected(values, labels, "binary", queries, smoothing=smoothing, min_count=min_count, with_count=True)
     np.testing.assert_array_equal(table, want.astype(np.float32))
+
+
+def test_a_table_too_large_for_a_model_is_refused_saying_to_set_max_tokens(monkeypatch):
+    """A 1,000-class target on a million values would be 10^9 cells in the layer's config."""
+    from kdp_beam.builder import target
+    from kdp_beam.errors import InputDataError
+
+    monkeypatch.setattr(target, "MAX_TABLE_CELLS", 20)
+    stats = {"vocabulary": ["a", "b", "c", "d"], "vocabulary_counts": [4, 3, 2, 1], "label_prior": [0.2, 0.3, 0.5],
+             "label_columns": ["x", "y", "z"], "vocabulary_label_counts": [4, 3, 2, 1],
+             "vocabulary_label_sums": [[1, 1, 2], [1, 1, 1], [0, 1, 1], [0, 0, 1]]}
+    options = {"smoothing": 1.0, "min_count": 1, "num_oov_indices": 1, "with_count": False, "multivalent": False}
+    with pytest.raises(InputDataError, match="table of 4 values x 3 label columns.*set max_tokens"):
+        target.encoding_table(stats, options)
+    monkeypatch.setattr(target, "MAX_TABLE_CELLS", 2**28)
+    assert target.encoding_table(stats, options).shape == (5, 3)
