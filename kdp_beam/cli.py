@@ -473,6 +473,8 @@ def _anomaly_words(anomaly):
             f" ({anomaly['baseline']} -> {anomaly['current']})" if anomaly["change"] == "type" else ""
         )
     where = "the dataset" if anomaly["feature"] is None else f"feature {anomaly['feature']!r}"
+    if anomaly.get("reason"):  # fired without a value against its threshold (an empty bundle)
+        return f"{where}: {anomaly['metric']}: {anomaly['reason']}"
     if anomaly["metric"] == "row_count_ratio":
         return f"{where}: row_count_ratio {anomaly['value']:.4g} outside [1/{anomaly['threshold']:.4g}, {anomaly['threshold']:.4g}]"
     return f"{where}: {anomaly['metric']} {anomaly['value']:.4g} > {anomaly['threshold']:.4g}"

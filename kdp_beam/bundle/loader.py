@@ -16,6 +16,10 @@ from kdp_beam.bundle.checks import check_document, check_features
 from kdp_beam.version import BUNDLE_FORMAT_VERSION, __version__
 
 
+class NoStateError(BundleError):
+    """A bundle keeps no mergeable state (written without it, or by kdp_beam < 0.2)."""
+
+
 class Bundle:
     """A loaded, verified bundle.
 
@@ -161,7 +165,7 @@ def _state(bundle, contents):
     path, state = bundle.path, bundle.manifest.get("state")
     analyzers = state.get("analyzers") if isinstance(state, dict) else None
     if not isinstance(analyzers, str) or analyzers not in contents:
-        raise BundleError(
+        raise NoStateError(
             f"{path} keeps no mergeable state (written without it, or by kdp_beam < 0.2); "
             "re-run the analysis to merge it"
         )

@@ -11,7 +11,8 @@ Per feature, from the statistics both bundles already hold (docs/validate.md):
 - numbers: ``jensen_shannon``, the Jensen-Shannon divergence in bits (0..1, as TFDV) of
   the two distributions binned on common edges, the baseline's equal-mass quantiles read
   from its quantile sketch (bins beyond its range catch what lies outside); ``mean_shift``
-  in baseline standard deviations; the current range beyond the baseline's.
+  in baseline standard deviations; the current range beyond the baseline's;
+  ``inf_rate_change``, as +-inf is in no sketch or moment and not missing.
 - every feature: ``missing_rate_change`` (absolute), the change of each other missing
   cause's rate (NaN, unparseable dates...); the dataset: row-count ratio and bad-record
   rate change; the schema: features removed, added, or declared with another type.
@@ -26,7 +27,7 @@ import math
 
 import numpy as np
 
-from kdp_beam.bundle.loader import load_bundle
+from kdp_beam.bundle.loader import NoStateError, load_bundle
 from kdp_beam.errors import KdpBeamError
 
 DEFAULT_THRESHOLDS = {
@@ -36,6 +37,7 @@ DEFAULT_THRESHOLDS = {
     "mean_shift": None,
     "missing_rate_change": 0.05,
     "cause_rate_change": None,
+    "inf_rate_change": 0.05,
     "range_exceeded": None,
     "row_count_ratio": None,
     "bad_record_rate_change": 0.01,
@@ -64,6 +66,12 @@ def validate(baseline, current, thresholds=None):
     does not load."""
     thresholds = Thresholds(thresholds)
     baseline, current = (_loaded(b) for b in (baseline, current))
+    unknown = sorted(thresholds.features.keys() - baseline.features.keys() - current.features.keys())
+    if unknown:
+        raise ValidationError(
+            f"thresholds: features {unknown[:10]} are in neither bundle (a misspelt name would leave "
+            f"its thresholds unapplied); the bundles declare {sorted(baseline.features.keys() | current.features.keys())[:20]}"
+        )
     common = [name for name in current.features if name in baseline.features]
     if not common:
         raise ValidationError(
@@ -86,13 +94,21 @@ def validate(baseline, current, thresholds=None):
         metrics = {}
         limits = thresholds.of(name)
         for metric, value, details in _feature_metrics(baseline, current, name):
-            metrics[metric] = _judged(value, limits.get(metric), details)
+            # Each missing cause's rate change (NaN_rate_change, ...) has cause_rate_change's threshold.
+            metrics[metric] = _judged(value, limits["cause_rate_change" if "cause" in details else metric], details)
         result.features[name] = metrics
     limits = thresholds.of(None)
     ratio = current.row_count / baseline.row_count if baseline.row_count else None
+    details = {"baseline": baseline.row_count, "current": current.row_count}
+    # One bundle without rows against one with them has nothing left to compare (every
+    # distribution metric is None): an anomaly at any threshold, as an upstream job that
+    # wrote nothing is the first thing a gate is for.
+    empty = (baseline.row_count == 0) != (current.row_count == 0)
+    if empty:
+        details["reason"] = f"the {'current' if current.row_count == 0 else 'baseline'} bundle holds no rows"
     result.dataset["row_count_ratio"] = _judged(
-        ratio, limits["row_count_ratio"], {"baseline": baseline.row_count, "current": current.row_count},
-        fires=lambda v, t: v is not None and not 1 / t <= v <= t if t else False,
+        ratio, limits["row_count_ratio"], details,
+        fires=lambda v, t: empty or (v is not None and t is not None and not 1 / t <= v <= t),
     )
     bad = [_bad_rate(b) for b in (baseline, current)]
     result.dataset["bad_record_rate_change"] = _judged(
@@ -146,11 +162,15 @@ class Thresholds:
             try:
                 with open(given, encoding="utf-8") as f:
                     given = json.load(f)
-            except (OSError, json.JSONDecodeError) as e:
+            except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
                 raise ValidationError(f"thresholds file {given}: {e}") from None
-        given = given or {}
+        elif given is None:
+            given = {}
         if not isinstance(given, dict) or set(given) - {"default", "features"}:
-            raise ValidationError('thresholds are {"default": {metric: value}, "features": {name: {metric: value}}}')
+            raise ValidationError(
+                'thresholds are {"default": {metric: value}, "features": {name: {metric: value}}}, '
+                f"got {given!r:.80}"
+            )
         self.default = {**DEFAULT_THRESHOLDS, **self._checked(given.get("default", {}), "default")}
         features = given.get("features", {})
         if not isinstance(features, dict):
@@ -164,8 +184,14 @@ class Thresholds:
         for metric, value in limits.items():
             if metric not in DEFAULT_THRESHOLDS:
                 raise ValidationError(f"thresholds {where}: unknown metric {metric!r}; known: {sorted(DEFAULT_THRESHOLDS)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
-                raise ValidationError(f"thresholds {where}.{metric}: a number >= 0 or null, got {value!r:.80}")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf
+            ):  # JSON's Infinity (or 1e400) would also make the result's JSON not strict
+                raise ValidationError(f"thresholds {where}.{metric}: a finite number >= 0 or null, got {value!r:.80}")
+            if metric == "row_count_ratio" and value is not None and value < 1:
+                raise ValidationError(
+                    f"thresholds {where}.row_count_ratio: a factor >= 1 (it fires outside [1/t, t]), got {value!r}"
+                )
         return limits
 
     def of(self, name):
@@ -185,7 +211,12 @@ def _refuse_other_values(name, baseline, current):
 
 
 def _loaded(bundle):
-    return load_bundle(bundle, with_state=True) if isinstance(bundle, str) else bundle
+    if not isinstance(bundle, str):
+        return bundle
+    try:
+        return load_bundle(bundle, with_state=True)
+    except NoStateError:  # an old bundle: compared on the statistics it keeps (pooled, said so)
+        return load_bundle(bundle)
 
 
 def _judged(value, threshold, details=None, fires=None):
@@ -212,6 +243,9 @@ def _feature_metrics(baseline, current, name):
         if key != "null_count" and key in b and key in c:
             was, now = _rate(b[key], b["count"]), _rate(c[key], c["count"])
             yield f"{word}_rate_change".replace(" ", "_"), _difference(was, now), {"baseline": was, "current": now, "cause": key}
+    if "inf_count" in b and "inf_count" in c:  # not missing (the model gets them), out of every sketch
+        was, now = _rate(b["inf_count"], b["count"]), _rate(c["inf_count"], c["count"])
+        yield "inf_rate_change", _difference(was, now), {"baseline": was, "current": now}
     if "vocabulary" in b and "vocabulary" in c:
         yield from _categorical_metrics(baseline, current, name)
     if "mean" in b and "variance" in b and "mean" in c:
@@ -264,9 +298,13 @@ def _categorical_metrics(baseline, current, name):
         yield "linf", None, {"reason": "no values on one side", **pooled}
         yield "new_value_share", None, {"reason": "no values on one side", **pooled}
         return
+    # Where a side pooled values, both are compared on the tokens known on both sides,
+    # the rest pooled alike: a token one side kept and the other pooled is not a change.
+    known = [set(counts) - {OTHER} for counts, p in ((was, pooled_was), (now, pooled_now)) if p]
+    was_l, now_l = (_pooled_beyond(counts, set.intersection(*known)) if known else counts for counts in (was, now))
     linf, top = 0.0, None
-    for token in was.keys() | now.keys():
-        gap = abs(was.get(token, 0) / total_was - now.get(token, 0) / total_now)
+    for token in was_l.keys() | now_l.keys():
+        gap = abs(was_l.get(token, 0) / total_was - now_l.get(token, 0) / total_now)
         if gap > linf:
             linf, top = gap, token
     new = sum(count for token, count in now.items() if token not in was and token != OTHER)
@@ -275,6 +313,14 @@ def _categorical_metrics(baseline, current, name):
     if pooled_was:
         share["upper_bound"] = True  # a value pooled in the baseline may have been seen
     yield "new_value_share", new / total_now, {**share, **pooled}
+
+
+def _pooled_beyond(counts, kept):
+    pooled = {}
+    for token, count in counts.items():
+        key = token if token in kept else OTHER
+        pooled[key] = pooled.get(key, 0) + count
+    return pooled
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -355,6 +401,9 @@ def _numeric_metrics(baseline, current, name):
         "below_baseline_min": below, "above_baseline_max": above,
         "baseline_range": [b["min"], b["max"]], "current_range": [c["min"], c["max"]],
     }
+    if b["min"] is None or c["min"] is None:
+        yield "jensen_shannon", None, {"reason": "no finite value on one side"}
+        return
     sketches = [sketch_points(bundle, name) for bundle in (baseline, current)]
     missing = [side for side, s in zip(("baseline", "current"), sketches) if s is None]
     if missing:

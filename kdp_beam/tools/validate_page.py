@@ -76,7 +76,7 @@ def _feature_section(index, name, result, fired):
         if None not in sketches:
             chart = overlaid_densities(sketches[0][0], sketches[1][0])
         else:
-            chart = "<p class=note>no distribution sketch on both sides (analysed without --profile)</p>"
+            chart = f"<p class=note>no histogram: {_e(result.features[name].get('jensen_shannon', {}).get('reason', 'no sketch'))}</p>"
     badge = " <span class=badge>anomaly</span>" if fired else ""
     return (
         f'<section class="feature-section" id="feature-{index}"><h2>{_e(name)} <span class=type>{_e(stats["type"])}</span>{badge}</h2>'
