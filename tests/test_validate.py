@@ -249,3 +249,18 @@ def test_bundles_of_different_runners_compare_as_equal(drifted, tmp_path):
     result = validate(b, str(tmp_path / "mp"))
     assert result.features["city"]["linf"]["value"] == 0.0
     assert result.features["x"]["jensen_shannon"]["value"] < 0.005 and result.exit_code == 0
+
+
+def test_an_upper_bound_is_reported_not_gated_and_a_type_without_distribution_says_so(tmp_path):
+    rng = np.random.default_rng(8)
+    spec = {"features": {"top": {"type": "string_categorical", "max_tokens": 2, "counting": "approximate"},
+                         "h": {"type": "string_hashed", "num_bins": 8}}}
+    tables = [pa.table({"top": pa.array(rng.choice(list("abcdefgh"), N)), "h": pa.array(rng.choice(list("xyz"), N))})
+              for _ in range(2)]
+    b, c = (_bundle(tmp_path, f"s{i}", t, spec) for i, t in enumerate(tables))
+    result = validate(b, c)
+    share = result.features["top"]["new_value_share"]
+    assert share["upper_bound"] and share["value"] > share["threshold"] and not share["fired"]
+    assert "not gated" in share["reason"]
+    assert "only its missing values are compared" in result.features["h"]["distribution"]["reason"]
+    assert result.exit_code == 0

@@ -95,7 +95,7 @@ def validate(baseline, current, thresholds=None):
         limits = thresholds.of(name)
         for metric, value, details in _feature_metrics(baseline, current, name):
             # Each missing cause's rate change (NaN_rate_change, ...) has cause_rate_change's threshold.
-            metrics[metric] = _judged(value, limits["cause_rate_change" if "cause" in details else metric], details)
+            metrics[metric] = _judged(value, limits.get("cause_rate_change" if "cause" in details else metric), details)
         result.features[name] = metrics
     limits = thresholds.of(None)
     ratio = current.row_count / baseline.row_count if baseline.row_count else None
@@ -220,11 +220,15 @@ def _loaded(bundle):
 
 
 def _judged(value, threshold, details=None, fires=None):
+    details = dict(details or {})
     if fires is None:
         fired = value is not None and threshold is not None and value > threshold
     else:
         fired = fires(value, threshold)
-    return {"value": value, "threshold": threshold, "fired": bool(fired), **(details or {})}
+    if fired and details.get("upper_bound"):  # what the bundles cannot tell apart: reported
+        fired = False
+        details["reason"] = "an upper bound (the baseline pooled the values it did not keep): reported, not gated"
+    return {"value": value, "threshold": threshold, "fired": bool(fired), **details}
 
 
 def _bad_rate(bundle):
@@ -250,6 +254,11 @@ def _feature_metrics(baseline, current, name):
         yield from _categorical_metrics(baseline, current, name)
     if "mean" in b and "variance" in b and "mean" in c:
         yield from _numeric_metrics(baseline, current, name)
+    if "vocabulary" not in b and "mean" not in b:  # said, not left out silently
+        yield "distribution", None, {
+            "reason": "its type keeps no distribution of its values (hashed buckets, dates): only its "
+            "missing values are compared"
+        }
 
 
 def _rate(part, whole):
@@ -409,7 +418,8 @@ def _numeric_metrics(baseline, current, name):
     if missing:
         yield "jensen_shannon", None, {
             "reason": f"the {' and '.join(missing)} bundle kept no distribution sketch of this feature "
-            "(analysed without --profile, or by kdp_beam before 0.3): re-analyse with --profile"
+            "(analysed with --no-profile, or by kdp_beam before 0.4 without --profile): re-analyse it "
+            "with profiling on (the default)"
         }
         return
     (was, error_was), (now, error_now) = sketches
