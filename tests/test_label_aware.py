@@ -17,6 +17,7 @@ import pytest
 
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.job import run_analysis
+from tests.test_multivalent import _write_jsonl  # one JSON object per line, as written
 
 ROWS = 1500
 CITIES = [f"c{i}" for i in range(30)] + ["é", "x y", "a,b"]
@@ -58,12 +59,6 @@ def _write_parquet(rows, path):
     columns = {k: pa.array([r[k] for r in rows], t) for k, t in types.items()}
     columns["y"] = pa.array([r["y"] for r in rows])
     pq.write_table(pa.table(columns), path, row_group_size=211)
-
-
-def _write_jsonl(rows, path):
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def _write_csv(rows, path):
