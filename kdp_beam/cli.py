@@ -29,6 +29,9 @@ EXIT_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130
 _MAX_MESSAGE = 2000  # characters of an error line
+# The packages of the clients behind gs:// and s3:// (Beam's GCS and S3 filesystems), whose
+# errors (an expired credential, a retry deadline with no network) are not OSErrors.
+_STORAGE_CLIENTS = {"google", "botocore", "boto3"}
 
 
 class UsageError(KdpBeamError):
@@ -189,7 +192,7 @@ def main(argv=None):
                 traceback.print_exc()
             if interrupted.is_set():  # Beam wraps the interrupt in its own error
                 return _interrupted(wants_json, process)
-            return _fail(*_error_line(e, verbose), wants_json)
+            return _ended(_fail(*_error_line(e, verbose), wants_json), process)
         if interrupted.is_set():  # caught inside the command, which then ended anyway
             return _interrupted(wants_json, process)
     if wants_json:
@@ -237,6 +240,19 @@ def _interrupts(verbose, process):
         signal.signal(signal.SIGINT, signal.SIG_IGN if process else previous)
 
 
+def _ended(status, process):
+    """A failed command's status. The process's own command then exits at once, as an
+    interrupted one does: a storage client's threads may outlive its error (a gs:// upload
+    with no network printed its RetryError, then kept the process alive), and Python's
+    exit would wait for them. Everything the command set up is cleaned up by then (the
+    error passed through its context managers on its way here)."""
+    if process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
 def _interrupted(wants_json, process):
     """The interrupt's one line and status. The process's own command then exits at once:
     Beam's threads may still wait for worker processes the Ctrl-C did not reach, and
@@ -258,6 +274,11 @@ def _error_line(error, verbose):
         if error.strerror and error.filename:
             return EXIT_ERROR, f"{error.filename}: {error.strerror}"
         return EXIT_ERROR, str(error)
+    if type(error).__module__.split(".")[0] in _STORAGE_CLIENTS:  # gs://, s3://: not OSErrors
+        return EXIT_ERROR, (
+            f"remote storage: {type(error).__name__}: {error} (check the path, the credentials "
+            "and the network)"
+        )
     hint = "" if verbose else " (run with --verbose for the traceback)"
     return EXIT_INTERNAL_ERROR, f"internal error: {type(error).__name__}: {error}{hint}"
 

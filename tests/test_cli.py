@@ -668,3 +668,16 @@ def test_ctrl_c_during_analyze_is_one_line_and_status_130(tmp_path, mode, delay)
         pytest.skip("the job ended before the interrupt")  # a fast machine
     assert_one_error_line(process.returncode, err, r"^kdp-beam: error: interrupted$", expected_status=130)
     assert "Exception in thread" not in err and "internal error" not in err
+
+
+def test_a_storage_client_error_is_one_line_of_the_environment_not_an_internal_error():
+    """gs:// with no network ends in google.api_core's RetryError (not an OSError): it was
+    "internal error" with status 1, which a CI gate reads as a bug (or, for validate, as
+    drift)."""
+    from google.api_core.exceptions import RetryError
+
+    from kdp_beam.cli import EXIT_ERROR, _error_line
+
+    status, line = _error_line(RetryError("Timeout of 120.0s exceeded", None), verbose=False)
+    assert status == EXIT_ERROR
+    assert line.startswith("remote storage: RetryError: Timeout of 120.0s exceeded") and "credentials" in line
