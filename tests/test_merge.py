@@ -128,3 +128,21 @@ def test_merge_refuses_one_bundle_given_twice(tmp_path, capsys):
     write_shards(day_table(2, rows=30), tmp_path / "d2", 1)
     run_analysis(SPEC, str(tmp_path / "d2" / "*.csv"), str(tmp_path / "b"))
     assert merge_bundles([a, str(tmp_path / "b")], str(tmp_path / "m"))["row_count"] == 80
+
+
+def test_merge_names_where_two_declarations_differ(tmp_path):
+    """It said only 'other declarations': with a label, or one option of twenty features,
+    the user had to diff two manifests to find which."""
+    from kdp_beam.tools.merge import merge_bundles
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("city,y\nparis,1\noslo,0\nparis,1\n")
+    target = {"city": {"type": "string_categorical", "output_mode": "target"}}
+    run_analysis({"features": target, "label": "y"}, str(csv), str(tmp_path / "a"))
+    run_analysis({"features": target, "label": "y", "label_type": "binary"}, str(csv), str(tmp_path / "b"))
+    with pytest.raises(BundleError, match=r"\(label_type: None there, 'binary' here\)"):
+        merge_bundles([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "m"))
+    run_analysis({"features": {"city": {"type": "string_categorical", "max_tokens": 5}}}, str(csv), str(tmp_path / "c"))
+    run_analysis({"features": {"city": "string_categorical"}}, str(csv), str(tmp_path / "e"))
+    with pytest.raises(BundleError, match=r"features\.city\.max_tokens: 5 there, None here"):
+        merge_bundles([str(tmp_path / "c"), str(tmp_path / "e")], str(tmp_path / "m"))
