@@ -135,14 +135,16 @@ def test_merge_names_where_two_declarations_differ(tmp_path):
     the user had to diff two manifests to find which."""
     from kdp_beam.tools.merge import merge_bundles
 
-    csv = tmp_path / "d.csv"
-    csv.write_text("city,y\nparis,1\noslo,0\nparis,1\n")
+    days = []
+    for day in range(2):  # disjoint data, as merge takes (equal bundles would be refused as copies)
+        days.append(tmp_path / f"day{day}.csv")
+        days[-1].write_text(f"city,y\nparis,1\noslo,0\nrome{day},1\n")
     target = {"city": {"type": "string_categorical", "output_mode": "target"}}
-    run_analysis({"features": target, "label": "y"}, str(csv), str(tmp_path / "a"))
-    run_analysis({"features": target, "label": "y", "label_type": "binary"}, str(csv), str(tmp_path / "b"))
+    run_analysis({"features": target, "label": "y"}, str(days[0]), str(tmp_path / "a"))
+    run_analysis({"features": target, "label": "y", "label_type": "binary"}, str(days[1]), str(tmp_path / "b"))
     with pytest.raises(BundleError, match=r"\(label_type: None there, 'binary' here\)"):
         merge_bundles([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "m"))
-    run_analysis({"features": {"city": {"type": "string_categorical", "max_tokens": 5}}}, str(csv), str(tmp_path / "c"))
-    run_analysis({"features": {"city": "string_categorical"}}, str(csv), str(tmp_path / "e"))
+    run_analysis({"features": {"city": {"type": "string_categorical", "max_tokens": 5}}}, str(days[0]), str(tmp_path / "c"))
+    run_analysis({"features": {"city": "string_categorical"}}, str(days[1]), str(tmp_path / "e"))
     with pytest.raises(BundleError, match=r"features\.city\.max_tokens: 5 there, None here"):
         merge_bundles([str(tmp_path / "c"), str(tmp_path / "e")], str(tmp_path / "m"))
