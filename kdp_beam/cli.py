@@ -241,8 +241,8 @@ def _interrupts(verbose, process):
 
 
 def _ended(status, process):
-    """A failed command's status. The process's own command then exits at once, as an
-    interrupted one does: a storage client's threads may outlive its error (a gs:// upload
+    """A failed (or interrupted) command's status. The process's own command then exits
+    at once: a storage client's threads may outlive its error (a gs:// upload
     with no network printed its RetryError, then kept the process alive), and Python's
     exit would wait for them. Everything the command set up is cleaned up by then (the
     error passed through its context managers on its way here)."""
@@ -258,12 +258,7 @@ def _interrupted(wants_json, process):
     Beam's threads may still wait for worker processes the Ctrl-C did not reach, and
     Python's exit would wait for them. (The bundle's staging directory is already removed:
     the interrupt passed through its cleanup on its way here.)"""
-    status = _fail(EXIT_INTERRUPTED, "interrupted", wants_json)
-    if process:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
+    return _ended(_fail(EXIT_INTERRUPTED, "interrupted", wants_json), process)
 
 
 def _error_line(error, verbose):
