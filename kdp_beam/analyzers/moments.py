@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from kdp_beam.bundle.checks import SHARES
 from kdp_beam.errors import InputDataError
 from kdp_beam.slots import SlotsState
 
@@ -15,8 +16,6 @@ from kdp_beam.slots import SlotsState
 # The scaling is exact, so it costs no precision, and the common case skips it.
 _SCALE_BEYOND_EXPONENT = 200
 
-# The shares finalize gives, of the finite values (negative: n - zero - positive).
-SHARES = ("zero_fraction", "integer_fraction", "positive_fraction", "negative_fraction")
 # The slots a kdp_beam 0.4 state has not: None, unknown, once merged with one.
 _UNKNOWABLE = ("m3", "m4", "zero_count", "integer_count", "positive_count")
 
@@ -229,7 +228,7 @@ class MomentsAnalyzer:
         # Undefined without spread (a constant column, a single value); unknown after a
         # merge with a kdp_beam 0.4 state.
         shaped = acc.variance > 0 and acc.m3 is not None
-        shares = dict.fromkeys(SHARES)
+        shares = dict.fromkeys(SHARES)  # of finite values; negative: n - zero - positive
         if not empty and acc.zero_count is not None:
             negative = acc.n - acc.zero_count - acc.positive_count
             counts = (acc.zero_count, acc.integer_count, acc.positive_count, negative)

@@ -21,6 +21,10 @@ from kdp_beam.errors import BundleError
 INT64_RANGE = (-(2**63), 2**63 - 1)
 _SLACK = 1e-9  # relative: a mean or quantile computed in float64 may pass its bound by rounding
 _DAMAGED = "the bundle was edited or is damaged. Re-run the analysis."
+# A number's shares of its finite values (kdp_beam.analyzers.moments writes them; here, not
+# there, so that loading a bundle imports no analyzer).
+SHARES = ("zero_fraction", "integer_fraction", "positive_fraction", "negative_fraction")
+SHAPE = ("skewness", "kurtosis", *SHARES)  # written together; bundles of kdp_beam 0.4.0 and older have none
 
 
 def check_document(statistics, spec, file):
@@ -213,6 +217,64 @@ def check_moments(stats):
         )
     moments = {key: stats.number(key) for key in ("mean", "variance", "min", "max")}
     _check_moment_values(stats, moments, value_count, ("mean", "variance", "min", "max"))
+    if any(stats.has(key) for key in SHAPE):  # all or none (an older bundle)
+        _check_shape(stats, value_count > 0 and moments["min"] < moments["max"], value_count)
+        _check_shares(stats, value_count, moments["min"], moments["max"])
+
+
+def _check_shape(stats, spread, value_count):
+    """skewness and (excess) kurtosis: both null or both numbers; null without spread (a
+    constant column: undefined), null with spread only when unknown (a merge with a kdp_beam
+    0.4 state); else within what n values allow: Pearson's inequality
+    kurtosis + 3 >= skewness**2 + 1, and kurtosis + 3 <= n (m4 <= n * m2**2)."""
+    skewness, kurtosis = stats.number("skewness"), stats.number("kurtosis")
+    if (skewness is None) != (kurtosis is None):
+        stats.fail("skewness", f"is {skewness!r} but kurtosis {kurtosis!r}: both or neither are known")
+    if skewness is None:
+        return
+    if not spread:
+        stats.fail("skewness", f"is {skewness!r}, but the values have no spread (min == max, or none)")
+    beta = kurtosis + 3
+    if beta < (skewness * skewness + 1) * (1 - _SLACK) or beta > value_count * (1 + _SLACK):
+        stats.fail(
+            "kurtosis",
+            f"{kurtosis!r} is impossible with skewness {skewness!r} for {value_count} values "
+            "(kurtosis + 3 must lie in [skewness**2 + 1, value_count])",
+        )
+
+
+def _check_shares(stats, value_count, low, high):
+    """zero/integer/positive/negative_fraction: all null (no value counted, or unknown
+    after a merge with a kdp_beam 0.4 state) or each a count of the value_count values,
+    zero + positive + negative exactly all of them, whole values at least the zeros, and
+    each agreeing with [min, max] (a positive value exactly when max > 0, a negative one
+    exactly when min < 0, a zero only in between)."""
+    shares = {key: stats.number(key) for key in SHARES}
+    known = [key for key, share in shares.items() if share is not None]
+    if not known:
+        return
+    if value_count == 0:
+        stats.fail(known[0], f"is {shares[known[0]]!r}, but no value was counted")
+    if len(known) < len(SHARES):
+        unknown = next(key for key in SHARES if key not in known)
+        stats.fail(unknown, f"is null, but {known[0]} is {shares[known[0]]!r}: the shares are all known or all null")
+    counts = {}
+    for key, share in shares.items():  # share = count / n, rounded: n * share is within ~n ulps of it
+        counts[key] = round(share * value_count)
+        if not 0 <= share <= 1 or abs(share * value_count - counts[key]) > 1e-3:
+            stats.fail(key, f"{share!r} is not a share (count / n) of the {value_count} values")
+    zero, whole, positive, negative = (counts[key] for key in SHARES)
+    if zero + positive + negative != value_count:
+        stats.fail(SHARES[0], f"zero + positive + negative ({zero} + {positive} + {negative}) are not the {value_count} values")
+    if whole < zero:
+        stats.fail("integer_fraction", f"counts {whole} whole values, fewer than the {zero} zeros")
+    for key, impossible in (
+        ("zero_fraction", zero > 0 and not low <= 0 <= high),
+        ("positive_fraction", (positive > 0) != (high > 0)),
+        ("negative_fraction", (negative > 0) != (low < 0)),
+    ):
+        if impossible:
+            stats.fail(key, f"is {shares[key]!r}, impossible for values in [{low!r}, {high!r}]")
 
 
 def _check_moment_values(stats, moments, value_count, keys):

@@ -3,6 +3,7 @@ FeatureSpace types), read as float64, with kdp_beam's missing-value policy: a mi
 value (null, NaN) is filled with `fill_value` (None: the mean from the pass), and
 `missing_indicator` adds a 0/1 column (docs/missing-values.md)."""
 
+from kdp_beam.bundle.checks import SHARES
 from kdp_beam.errors import SpecError
 from kdp_beam.feature_types import multivalent
 from kdp_beam.feature_types.base import FeatureType
@@ -101,7 +102,9 @@ class NumberType(FeatureType):
     def summary(self, stats, options):
         if stats.get("mean") is None:
             return ""
-        return f"mean {stats['mean']:.6g}, range [{stats['min']:.6g}, {stats['max']:.6g}]"
+        line = f"mean {stats['mean']:.6g}, range [{stats['min']:.6g}, {stats['max']:.6g}]"
+        skewness = stats.get("skewness")  # null: no spread, or an older bundle
+        return line if skewness is None else f"{line}, skew {skewness:.2g}"
 
     def report_section(self, stats, options):
         import math
@@ -116,6 +119,8 @@ class NumberType(FeatureType):
             for percent in (25, 50, 75):
                 pairs.append((f"{percent}%", points[round(percent / 100 * (len(points) - 1))]))
         pairs += [("max", stats.get("max")), ("NaN", stats.get("nan_count")), ("±inf", stats.get("inf_count"))]
+        pairs += [("skewness", stats.get("skewness")), ("kurtosis (excess)", stats.get("kurtosis"))]
+        pairs += [(f"{key.split('_')[0]} share", stats.get(key)) for key in SHARES]
         chart = report_parts.profile_histogram(stats)
         if chart is None and stats.get("bin_boundaries"):
             edges = [stats["min"], *stats["bin_boundaries"], stats["max"]]

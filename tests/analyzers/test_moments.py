@@ -1,5 +1,6 @@
 """Moments against an independent exact computation, on the columns that break float32."""
 
+import json
 import math
 import sys
 from fractions import Fraction
@@ -164,3 +165,186 @@ def test_old_states_with_m2_still_merge():
     analyzer = MomentsAnalyzer()
     old = {"n": 2, "pivot": 1.0, "mean": 1.0, "m2": 2.0, "min": 1.0, "max": 3.0, "nan_count": 0, "inf_count": 0}
     assert analyzer.finalize(analyzer.from_state(old))["variance"] == 1.0
+
+
+# --- skewness, kurtosis and the shares (issue 19) ---------------------------------------
+
+
+def exact_shape(values):
+    """Independent reference in exact rational arithmetic: (skewness, excess kurtosis),
+    None without spread, each rounded once to float."""
+    values = [Fraction(v) for v in values]
+    n = len(values)
+    mean = sum(values) / n
+    m2, m3, m4 = (sum((v - mean) ** k for v in values) / n for k in (2, 3, 4))
+    if m2 == 0:
+        return None, None
+    skewness = math.sqrt(m3 * m3 / m2**3)  # m3 / m2 ** 1.5, squared to stay rational
+    return (skewness if m3 >= 0 else -skewness), float(m4 / (m2 * m2)) - 3
+
+
+def assert_shape_exact(stats, values):
+    """Skewness and kurtosis to 1e-9: relative, with a floor of 1e-9 (a skewness near 0 is
+    m3 ~ 0 cancelling at the scale of m2 ** 1.5); kurtosis relative to kurtosis + 3 (>= 1)."""
+    skewness, kurtosis = exact_shape(values)
+    if skewness is None:
+        assert stats["skewness"] is None and stats["kurtosis"] is None
+        return
+    assert math.isclose(stats["skewness"], skewness, rel_tol=1e-9, abs_tol=1e-9), (stats["skewness"], skewness)
+    assert math.isclose(stats["kurtosis"] + 3, kurtosis + 3, rel_tol=1e-9), (stats["kurtosis"], kurtosis)
+
+
+def exact_shares(values):
+    values = [Fraction(v) for v in values]
+    n = len(values)
+    return {
+        "zero_fraction": sum(v == 0 for v in values) / n,
+        "integer_fraction": sum(v.denominator == 1 for v in values) / n,
+        "positive_fraction": sum(v > 0 for v in values) / n,
+        "negative_fraction": sum(v < 0 for v in values) / n,
+    }
+
+
+SHAPE_COLUMNS = {
+    "normal": rng.normal(0, 1, 20_000),
+    "lognormal": rng.lognormal(0, 1.5, 20_000),
+    "offset_1e9": 1e9 + rng.normal(0, 1e-3, 20_000),  # small noise on a large offset
+    "timestamps": rng.normal(1.6e9, 30.0, 20_000).round(),
+    "constant": np.full(1000, 123456789.125),
+    "single_row": np.array([7.5]),
+    "huge_1e150": rng.normal(1e150, 1e150, 5000),  # m4 ~ 1e600: held scaled
+    "huge_1e80": rng.lognormal(0, 1, 5000) * 1e80,  # m4 ~ 1e320: as the contract's example
+    "offset_1e200_constant": np.full(50, 1e200),  # any spread at 1e200 overflows the variance
+    "tiny_1e-300": rng.lognormal(0, 1, 5000) * 1e-300,  # variance underflows; the shape does not
+    "integers": rng.poisson(3, 20_000).astype(np.float64),
+    "mixed_sign": np.concatenate([rng.exponential(1, 9000), -rng.exponential(5, 1000), np.zeros(500)]),
+}
+
+
+@pytest.mark.parametrize("values", SHAPE_COLUMNS.values(), ids=SHAPE_COLUMNS.keys())
+def test_shape_and_shares_are_exact_on_awkward_columns(values):
+    stats = analyze(np.array_split(rng.permutation(values), 7))
+    assert_shape_exact(stats, values.tolist())
+    for key, share in exact_shares(values.tolist()).items():
+        assert stats[key] == float(share), key  # exact counts, divided once
+
+
+def test_integer_columns_count_as_whole_without_looking():
+    analyzer = MomentsAnalyzer()
+    acc = analyzer.add_batch(analyzer.create_accumulator(), pa.array([-3, 0, 0, 5, 2**60], pa.int64()))
+    stats = analyzer.finalize(acc)
+    assert (stats["integer_fraction"], stats["zero_fraction"]) == (1.0, 0.4)
+    assert (stats["positive_fraction"], stats["negative_fraction"]) == (0.4, 0.2)
+    assert_shape_exact(stats, [-3, 0, 0, 5, 2**60])
+
+
+def test_an_empty_column_has_no_shape_nor_shares():
+    stats = analyze([[None], []])
+    assert all(stats[key] is None for key in ("skewness", "kurtosis", *exact_shares([1.0])))
+
+
+_SCALES = [(0.0, 1.0), (1e9, 1e-3), (1.6e9, 30.0), (0.0, 1e-300), (0.0, 1e80), (0.0, 1e150), (1e150, 1e140)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    noise=st.lists(st.floats(min_value=-1, max_value=1), min_size=1, max_size=120),
+    where=st.sampled_from(_SCALES),
+    cuts=st.lists(st.integers(0, 120), max_size=8),
+    seed=st.integers(0, 2**16),
+)
+def test_shape_is_exact_under_any_sharding_and_merge_order(noise, where, cuts, seed):
+    offset, scale = where
+    values = offset + np.array(noise) * scale
+    shuffled = np.random.default_rng(seed).permutation(values)
+    batches = np.split(shuffled, sorted(set(c % (len(values) + 1) for c in cuts)))
+    analyzer = MomentsAnalyzer()
+    accs = [analyzer.add_batch(analyzer.create_accumulator(), pa.array(b)) for b in batches]
+    order = np.random.default_rng(seed + 1).permutation(len(accs))
+    # Merged as Beam may: in any order, in a tree, and through the JSON state.
+    halves = [analyzer.merge_accumulators([accs[i] for i in order[::2]]), analyzer.merge_accumulators([accs[i] for i in order[1::2]])]
+    halves[1] = analyzer.from_state(json.loads(json.dumps(analyzer.to_state(halves[1]))))
+    stats = analyzer.finalize(analyzer.merge_accumulators(halves))
+    assert_shape_exact(stats, values.tolist())
+    for key, share in exact_shares(values.tolist()).items():
+        assert stats[key] == float(share), key
+
+
+def test_add_values_is_add_batch_on_finite_values():
+    values = rng.lognormal(0, 1, 1000)
+    analyzer = MomentsAnalyzer()
+    acc = analyzer.add_values(analyzer.create_accumulator(), values)
+    assert analyzer.finalize(acc) == analyze([values])
+
+
+OLD_STATE = {"n": 2, "pivot": 1.0, "mean": 1.0, "variance": 1.0, "min": 1.0, "max": 3.0, "nan_count": 0, "inf_count": 0}
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e150], ids=["plain", "huge"])
+def test_a_kdp_beam_0_4_state_merges_to_an_unknown_shape_never_a_wrong_one(scale):
+    analyzer = MomentsAnalyzer()
+    old = {**OLD_STATE, **{k: OLD_STATE[k] * scale for k in ("pivot", "mean", "min", "max")}}
+    old["variance"] = OLD_STATE["variance"] * scale**2  # 0.4 held it unscaled
+    new = analyzer.add_batch(analyzer.create_accumulator(), pa.array([5.0 * scale, 6.0 * scale]))
+    merged = analyzer.merge_accumulators([analyzer.from_state(old), new])
+    stats = analyzer.finalize(analyzer.from_state(json.loads(json.dumps(analyzer.to_state(merged)))))
+    mean, variance = exact_moments([1.0 * scale, 3.0 * scale, 5.0 * scale, 6.0 * scale])
+    assert stats["mean"] == pytest.approx(mean, rel=1e-12)
+    assert stats["variance"] == pytest.approx(variance, rel=1e-12)
+    assert all(stats[key] is None for key in ("skewness", "kurtosis", *exact_shares([1.0])))
+    # An empty 0.4 state hides nothing: the shape stays known.
+    empty = analyzer.from_state({**OLD_STATE, "n": 0, "variance": 0.0, "min": None, "max": None})
+    assert analyzer.finalize(analyzer.merge_accumulators([empty, new]))["skewness"] == 0.0
+
+
+def checked(stats):
+    """checks.check_moments on a feature's statistics (as the loader calls it)."""
+    from kdp_beam.bundle.checks import Statistics, check_moments
+
+    check_moments(Statistics("x", stats, lambda name: f"/b/{name}", row_count=stats["count"]))
+
+
+def bundle_stats(values):
+    return {"count": len(values), "null_count": 0, **analyze([values])}
+
+
+@pytest.mark.parametrize(
+    "values", [[1.0, 2.0, 10.0], [4.0, 4.0], [-2.5, 0.0, 0.0, 3.0], [7.0]], ids=["skewed", "constant", "mixed", "one"]
+)
+def test_the_written_shape_passes_the_check(values):
+    checked(bundle_stats(values))
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        ({"skewness": 0.5}, "skewness"),  # of a constant column (below)
+        ({"kurtosis": None}, "skewness"),
+        ({"kurtosis": -2.5}, "kurtosis"),  # below Pearson's bound skewness**2 - 2
+        ({"kurtosis": 1e6}, "kurtosis"),  # beyond n - 3
+        ({"zero_fraction": 0.5}, "zero_fraction"),  # zero + positive + negative != 1
+        ({"positive_fraction": 1.5, "negative_fraction": -0.5}, "positive_fraction"),
+        ({"integer_fraction": 0.123}, "integer_fraction"),  # not a count / n
+        ({"integer_fraction": None}, "integer_fraction"),
+        ({"negative_fraction": 0.25, "positive_fraction": 0.75}, "negative_fraction"),  # min >= 0
+        ("drop kurtosis", "kurtosis"),
+    ],
+)
+def test_impossible_shapes_are_refused_naming_the_key(edit, key):
+    from kdp_beam.errors import BundleError
+
+    stats = bundle_stats([1.0, 2.0, 2.0, 10.0])
+    if edit == "drop kurtosis":
+        del stats["kurtosis"]
+    elif "skewness" in edit:
+        stats = {**bundle_stats([3.0, 3.0]), **edit}
+    else:
+        stats.update(edit)
+    with pytest.raises(BundleError, match=f"/b/statistics.json: feature 'x': {key} "):
+        checked(stats)
+
+
+def test_an_older_bundle_without_the_shape_passes_and_a_merged_unknown_one_too():
+    stats = bundle_stats([1.0, 2.0, 10.0])
+    checked({k: v for k, v in stats.items() if k not in ("skewness", "kurtosis", *exact_shares([1.0]))})
+    checked({**stats, **dict.fromkeys(("skewness", "kurtosis", *exact_shares([1.0]))) })
