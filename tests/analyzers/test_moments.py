@@ -348,3 +348,51 @@ def test_an_older_bundle_without_the_shape_passes_and_a_merged_unknown_one_too()
     stats = bundle_stats([1.0, 2.0, 10.0])
     checked({k: v for k, v in stats.items() if k not in ("skewness", "kurtosis", *exact_shares([1.0]))})
     checked({**stats, **dict.fromkeys(("skewness", "kurtosis", *exact_shares([1.0]))) })
+
+
+def test_a_beam_run_writes_the_exact_shape_and_the_summary_and_report_show_it(tmp_path):
+    """Real CSV shards through the pipeline; the oracle reads the files with Python's csv
+    module and computes two-pass moments in numpy float64 (and counts exactly)."""
+    import csv
+    import glob
+
+    from kdp_beam.bundle.loader import load_bundle
+    from kdp_beam.job import run_analysis
+    from kdp_beam.spec import FeatureSpec
+    from tests.conftest import write_shards
+
+    rows = 30_000
+    signed = rng.normal(0, 3, rows).round(1)
+    signed[::7] = 0.0
+    table = pa.table({
+        "heavy": rng.lognormal(2, 1.2, rows),
+        "counts": rng.poisson(2, rows),
+        "signed": pa.array(signed, mask=np.arange(rows) % 11 == 0),
+    })  # fmt: skip
+    pattern = write_shards(table, tmp_path / "in", 3)
+    spec = FeatureSpec({"heavy": "float_normalized", "counts": "float", "signed": {"type": "float_discretized", "num_bins": 4}})
+    run_analysis(spec, pattern, str(tmp_path / "b"))
+    bundle = load_bundle(str(tmp_path / "b"))  # and the loader's checks pass
+    read = {name: [] for name in table.column_names}
+    for path in sorted(glob.glob(pattern)):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                for name, text in row.items():
+                    if text != "":
+                        read[name].append(float(text))
+    for name, values in read.items():
+        values = np.array(values)
+        d = values - values.mean()
+        m2, m3, m4 = (np.mean(d**k) for k in (2, 3, 4))
+        stats = bundle.features[name]
+        assert stats["skewness"] == pytest.approx(m3 / m2**1.5, rel=1e-9, abs=1e-9), name
+        assert stats["kurtosis"] == pytest.approx(m4 / m2**2 - 3, rel=1e-9), name
+        assert stats["zero_fraction"] == np.count_nonzero(values == 0) / values.size, name
+        assert stats["integer_fraction"] == np.count_nonzero(values == np.floor(values)) / values.size, name
+        assert stats["negative_fraction"] == np.count_nonzero(values < 0) / values.size, name
+        kind, options = spec.features[name].kind, spec.features[name].options
+        line = kind.summary(stats, options)
+        assert line.endswith(f", skew {stats['skewness']:.2g}"), line
+        details, _ = kind.report_section(stats, options)
+        assert "<th>skewness</th>" in details and "<th>negative share</th>" in details
+    assert bundle.features["counts"]["integer_fraction"] == 1.0
