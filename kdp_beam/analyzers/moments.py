@@ -58,7 +58,7 @@ class MomentsAccumulator(SlotsState):
     __slots__ = (
         "n", "pivot", "mean", "variance", "min", "max", "nan_count", "inf_count",
         "m3", "m4", "zero_count", "integer_count", "positive_count",
-    )  # fmt: skip
+    )
 
     def __init__(self):
         self.n, self.pivot, self.mean, self.variance = 0, 0.0, 0.0, 0.0
@@ -71,8 +71,9 @@ class MomentsAccumulator(SlotsState):
         return _scale_exponent(self.min, self.max) if self.n else 0
 
     def rescaled(self, exponent):
-        """(m2, m3, m4) held at 2**exponent (>= its own: exact, or underflows only where
-        the other side's moments outweigh these by ~2**-1000)."""
+        """(m2, m3, m4) divided by 2**(2, 3, 4 * exponent) instead of by its own exponent
+        (never larger: a merge's min and max only widen). Exact, but for an underflow where
+        the other side's moments outweigh these by ~2**1000 anyway."""
         shift = self.exponent() - exponent
         if not shift:
             return self.variance, self.m3, self.m4
@@ -83,8 +84,8 @@ class MomentsAccumulator(SlotsState):
         """Adds `other`'s values. Chan, Golub & LeVeque (1979), "Updating formulae and a
         pairwise algorithm for computing sample variances", for m2, and its extension to
         m3 and m4 by Pébay (2008), "Formulas for robust, one-pass parallel computation of
-        covariances and arbitrary-order statistical moments" (SAND2008-6212, eq. 3.1 and
-        the M4 update of section 3): exact to float64 rounding for any offset, unlike the
+        covariances and arbitrary-order statistical moments" (SAND2008-6212, section 3's
+        pairwise update of M3 and M4): exact to float64 rounding for any offset, unlike the
         power-sum formulas that lose everything on values ~1e8 with spread ~1e3. In weights
         (w_a + w_b = 1, each M_k / n) so that no term exceeds the merged moment."""
         if other.n == 0:
@@ -109,7 +110,7 @@ class MomentsAccumulator(SlotsState):
                 + both * (w_a * w_a - w_a * w_b + w_b * w_b) * d**4
                 + 6 * both * (d * d) * (w_a * m2_b + w_b * m2_a)
                 + 4 * both * d * (m3_b - m3_a)
-            )  # fmt: skip
+            )
             self.m3 = m3_a * w_a + m3_b * w_b + both * (w_a - w_b) * d**3 + 3 * both * d * (m2_b - m2_a)
         self.variance = m2_a * w_a + m2_b * w_b + d * both * d
         for count in ("zero_count", "integer_count", "positive_count"):

@@ -368,7 +368,7 @@ def test_a_beam_run_writes_the_exact_shape_and_the_summary_and_report_show_it(tm
         "heavy": rng.lognormal(2, 1.2, rows),
         "counts": rng.poisson(2, rows),
         "signed": pa.array(signed, mask=np.arange(rows) % 11 == 0),
-    })  # fmt: skip
+    })
     pattern = write_shards(table, tmp_path / "in", 3)
     spec = FeatureSpec({"heavy": "float_normalized", "counts": "float", "signed": {"type": "float_discretized", "num_bins": 4}})
     run_analysis(spec, pattern, str(tmp_path / "b"))
