@@ -35,7 +35,9 @@ def _interpolate(x, xp, fp, side):
     width = x1 - x0
     at_tie = tf.constant(1.0 if side == "right" else 0.0, tf.float64)
     t = tf.where(width > 0, (flat - x0) / tf.where(width > 0, width, 1.0), at_tie)
-    return tf.reshape(f0 + tf.clip_by_value(t, 0.0, 1.0) * (f1 - f0), shape)
+    inside = f0 + tf.clip_by_value(t, 0.0, 1.0) * (f1 - f0)
+    # Beyond the ends, the ends' values (also where the end points repeat).
+    return tf.reshape(tf.where(flat < xp[0], fp[0], tf.where(flat > xp[-1], fp[-1], inside)), shape)
 
 
 def quantile_normal(x, quantiles):
@@ -158,7 +160,8 @@ def yeo_johnson(x, lam):
     kdp_beam.analyzers.distribution.yeo_johnson (numpy: the analysis imports no
     TensorFlow), tested equal. expm1 / log1p keep small x and lambda near 0 or 2 exact."""
     positive = x >= 0
-    up, down = tf.math.log1p(tf.where(positive, x, 0.0)), tf.math.log1p(tf.where(positive, 0.0, -x))
+    zero = tf.zeros_like(x)
+    up, down = tf.math.log1p(tf.where(positive, x, zero)), tf.math.log1p(tf.where(positive, zero, -x))
     upper = up if lam == 0 else tf.math.expm1(lam * up) / lam
     lower = -down if lam == 2 else -tf.math.expm1((2.0 - lam) * down) / (2.0 - lam)
     return tf.where(positive, upper, lower)
