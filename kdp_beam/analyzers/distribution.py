@@ -1,5 +1,5 @@
 """The statistics of the distribution-aware number types (docs/distribution.md): the
-quantile points of float_quantile_normal, and float_auto's choice of a transform.
+quantile points of the quantile-normal map, and the choice of a transform.
 
 No TensorFlow: the transforms' maths here is numpy (the layers' TensorFlow twins are in
 kdp_beam.builder.distribution, tested equal).
@@ -15,7 +15,7 @@ from kdp_beam.analyzers.quantiles import QuantilesAnalyzer
 from kdp_beam.errors import InputDataError
 from kdp_beam.slots import SlotsState
 
-# The transforms float_auto chooses from, simplest first: a near-tie goes to the simpler.
+# The transforms chosen from, simplest first: a near-tie goes to the simpler.
 TRANSFORMS = ("none", "log1p", "signed_log", "yeo_johnson", "quantile_normal")
 PARAMETRIC = TRANSFORMS[:4]
 # A column this close to normal keeps the plain z-score (|skewness|, |excess kurtosis|).
@@ -132,7 +132,7 @@ def fit_yeo_johnson(points, weights, grid=41, tolerance=1e-6):
     return float(found)
 
 
-# --- float_auto's choice -------------------------------------------------------------------
+# --- the choice of a transform ---------------------------------------------------------------
 
 
 def choose_transform(skewness, kurtosis, candidates):
@@ -169,7 +169,7 @@ class TransformAccumulator(SlotsState):
 
 
 class TransformAnalyzer:
-    """float_auto's statistics: the quantile points (as QuantilePointsAnalyzer), each
+    """The statistics of a chosen transform: the quantile points (as QuantilePointsAnalyzer), each
     candidate transform's skewness (``candidate_skewness``), the chosen ``transform`` and
     its ``reason``, ``transform_mean`` / ``transform_std`` of the transformed values and
     ``yeo_johnson_lambda``.

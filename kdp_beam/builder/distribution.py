@@ -1,5 +1,5 @@
 """Keras layers of the distribution-aware number types (docs/distribution.md): the
-quantile-normal map, the piecewise-linear encoding and float_auto's transform.
+quantile-normal map, the piecewise-linear encoding and the chosen transform.
 
 Each holds its statistics as lists of floats in its config (as DateEncoding does), set
 from a bundle by ``set_statistics``, and computes in float64 from its float32 input, cast
@@ -169,7 +169,7 @@ def yeo_johnson(x, lam):
 
 @keras.saving.register_keras_serializable(package="kdp_beam")
 class DistributionTransform(keras.layers.Layer):
-    """float_auto's encoding: (t(x) - mean) / std, t the chosen transform.
+    """A transform chosen from the data, then normalised: (t(x) - mean) / std.
 
     Args:
         transform: "none", "log1p" (log(1 + x); a value <= -1 is taken as the float64 just

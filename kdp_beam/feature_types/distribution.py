@@ -27,7 +27,7 @@ class DistributionType(NumberType):
         if options["multivalent"] is not False:
             raise SpecError(
                 f"{self.name} encodes one value per row; for a list of numbers declare "
-                f"float_normalized or float_discretized with multivalent true, got multivalent={shown(options['multivalent'])}"
+                f"another number type with multivalent true (docs/multivalent.md), got multivalent={shown(options['multivalent'])}"
             )
         boolean(options["missing_indicator"], "missing_indicator")
         if options["fill_value"] is not None:
