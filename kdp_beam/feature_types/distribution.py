@@ -194,6 +194,8 @@ class FloatAuto(DistributionType):
         before, after = stats["candidate_skewness"]["none"], stats["candidate_skewness"][stats["transform"]]
         if before is None or after is None or stats["reason"] == "declared":
             chosen = f"{stats['transform']} ({stats['reason']})" if stats["reason"] == "declared" else stats["transform"]
+        elif stats["transform"] == "none":
+            chosen = f"none (skew {before:.2g})"
         else:
             chosen = f"{stats['transform']} (skew {before:.2g} -> {after:.2g})"
         return ", ".join(part for part in (described, chosen) if part)
