@@ -51,7 +51,10 @@ class QuantilesAnalyzer:
         return QuantilesAccumulator(self.epsilon / 2)
 
     def add_batch(self, acc, column):
-        values, _, _ = finite_values(column)
+        return self.add_values(acc, finite_values(column)[0])
+
+    def add_values(self, acc, values):
+        """Folds in a float64 numpy array of finite values."""
         n = values.size
         if n > self.summary_points:
             m = self.summary_points

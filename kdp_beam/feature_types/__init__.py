@@ -10,6 +10,6 @@ from kdp_beam.feature_types.options import REQUIRED
 from kdp_beam.feature_types.registry import feature_type, on_register, register_type, registered_types
 
 # The built-in types register themselves, in this order (infer's and the docs').
-from kdp_beam.feature_types import numeric, categorical, hashed, passthrough, text, date  # noqa: E402,F401
+from kdp_beam.feature_types import numeric, categorical, hashed, passthrough, text, date, distribution  # noqa: E402,F401
 
 __all__ = ["REQUIRED", "FeatureType", "feature_type", "on_register", "register_type", "registered_types"]
