@@ -6,9 +6,10 @@ The only code here that is not the model's own is the Arrow -> input tensors ste
 does vectorised what kdp_beam.builder.inputs does for Python values: a missing value
 (null) becomes what the model encodes as missing (``_missing_value``: NaN, "", the missing
 token or -1, a list's pad value), lists become a dense (rows, values) input padded with it,
-and a value the model refuses (a finite float beyond float32's range, which it would
-otherwise take as inf) is refused here too, naming the column, the value and where it was
-read (the provenance the readers put on each batch: kdp_beam.io.files.provenance).
+and a value the model's input cannot hold (a finite float beyond float32's range, which
+the model refuses; an integer beyond an int32 passthrough's, which it would wrap) is
+refused, naming the column, the value and where it was read (the provenance the readers
+put on each batch: kdp_beam.io.files.where_read).
 
 Imports TensorFlow: only the transform's workers (and what builds an encoder) do.
 """
@@ -35,7 +36,14 @@ KEEP_SUFFIX = "_raw"  # a kept column that is also a feature: its raw copy's nam
 # What a --keep KIND reads as (kdp_beam.columns' read kinds): "text" reads any scalar as
 # its text, as a class label is read.
 KEEP_KINDS = {"integer": "integer", "float": "float", "string": "string", "text": "label"}
-_ARROW_OF = {tf.float32: pa.float32(), tf.int64: pa.int64(), tf.string: pa.string()}
+# The outputs' Arrow types: as the model gives them (a float64 passthrough stays float64),
+# int32 widened exactly to int64.
+# What the model's input dtypes hold (finite floats; NaN and inf are values a float32 has).
+_RANGES = {"float32": (-FLOAT32_MAX, FLOAT32_MAX), "int32": (-(2**31), 2**31 - 1)}
+_ARROW_OF = {
+    tf.float32: pa.float32(), tf.float64: pa.float64(), tf.int64: pa.int64(), tf.int32: pa.int64(),
+    tf.string: pa.string(),
+}
 
 
 class BatchEncoder:
@@ -99,7 +107,9 @@ class BatchEncoder:
             role, source = "indicator", name[: -len(INDICATOR_SUFFIX)]
         else:
             role, source = "mask", name[: -len(MASK_SUFFIX)]
-        arrow = _ARROW_OF.get(spec.dtype, pa.int64())  # (int32: widened, exactly)
+        if spec.dtype not in _ARROW_OF:
+            raise SpecError(f"the model's output {name!r} is {spec.dtype.name}, which the transform does not write")
+        arrow = _ARROW_OF[spec.dtype]
         return pa.field(name, pa.list_(arrow, int(width)), metadata={ROLE: role, SOURCE: source})
 
     def encode(self, batch):
@@ -116,12 +126,11 @@ class BatchEncoder:
         bad = []
         if refused:
             if not skip:
-                name, row, value = refused[0]
-                raise InputDataError(_refusal(batch, name, row, value))
+                raise InputDataError(_refusal(batch, *refused[0]))
             left_out = np.zeros(batch.num_rows, dtype=bool)
-            for name, row, value in refused:
+            for name, row, value, dtype in refused:
                 if not left_out[row]:
-                    bad.append(_bad_record(batch, name, row, value))
+                    bad.append(_bad_record(batch, name, row, value, dtype))
                 left_out[row] = True
             batch = batch.filter(pa.array(~left_out))
         inputs = {name: self._input(name, f, batch.column(name)) for name, f in self._features.items()}
@@ -131,25 +140,30 @@ class BatchEncoder:
         return pa.RecordBatch.from_arrays(columns, schema=self.schema), bad
 
     def _refused(self, batch):
-        """[(column, row, value)] of the float32 features' finite values beyond float32 (the
-        model refuses them: kdp_beam.builder.inputs._floats), the usual case found in two
-        vectorised passes per float column."""
+        """[(column, row, value, the dtype's range)] of values the model's input dtype
+        cannot hold: a finite float beyond float32 (the model refuses it:
+        kdp_beam.builder.inputs._floats; it would be inf), an integer beyond int32 in an
+        int32 passthrough (which the model wraps silently: 2**40 would be 0). The usual
+        case costs a min and a max per such column."""
         found = []
         for name, feature in self._features.items():
-            if feature.dtype != "float32":
+            bounds = _RANGES.get(feature.dtype)
+            if bounds is None:
                 continue
             column = batch.column(name)
             lists = is_list_feature(feature)
             values = column.flatten() if lists else column
-            if values.null_count == len(values):
+            extremes = pc.min_max(pc.if_else(pc.is_finite(values), values, None) if feature.dtype == "float32" else values)
+            low, high = extremes["min"].as_py(), extremes["max"].as_py()
+            if low is None or bounds[0] <= low and high <= bounds[1]:
                 continue
-            magnitude = pc.abs(values)
-            if not pc.any(pc.and_(pc.is_finite(magnitude), pc.greater(magnitude, FLOAT32_MAX))).as_py():
-                continue
-            flat = values.to_numpy(zero_copy_only=False)
+            flat = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)  # (a null is in range)
             rows = np.repeat(np.arange(len(column)), list_lengths(column)) if lists else np.arange(len(column))
-            for index in np.flatnonzero(np.isfinite(flat) & (np.abs(flat) > FLOAT32_MAX)):
-                found.append((name, int(rows[index]), float(flat[index])))
+            outside = (flat < bounds[0]) | (flat > bounds[1])  # (inf: a float32 holds it; NaN: never)
+            if feature.dtype == "float32":
+                outside &= np.isfinite(flat)
+            for index in np.flatnonzero(outside):
+                found.append((name, int(rows[index]), flat[index].item(), feature.dtype))
         return sorted(found, key=lambda item: item[1])
 
     def _input(self, name, feature, column):
@@ -186,20 +200,25 @@ def _fixed_size(array, arrow_type):
     return pa.FixedSizeListArray.from_arrays(values, arrow_type.list_size)
 
 
-def _refusal(batch, name, row, value):
+def _refusal(batch, name, row, value, dtype):
     return (
-        f"{where_read(batch, row)}: column {name!r} holds {value!r}, beyond float32's range "
-        f"(±{FLOAT32_MAX:.4g}), which the model cannot hold (it would be inf). Scale the column, "
-        "or pass --on-bad-record skip to leave such rows out"
+        f"{where_read(batch, row)}: column {name!r} holds {value!r}, beyond {dtype}'s range "
+        f"{_shown_range(dtype)}, which the model's input cannot hold. Scale the column (or "
+        "declare a wider dtype), or pass --on-bad-record skip to leave such rows out"
     )
 
 
-def _bad_record(batch, name, row, value):
+def _shown_range(dtype):
+    low, high = _RANGES[dtype]
+    return f"(±{high:.4g})" if dtype == "float32" else f"[{low}, {high}]"
+
+
+def _bad_record(batch, name, row, value, dtype):
     record = {key: _jsonable(v) for key, v in batch.slice(row, 1).to_pylist()[0].items()}
     file, line = where_read(batch, row, parts=True)
     return BadRecord(
         file, bad_records.OUT_OF_RANGE,
-        f"column {name!r}: {value!r} is beyond float32's range, which the model cannot hold",
+        f"column {name!r}: {value!r} is beyond {dtype}'s range {_shown_range(dtype)}, which the model's input cannot hold",
         record, row=line, column=name,
     )
 

@@ -67,6 +67,8 @@ DECLARATIONS = {
         ("p", {}, "float"),
         ("p_int", {"dtype": "int64"}, "int"),
         ("p_str", {"dtype": "string"}, "str"),
+        ("p_f64", {"dtype": "float64"}, "float"),
+        ("p_i32", {"dtype": "int32"}, "int"),
     ],
     "text": [
         ("t", {"max_tokens": 20}, "text"),
@@ -224,7 +226,7 @@ def assert_equal_to_model(table, expected):
         got = column.values.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
         want = want.reshape(len(column), -1)
         if want.dtype.kind == "f":
-            assert got.dtype == np.float32, name
+            assert got.dtype == want.dtype, name
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=name)
         elif want.dtype.kind in "OSU":
             assert got.tolist() == [[v.decode() if isinstance(v, bytes) else v for v in r] for r in want.tolist()], name
