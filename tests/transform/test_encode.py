@@ -219,3 +219,9 @@ def test_rows_with_missing_values_encode_as_the_model(bundle, encoder, tmp_path)
             column.values.to_numpy(zero_copy_only=False).reshape(2, -1), np.asarray(value), atol=1e-6, err_msg=name
         )
     assert got.column("id").to_pylist() == [None, "id"]
+
+
+def test_a_batch_without_a_column_is_refused_naming_it(encoder):
+    batch = pa.RecordBatch.from_pydict({"x": [1.0], "p": [1], "c": ["a"]})
+    with pytest.raises(InputDataError, match=r"a batch: no column\(s\) \['m', 'id'\]"):
+        encoder.encode(batch)
