@@ -146,7 +146,7 @@ def test_skip_leaves_the_row_out_as_a_bad_record_and_encodes_the_rest(bundle, tm
     out = tmp_path / "out"
     os.makedirs(out)
     keep = {"id": "label"}
-    columns = {**{name: kind for name, kind in _columns(bundle, keep).items()}}
+    columns = _columns(bundle, keep)
     with beam.Pipeline() as p:
         read = p | ReadInput(str(tmp_path / "skip.csv"), SPEC, columns=columns, on_bad_record="skip")
         encoded = read | TransformFeatures(str(bundle / "bundle"), keep, on_bad_record="skip")
