@@ -51,10 +51,22 @@ def check_format(file_format):
         raise BundleError(f"the output format must be one of {', '.join(FORMATS)}, not {file_format!r}")
 
 
+def _missing_value(kind):
+    """What a missing kept value is written as in tf.Example, whose features parse as
+    present or absent but never as null: NaN for floats, "" for text (as the model reads
+    them); None for integers, which have no such value (an empty list, which
+    transformed_dataset refuses, naming the column)."""
+    if pa.types.is_floating(kind):
+        return float("nan")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return ""
+    return None
+
+
 def example_columns(batch):
     """The batch's columns as RecordBatchToExamples takes them: list<float32 | int64 |
-    binary> (fixed-size lists re-viewed as lists, scalars as lists of one, a null scalar
-    as an empty list). Only offsets are made; values are cast only when their type
+    binary> (fixed-size lists re-viewed as lists, scalars as lists of one, a missing
+    scalar as _missing_value says). Only offsets are made; values are cast only when their type
     differs (float64 -> float32, int32 -> int64, string -> binary)."""
     columns = []
     for column in batch.columns:
@@ -65,11 +77,13 @@ def example_columns(batch):
             mask = column.is_null() if column.null_count else None
         else:
             values, mask = column, None
+            if column.null_count and _missing_value(column.type) is not None:
+                values = column.fill_null(_missing_value(column.type))
             offsets = pa.array(np.arange(len(column) + 1, dtype=np.int32))
-            if column.null_count:  # a null scalar: an empty list (an absent value)
-                valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=np.int32)
+            if values.null_count:  # a missing integer: an empty list, which no reader takes silently
+                valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=np.int32)
                 offsets = pa.array(np.concatenate([[0], np.cumsum(valid)]).astype(np.int32))
-                values = column.drop_null()
+                values = values.drop_null()
         columns.append(pa.ListArray.from_arrays(offsets, _example_values(values), mask=mask))
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 

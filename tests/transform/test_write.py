@@ -112,7 +112,7 @@ def test_tfrecord_rows_equal_the_batches(tmp_path):
                     "x_missing": list(features["x_missing"].float_list.value),
                     "s": [v.decode() for v in features["s"].bytes_list.value],
                     "label": features["label"].int64_list.value[0],
-                    "weight": features["weight"].float_list.value[0] if features["weight"].float_list.value else None,
+                    "weight": _none_for_nan(features["weight"].float_list.value[0]),  # missing: NaN
                     "key": features["key"].bytes_list.value[0].decode(),
                 }
             )
@@ -120,6 +120,10 @@ def test_tfrecord_rows_equal_the_batches(tmp_path):
         if row["weight"] is not None:
             row["weight"] = float(np.float32(row["weight"]))
     assert rows == expected
+
+
+def _none_for_nan(value):
+    return None if value != value else value
 
 
 def test_parquet_keeps_the_fixed_size_lists(tmp_path):
