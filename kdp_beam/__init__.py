@@ -22,6 +22,8 @@ _EXPORTS = {
     "merge_bundles": "kdp_beam.tools.merge",
     "infer_features": "kdp_beam.tools.infer",
     "validate": "kdp_beam.tools.validate",
+    # transform (Beam; TensorFlow on the workers)
+    "TransformFeatures": "kdp_beam.transform.beam",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
     "load_bundle": "kdp_beam.bundle.loader",

@@ -22,6 +22,8 @@ NOT_JSON = "not_json"
 WRONG_TYPE = "wrong_type"
 MULTIPLE_VALUES = "multiple_values"
 NOT_AN_EXAMPLE = "not_a_tf_example"
+# A value the model cannot take (transform only: a float beyond float32's range).
+OUT_OF_RANGE = "out_of_range"
 
 
 class BadRecord(SlotsState):

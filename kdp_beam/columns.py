@@ -107,6 +107,12 @@ def read_kinds(spec):
     return kinds
 
 
+def kinds_read(spec, columns=None):
+    """{column: kind} a reader reads: `columns` when given (a transform's: the features'
+    and the kept columns'), else read_kinds(spec)."""
+    return read_kinds(spec) if columns is None else dict(columns)
+
+
 def column_types(spec):
     """{feature name: Arrow type} for every declared feature, in declaration order."""
     return {name: ARROW_TYPES[kind] for name, kind in column_kinds(spec).items()}

@@ -68,7 +68,8 @@ def infer_format(file_pattern):
 
 def ReadInput(file_pattern, spec, input_format=None, **options):  # noqa: N802 - a PTransform
     """The reader PTransform for the pattern's format (inferred from its extension);
-    `options` go to the reader (e.g. split_size for CSV)."""
+    `options` go to the reader (e.g. split_size for CSV; columns: {column: read kind} to
+    read instead of the spec's, as a transform reads its features and kept columns)."""
     return _reader(_FORMATS[input_format or infer_format(file_pattern)])(file_pattern, spec, **options)
 
 

@@ -17,10 +17,10 @@ from kdp_beam.columns import (
     UnreadableValue,
     cast_column,
     element_kind,
+    kinds_read,
     list_separator,
     number_fix,
     number_from_text,
-    read_kinds,
     reads_as_number,
 )
 from kdp_beam.errors import InputDataError
@@ -86,12 +86,12 @@ class ReadCsv(ReadByteRanges):
     """
 
     def _range_reader(self):
-        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record)
+        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record, self.columns)
 
 
 class _ReadCsvRange(beam.DoFn):
-    def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._kinds = read_kinds(spec)
+    def __init__(self, spec, block_size, on_bad_record="fail", columns=None):
+        self._kinds = kinds_read(spec, columns)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
 
@@ -115,8 +115,7 @@ class _ReadCsvRange(beam.DoFn):
         reading = _ArrowReading(path, header, start, end, self._kinds, self._block_size)
         try:
             for batch in reading.batches():
-                progress.add(batch)
-                yield batch
+                yield progress.add(batch)
         except (pa.ArrowInvalid, UnicodeDecodeError, UnreadableValue) as e:
             stream = reading.stream
             problem = _split_problem(path, stream.first) or _split_problem(path, stream.next)

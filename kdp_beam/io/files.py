@@ -91,14 +91,15 @@ class Reader(beam.PTransform):
 
 def emitted(elements, progress_log):
     """The RecordBatches and BadRecords of a reading, in file order, as its DoFn emits
-    them: batches on the main output, counted by `progress_log`; bad records on the
-    BAD_RECORDS output."""
+    them: batches on the main output, counted by `progress_log` (which marks where each was
+    read); bad records on the BAD_RECORDS output, counted there too (rows left out before
+    a batch still move its rows' numbers)."""
     for element in elements:
         if isinstance(element, BadRecord):
+            progress_log.left_out += 1
             yield TaggedOutput(BAD_RECORDS, element)
         else:
-            progress_log.add(element)
-            yield element
+            yield progress_log.add(element)
 
 
 class READ_METRICS:  # noqa: N801 - a namespace of Beam counters
@@ -204,19 +205,26 @@ class ProgressLog:
     PROGRESS_INTERVAL_SECONDS and tells this process's progress sink (kdp_beam.progress:
     the CLI's display, when the readers run in its process)."""
 
-    def __init__(self, path, span=None, row_group=None):
+    def __init__(self, path, span=None, row_group=None, rows_before=None):
         """`span`: the (start, end) bytes of a byte range; `row_group`: a Parquet row
-        group's index; neither: the whole file."""
+        group's index; neither: the whole file. `rows_before`: the file's rows before the
+        unit, when known (a range from byte 0 or a whole file: none)."""
         self.path, self.span, self.row_group = path, span, row_group
         self.label = path
         if span is not None:
             self.label = f"{path} (bytes {span[0]}-{span[1]})"
         elif row_group is not None:
             self.label = f"{path} (row group {row_group})"
+        if rows_before is None and (span is None or span[0] == 0) and row_group is None:
+            rows_before = 0
+        self.rows_before = rows_before
         self.rows = 0
+        self.left_out = 0  # records left out as bad (emitted counts them)
         self._last = time.monotonic()
 
     def add(self, batch):
+        """Counts the batch; returns it marked with where it was read (provenance)."""
+        marked = mark_read(batch, self.path, self.label, self.rows + self.left_out + 1, self.rows_before)
         self.rows += batch.num_rows
         READ_METRICS.batches.inc()
         READ_METRICS.rows.inc(batch.num_rows)
@@ -225,10 +233,49 @@ class ProgressLog:
         if now - self._last >= PROGRESS_INTERVAL_SECONDS:
             self._last = now
             _LOG.info("kdp_beam: %s: %s rows read so far", self.label, f"{self.rows:,}")
+        return marked
 
     def done(self):
         progress.unit_done(self.path, self.rows, self.span, self.row_group)
         _LOG.info("kdp_beam: %s: done, %s rows", self.label, f"{self.rows:,}")
+
+
+# A batch's provenance, on its schema's metadata (ProgressLog.add): its file, the unit of
+# work it came from, its first row's number in the unit, the file's rows before the unit.
+_FILE, _UNIT, _FIRST_ROW, _ROWS_BEFORE = (
+    b"kdp_beam.file", b"kdp_beam.unit", b"kdp_beam.first_row", b"kdp_beam.rows_before"
+)
+
+
+def mark_read(batch, file, unit, first_row, rows_before):
+    """The batch (zero copy) with its provenance: read from `unit` (a label naming the
+    file and the part of it) of `file`, its first row the `first_row`th (1-based) of the
+    unit, the file's rows before the unit `rows_before` (None: unknown)."""
+    return batch.replace_schema_metadata({
+        **(batch.schema.metadata or {}),
+        _FILE: file,
+        _UNIT: unit,
+        _FIRST_ROW: str(first_row),
+        _ROWS_BEFORE: "" if rows_before is None else str(rows_before),
+    })
+
+
+def where_read(batch, index, parts=False):
+    """Where the batch's row `index` (0-based) was read, for errors: "FILE: row N" (1-based
+    data row of the file) when the reader knows the file's rows before the batch, else
+    "FILE (bytes A-B): row N of that range"; "row N of a batch" for a batch no reader
+    marked. `parts`: (file or None, the file's row or None) instead, for a BadRecord.
+    Rows a skip-mode Parquet read left out of the same row group are not counted."""
+    meta = batch.schema.metadata or {}
+    if _FILE not in meta:
+        return (None, None) if parts else f"row {index + 1} of a batch"
+    in_unit = int(meta[_FIRST_ROW]) + index
+    before = meta[_ROWS_BEFORE].decode()
+    file, unit = meta[_FILE].decode(), meta[_UNIT].decode()
+    row = int(before) + in_unit if before else None
+    if parts:
+        return file, row
+    return f"{file}: row {row}" if row is not None else f"{unit}: row {in_unit} of that range"
 
 
 def open_input(path):

@@ -20,8 +20,8 @@ from kdp_beam.columns import (
     UnreadableValue,
     cast_column,
     element_kind,
+    kinds_read,
     label_of_value,
-    read_kinds,
     read_problem,
 )
 from kdp_beam.errors import InputDataError
@@ -57,12 +57,12 @@ class ReadJsonLines(ReadByteRanges):
     """
 
     def _range_reader(self):
-        return _ReadJsonRange(self.spec, self.block_size, self.on_bad_record)
+        return _ReadJsonRange(self.spec, self.block_size, self.on_bad_record, self.columns)
 
 
 class _ReadJsonRange(beam.DoFn):
-    def __init__(self, spec, block_size, on_bad_record="fail"):
-        self._kinds = read_kinds(spec)
+    def __init__(self, spec, block_size, on_bad_record="fail", columns=None):
+        self._kinds = kinds_read(spec, columns)
         self._schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in self._kinds.items()])
         self._asked = self._schema  # what pyarrow is asked for (see _pyarrow_table)
         # Cast after pyarrow's reading: lists normalised, the label's values as text.

@@ -17,7 +17,7 @@ from kdp_beam.columns import (
     cast_column,
     check_readable,
     element_kind,
-    read_kinds,
+    kinds_read,
     unreadable_rows,
 )
 from kdp_beam.errors import InputDataError
@@ -52,11 +52,12 @@ class ReadParquet(Reader):
     "bad_records": BadRecords}``.
     """
 
-    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail"):
+    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail", columns=None):
         super().__init__()
         bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
+        self.columns = columns  # {column: read kind}; None: the spec's (kdp_beam.columns.kinds_read)
         self.batch_rows = batch_rows
         self.on_bad_record = on_bad_record
 
@@ -64,15 +65,15 @@ class ReadParquet(Reader):
         row_groups = (
             pbegin
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
-            | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec))
+            | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec, self.columns))
             | "SpreadRowGroups" >> beam.Reshuffle()
         )
-        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows, self.on_bad_record))
+        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows, self.on_bad_record, self.columns))
 
 
 class _ListRowGroups(beam.DoFn):
-    def __init__(self, spec):
-        self._kinds = read_kinds(spec)
+    def __init__(self, spec, columns=None):
+        self._kinds = kinds_read(spec, columns)
 
     def process(self, metadata):
         with parquet_file(metadata.path) as parquet:
@@ -84,17 +85,17 @@ class _ListRowGroups(beam.DoFn):
 
 
 class _ReadRowGroup(beam.DoFn):
-    def __init__(self, spec, batch_rows, on_bad_record="fail"):
-        self._kinds = read_kinds(spec)
+    def __init__(self, spec, batch_rows, on_bad_record="fail", columns=None):
+        self._kinds = kinds_read(spec, columns)
         self._batch_rows = batch_rows
         self._skip = on_bad_record == "skip"
 
     def process(self, path_and_row_group):
         path, row_group = path_and_row_group
         where = f"{path} (row group {row_group})"
-        progress = ProgressLog(path, row_group=row_group)
         with parquet_file(path, where) as parquet:
             row = sum(parquet.metadata.row_group(i).num_rows for i in range(row_group))  # rows before
+            progress = ProgressLog(path, row_group=row_group, rows_before=row)
             batches = parquet.iter_batches(
                 batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
             )
@@ -103,8 +104,8 @@ class _ReadRowGroup(beam.DoFn):
                 for record in bad:
                     yield TaggedOutput(BAD_RECORDS, record)
                 row += batch.num_rows
-                progress.add(typed)
-                yield typed
+                progress.left_out += len(bad)
+                yield progress.add(typed)
         progress.done()
 
     def _typed(self, batch, path, first_row, where):

@@ -7,7 +7,7 @@ first, only how soon it is known."""
 
 import itertools
 
-from kdp_beam.columns import read_kinds
+from kdp_beam.columns import kinds_read
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.csv import check_header, read_header
 from kdp_beam.io.files import matched_paths
@@ -16,11 +16,12 @@ from kdp_beam.io.parquet import check_schema, parquet_file
 MAX_FILES = 100  # files checked on the launcher (each costs one small read)
 
 
-def check_schemas(file_pattern, spec, input_format):
-    """Raises InputDataError naming the file and column of the first schema problem."""
+def check_schemas(file_pattern, spec, input_format, columns=None):
+    """Raises InputDataError naming the file and column of the first schema problem
+    (`columns`: {column: read kind} read, as the readers take it; None: the spec's)."""
     if input_format not in ("csv", "parquet"):
         return  # JSON Lines and tf.Example have no schema to read ahead
-    kinds = read_kinds(spec)  # the label and fold key too
+    kinds = kinds_read(spec, columns)  # the label and fold key too, by default
     for path in itertools.islice(matched_paths(file_pattern), MAX_FILES):
         if input_format == "parquet":
             with parquet_file(path) as parquet:

@@ -26,6 +26,7 @@ class ReadByteRanges(Reader):
         block_size=DEFAULT_BLOCK_SIZE,
         split_size=DEFAULT_SPLIT_SIZE,
         on_bad_record="fail",
+        columns=None,
     ):
         super().__init__()
         bad_records.check_policy(on_bad_record)
@@ -34,6 +35,7 @@ class ReadByteRanges(Reader):
         self.block_size = block_size
         self.split_size = split_size
         self.on_bad_record = on_bad_record
+        self.columns = columns  # {column: read kind}; None: the spec's (kdp_beam.columns.kinds_read)
 
     def _range_reader(self):
         raise NotImplementedError

@@ -16,9 +16,9 @@ from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
 from kdp_beam import bad_records
 from kdp_beam.bad_records import BadRecord
-from kdp_beam.columns import ARROW_TYPES, LabelKind, cast_column, element_kind, label_text, list_lengths, read_kinds
+from kdp_beam.columns import ARROW_TYPES, LabelKind, cast_column, element_kind, kinds_read, label_text, list_lengths
 from kdp_beam.errors import InputDataError
-from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader
+from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, Reader, mark_read
 
 DEFAULT_BATCH_RECORDS = 8192
 _SCHEMA_TYPES = {
@@ -59,11 +59,12 @@ class ReadTFRecord(Reader):
     "bad_records": BadRecords}``.
     """
 
-    def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS, on_bad_record="fail"):
+    def __init__(self, file_pattern, spec, batch_records=DEFAULT_BATCH_RECORDS, on_bad_record="fail", columns=None):
         super().__init__()
         bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
         self.spec = spec
+        self.columns = columns  # {column: read kind}; None: the spec's (kdp_beam.columns.kinds_read)
         self.batch_records = batch_records
         self.on_bad_record = on_bad_record
 
@@ -73,7 +74,7 @@ class ReadTFRecord(Reader):
             | "MatchFiles" >> MatchInputFiles(self.file_pattern)
             | "ReadRecords" >> beam.ParDo(_ReadRecords(self.batch_records))
         )
-        return self._read(records, "Decode", _DecodeExamples(self.spec, self.on_bad_record))
+        return self._read(records, "Decode", _DecodeExamples(self.spec, self.on_bad_record, self.columns))
 
 
 class _ReadRecords(beam.DoFn):
@@ -124,8 +125,8 @@ def read_records(path):
 
 
 class _DecodeExamples(beam.DoFn):
-    def __init__(self, spec, on_bad_record="fail"):
-        self._kinds = read_kinds(spec)
+    def __init__(self, spec, on_bad_record="fail", columns=None):
+        self._kinds = kinds_read(spec, columns)
         self._skip = on_bad_record == "skip"
         self._decoders = None
 
@@ -207,6 +208,8 @@ class _DecodeExamples(beam.DoFn):
             for name, kind in self._kinds.items()
         ]
         batch = pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
+        if numbered_records:  # where it was read: its first record's number in the file
+            batch = mark_read(batch, where, where, numbered_records[0][1], 0)
         READ_METRICS.batches.inc()
         READ_METRICS.rows.inc(batch.num_rows)
         yield batch
