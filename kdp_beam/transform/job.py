@@ -8,7 +8,6 @@ import time
 from kdp_beam.bad_records import check_policy
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.bundle.staging import DATASET, staged_output
-from kdp_beam.columns import read_kinds
 from kdp_beam.io import infer_format
 from kdp_beam.io.files import BAD_RECORDS, BATCHES, require_matches
 from kdp_beam.io.preflight import check_schemas
@@ -57,7 +56,7 @@ def run_transform(
          "analysis": run_analysis' summary or None}.
     """
     from kdp_beam.transform.beam import TransformFeatures
-    from kdp_beam.transform.encode import keep_kinds, output_schema
+    from kdp_beam.transform.encode import BatchEncoder, keep_kinds
 
     check_policy(on_bad_record)
     check_format(output_format)
@@ -72,9 +71,11 @@ def run_transform(
     input_format = input_format or infer_format(input_pattern)
     require_matches(input_pattern)
     keep = keep_kinds(loaded, keep, input_pattern, input_format)
-    columns = {**read_kinds(loaded.spec), **keep}
+    # Built once here too (TensorFlow in this process): the schema the Parquet writer and
+    # the manifest need before any data, and the columns to read.
+    encoder = BatchEncoder(loaded, keep)
+    schema, columns = encoder.schema, encoder.columns
     check_schemas(input_pattern, loaded.spec, input_format, columns=columns)
-    schema = output_schema(loaded, keep)  # builds the model once here: the Parquet schema, the manifest's
     identity = bundle_identity(loaded)
     options = pipeline_options(pipeline_args)
     pipeline = new_pipeline(options)
