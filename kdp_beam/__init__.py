@@ -24,6 +24,9 @@ _EXPORTS = {
     "validate": "kdp_beam.tools.validate",
     # transform (Beam; TensorFlow on the workers)
     "TransformFeatures": "kdp_beam.transform.beam",
+    "run_transform": "kdp_beam.transform.job",
+    # reading a transformed dataset (TensorFlow, no Beam pipeline)
+    "transformed_dataset": "kdp_beam.transform.dataset",
     # declarations and bundles (plain Python)
     "FeatureSpec": "kdp_beam.spec",
     "load_bundle": "kdp_beam.bundle.loader",

@@ -118,6 +118,42 @@ def _parser():
         help="bytes per unit of work of a large uncompressed CSV or JSON Lines file (0: read "
         "files whole; default 64 MiB)",
     )
+    transform = commands.add_parser(
+        "transform",
+        parents=[common],
+        help="encode data with a bundle's model on Beam and write it as TFRecord or Parquet, "
+        "for kdp_beam.transformed_dataset (docs/transform.md)",
+        description="Every option not listed here is passed to Beam's PipelineOptions "
+        "unchanged (--runner, --project, --direct_num_workers, ...). The workers need "
+        "TensorFlow. The default runner is the local FnApiRunner.",
+    )
+    transform.add_argument("--bundle", required=True, help="bundle directory (workers read it: local, gs://, s3://)")
+    transform.add_argument("--input", required=True, help="file pattern of the raw data, e.g. 'data/*.parquet'")
+    transform.add_argument("--output", required=True, help="directory of the transformed dataset to write")
+    transform.add_argument(
+        "--format", choices=["tfrecord", "parquet"], default="tfrecord",
+        help="output format: tf.Example records (default) or Parquet fixed-size lists",
+    )
+    transform.add_argument("--input-format", choices=sorted(READERS), help="input format (default: from the extension)")
+    transform.add_argument(
+        "--keep", action="append", default=[], metavar="NAME[:KIND]",
+        help="a column copied unchanged beside the encodings (a label, a key); KIND integer, "
+        "float, string or text (default: the label's, the Parquet type, else text); repeatable",
+    )
+    transform.add_argument(
+        "--on-bad-record", choices=["fail", "skip"], default="fail",
+        help="as for analyze; skip also leaves out a row whose value the model refuses, "
+        "written with its reason to OUTPUT/bad_records/",
+    )
+    transform.add_argument(
+        "--analyze-and-transform", action="store_true",
+        help="first analyse the input with --features into --bundle (a pipeline of its own), then transform",
+    )
+    transform.add_argument("--features", help="features JSON, with --analyze-and-transform")
+    transform.add_argument(
+        "--split-size", dest="split_size", type=functools.partial(_whole_number, least=0), default=None,
+        help="as for analyze",
+    )
     infer = commands.add_parser(
         "infer",
         parents=[common],
@@ -176,7 +212,7 @@ def main(argv=None):
         try:
             args, pipeline_args = _parser().parse_known_args(argv)
             verbose, wants_json = args.verbose, args.json
-            if pipeline_args and args.command != "analyze":
+            if pipeline_args and args.command not in ("analyze", "transform"):
                 raise UsageError(
                     f"unrecognized arguments: {' '.join(pipeline_args)} (see kdp-beam "
                     f"{args.command} --help)"
@@ -422,6 +458,53 @@ def _worker_output_hidden(verbose):
         sys.stderr = sys.__stderr__
 
 
+def _transform(args, pipeline_args):
+    from kdp_beam import progress
+    from kdp_beam.bundle.layout import DEAD_LETTERS
+    from kdp_beam.job import read_spec
+    from kdp_beam.transform.job import run_transform
+
+    if args.analyze_and_transform != (args.features is not None):
+        raise UsageError("--analyze-and-transform and --features go together (see kdp-beam transform --help)")
+    spec = read_spec(args.features) if args.features is not None else None
+    watching = functools.partial(progress.watching, terminal=_on_terminal())
+    with _worker_output_hidden(args.verbose):
+        summary = run_transform(
+            args.bundle,
+            args.input,
+            args.output,
+            args.format,
+            keep=args.keep,
+            input_format=args.input_format,
+            on_bad_record=args.on_bad_record,
+            pipeline_args=pipeline_args,
+            split_size=args.split_size,
+            progress=watching,
+            features=spec,
+        )
+    if summary["analysis"] is not None:
+        _say(f"analysed {summary['analysis']['rows_read']:,} rows into the bundle {args.bundle}")
+    files, rows = summary["files_written"], summary["rows_written"]
+    _say(
+        f"read {summary['rows_read']:,} rows from {summary['files_read']:,} file{'s' * (summary['files_read'] != 1)}, "
+        f"wrote {rows:,} encoded rows in {files:,} {args.format} file{'s' * (files != 1)} "
+        f"({summary['bytes_written'] / 1e6:,.1f} MB) in {summary['seconds']:.1f} s"
+    )
+    bad = summary["bad_records"]
+    dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
+    if bad["count"]:
+        _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
+    _warn_of_few_rows(rows, bad["count"], dead_letters)
+    from kdp_beam.bundle.loader import load_bundle
+
+    label = load_bundle(args.bundle).spec.label
+    kept = {k.rsplit(":", 1)[0] for k in args.keep} | set(args.keep)
+    read_it = f", label={label!r}" if label in kept else ""
+    _say(f"wrote the transformed dataset {args.output}; read it with "
+         f"kdp_beam.transformed_dataset({args.output!r}, batch_size=...{read_it})")
+    return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
+
+
 def _infer(args, pipeline_args):
     from kdp_beam.tools.infer import infer_features, write_features
     from kdp_beam.output_files import check_output_file
@@ -496,7 +579,7 @@ def _anomaly_words(anomaly):
     return f"{where}: {anomaly['metric']} {anomaly['value']:.4g} > {anomaly['threshold']:.4g}"
 
 
-_COMMANDS = {"analyze": _analyze, "infer": _infer, "report": _report, "merge": _merge, "validate": _validate}
+_COMMANDS = {"analyze": _analyze, "transform": _transform, "infer": _infer, "report": _report, "merge": _merge, "validate": _validate}
 
 
 def _on_terminal():

@@ -78,11 +78,23 @@ def pipeline_options(pipeline_args):
     return options
 
 
-def _pipeline(options):
+def new_pipeline(options):
     try:
         return beam.Pipeline(options=options)
     except (ValueError, ImportError) as e:  # an unknown --runner, a runner not installed
         raise KdpBeamError(f"cannot start Beam: {e}") from None
+
+
+def add_read(pipeline, spec, input_pattern, input_format, split_size, on_bad_record, **reader_options):
+    """The job's read (ReadInput's outputs) and the input's description for the manifest:
+    {pattern, format, on_bad_record}. `reader_options` go to ReadInput as they are."""
+    check_policy(on_bad_record)
+    input_format = input_format or infer_format(input_pattern)
+    description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
+    options = {"on_bad_record": on_bad_record, **reader_options}
+    if split_size is not None and input_format in ("csv", "jsonl"):
+        options["split_size"] = split_size
+    return pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options), description
 
 
 def add_analysis(
@@ -100,13 +112,7 @@ def add_analysis(
     Under on_bad_record="skip" the records readers leave out are written as JSON lines
     under ``<output_dir>/bad_records/`` before the manifest, which lists those files.
     """
-    check_policy(on_bad_record)
-    input_format = input_format or infer_format(input_pattern)
-    description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
-    options = {"on_bad_record": on_bad_record}
-    if split_size is not None and input_format in ("csv", "jsonl"):
-        options["split_size"] = split_size
-    read = pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options)
+    read, description = add_read(pipeline, spec, input_pattern, input_format, split_size, on_bad_record)
     if on_bad_record == "fail":  # a bad record stops the job: none to count or keep
         return (
             read[BATCHES]
@@ -166,7 +172,23 @@ def _original_error(error):
     return RuntimeError(f"{class_name}: {message}") if "\n" in str(error) else None
 
 
-def _read_counters(result):
+def run_pipeline(pipeline, watch):
+    """Runs the pipeline to its end inside the context manager `watch` (the progress
+    display); returns the result. A worker's error is raised as the error it was
+    (_original_error), not the runner's wrapping of it."""
+    try:
+        with watch:
+            result = pipeline.run()
+            result.wait_until_finish()
+    except Exception as e:
+        original = _original_error(e)
+        if original is None:
+            raise  # raising e "from e" would make it its own cause
+        raise original from e
+    return result
+
+
+def read_counters(result):
     """{name: total} of the readers' counters (kdp_beam.io.files.READ_METRICS), committed
     values where the runner has them; {} from a runner that keeps no metrics (Beam's Dask
     runner raises NotImplementedError), returns none, or fails to return them: the job has
@@ -235,7 +257,7 @@ def run_analysis(
     check_schemas(input_pattern, spec, input_format or infer_format(input_pattern))
     start = time.monotonic()
     options = pipeline_options(pipeline_args)
-    pipeline = _pipeline(options)
+    pipeline = new_pipeline(options)
     matched = matched_sizes(input_pattern)
     watch = progress(matched, options) if progress else contextlib.nullcontext()
     # The whole bundle is written beside output_dir and replaces it only when the job
@@ -244,16 +266,8 @@ def run_analysis(
         add_analysis(
             pipeline, spec, input_pattern, staging_dir, input_format, fanout, split_size, on_bad_record
         )
-        try:
-            with watch:
-                result = pipeline.run()
-                result.wait_until_finish()
-        except Exception as e:
-            original = _original_error(e)
-            if original is None:
-                raise  # raising e "from e" would make it its own cause
-            raise original from e
-    counters = _read_counters(result)
+        result = run_pipeline(pipeline, watch)
+    counters = read_counters(result)
     # The counters prove one pass (rows read once whatever the features); a runner without
     # metrics still gets right numbers, from the bundle and the matching (and no batches).
     summary = {

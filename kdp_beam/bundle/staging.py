@@ -5,6 +5,8 @@ merge) write everything -- statistics, vocabularies, the token state workers wri
 the job, dead letters -- into a staging directory beside the output,
 ``<parent>/.<name>.kdp-beam-tmp-<id>``, and swap it in once the pipeline has finished.
 The output then holds exactly what the new manifest lists, nothing of an earlier run.
+``run_transform`` (kdp-beam transform) writes its transformed dataset the same way: every
+guarantee below holds for both kinds of output.
 
 What is guaranteed, where:
 
@@ -29,8 +31,9 @@ What is guaranteed, where:
   it is never read and is safe to delete. Two runs into one output at once: the last swap
   wins.
 
-Only a directory that is absent, empty or holds nothing but kdp_beam bundle files is
-replaced: anything else is refused before the job starts (a typo in --output never
+Only a directory that is absent, empty or holds nothing but the files of a kdp_beam output
+of the same kind (a bundle for a bundle, a transformed dataset for a dataset) is replaced:
+anything else, a bundle where a dataset goes among it, is refused before the job starts (a typo in --output never
 deletes someone's data), as is an output that is a file or cannot be written, and, on a
 local disk, the current directory (or one holding it) and a mount point, which no rename
 can replace. Missing parent directories are created.
@@ -55,27 +58,43 @@ from apache_beam.io.localfilesystem import LocalFileSystem
 from kdp_beam.bundle.layout import FORMAT_NAME, MANIFEST, join
 from kdp_beam.bundle.loader import read_bytes
 from kdp_beam.errors import BundleError
+from kdp_beam.transform.manifest import FORMAT_NAME as DATASET_FORMAT_NAME
 
-# Every file a bundle (or an interrupted write of one) can hold, relative to the bundle.
-_BUNDLE_FILE = re.compile(
-    r"(manifest\.json(\.tmp)?|statistics\.json|vocabularies/[^/]+\.jsonl"
-    r"|state/analyzers\.json|state/tokens/[^/]+/shard-\d+\.jsonl|bad_records/.+)"
-)
+# The kinds of output a run replaces whole: what its manifest's "format" says, and every
+# file it (or an interrupted write of it) can hold, relative to the output.
+BUNDLE = "bundle"
+DATASET = "transformed dataset"
+_KINDS = {
+    BUNDLE: (
+        FORMAT_NAME,
+        re.compile(
+            r"(manifest\.json(\.tmp)?|statistics\.json|vocabularies/[^/]+\.jsonl"
+            r"|state/analyzers\.json|state/tokens/[^/]+/shard-\d+\.jsonl|bad_records/.+)"
+        ),
+    ),
+    DATASET: (
+        DATASET_FORMAT_NAME,
+        re.compile(r"(manifest\.json(\.tmp)?|data/part-[0-9a-f]+-\d+\.(tfrecord|parquet)|bad_records/.+)"),
+    ),
+}
+_COMMANDS = {BUNDLE: "kdp-beam analyze and merge write", DATASET: "kdp-beam transform writes"}
 
 
 @contextlib.contextmanager
-def staged_output(output_dir):
-    """Context manager: yields a fresh staging directory to write the whole bundle into,
+def staged_output(output_dir, kind=BUNDLE):
+    """Context manager: yields a fresh staging directory to write the whole output into,
     swaps it in for `output_dir` when the block succeeds, deletes it when the block raises.
 
+    `kind`: BUNDLE (an artifact bundle) or DATASET (kdp-beam transform's output): the
+    output may hold only a previous output of the same kind.
     Raises BundleError, before anything is written, when `output_dir` is a file, a
-    directory holding anything but a kdp_beam bundle, or cannot be written.
+    directory holding anything but a kdp_beam output of that kind, or cannot be written.
     """
     local = is_local(output_dir)
     output = os.path.realpath(output_dir) if local else output_dir.rstrip("/")
     if local:
         _check_replaceable(output_dir, output)
-    _check_output(output)
+    _check_output(output, kind)
     staging = _sibling(output, "tmp")
     try:
         _create_directory(staging, local)
@@ -83,7 +102,7 @@ def staged_output(output_dir):
         parent = os.path.dirname(staging) if local else posixpath.dirname(staging)
         reason = f"{parent} is a file" if local and os.path.isfile(parent) else _reason(e)
         raise BundleError(
-            f"cannot write the bundle {output_dir} (creating a directory in {parent}: "
+            f"cannot write the {kind} {output_dir} (creating a directory in {parent}: "
             f"{reason}); choose an output you can write to"
         ) from None
     try:
@@ -96,7 +115,7 @@ def staged_output(output_dir):
     except OSError as e:
         _remove(staging, local)
         raise BundleError(
-            f"cannot replace the bundle {output_dir} ({_reason(e)}); on a local disk it is left "
+            f"cannot replace the {kind} {output_dir} ({_reason(e)}); on a local disk it is left "
             "as it was, in an object store it may be left without a manifest. Run again."
         ) from None
 
@@ -115,23 +134,32 @@ def _check_replaceable(output_dir, output):
         )
 
 
-def _check_output(output_dir):
+def _check_output(output_dir, kind):
     """Raises BundleError unless `output_dir` is absent, an empty directory, or a
-    directory holding only kdp_beam bundle files (with a kdp_beam manifest, if any)."""
+    directory holding only the files of a kdp_beam output of `kind` (with its manifest,
+    if any)."""
     try:
         files = _files_under(output_dir)
     except NotADirectoryError:
-        raise BundleError(f"{output_dir} is a file; the output is the bundle's directory") from None
+        raise BundleError(f"{output_dir} is a file; the output is the {kind}'s directory") from None
     except OSError as e:
         raise BundleError(f"cannot read the output directory {output_dir}: {_reason(e)}") from None
-    foreign = sorted(name for name in files if not _BUNDLE_FILE.fullmatch(name))
-    if not foreign and MANIFEST in files and not is_bundle_manifest(output_dir):
+    found = _manifest_format(output_dir) if MANIFEST in files else None
+    other = next((k for k, (name, _) in _KINDS.items() if k != kind and name == found), None)
+    if other is not None:  # never a bundle replaced by a dataset, nor the reverse
+        raise BundleError(
+            f"{output_dir} holds a kdp_beam {other}, which {_COMMANDS[kind]} over only as a "
+            f"{kind}; choose another output directory (or remove that {other} first)"
+        )
+    format_name, member = _KINDS[kind]
+    foreign = sorted(name for name in files if not member.fullmatch(name))
+    if not foreign and MANIFEST in files and found != format_name:
         foreign = [MANIFEST]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise BundleError(
-            f"{output_dir} holds files that are not part of a kdp_beam bundle ({shown}); "
-            "kdp_beam replaces the whole output directory, so it only replaces a bundle. "
+            f"{output_dir} holds files that are not part of a kdp_beam {kind} ({shown}); "
+            f"kdp_beam replaces the whole output directory, so it only replaces a {kind}. "
             "Choose a new or empty directory, or remove those files."
         )
 
@@ -145,7 +173,7 @@ def _sibling(output, kind):
     """A hidden path beside the output: ``<parent>/.<name>.kdp-beam-<kind>-<id>``."""
     parent, name = (os.path if is_local(output) else posixpath).split(output)
     if not name:
-        raise BundleError(f"{output} cannot be a bundle: name a directory inside it")
+        raise BundleError(f"{output} cannot be an output directory: name a directory inside it")
     return join(parent, f".{name}.kdp-beam-{kind}-{uuid.uuid4().hex[:12]}")
 
 
@@ -175,11 +203,17 @@ def _raise(error):  # os.walk ignores errors unless told
 def is_bundle_manifest(directory):
     """Whether `directory` holds a kdp_beam bundle's manifest.json (another tool's, or an
     unreadable one, is not)."""
+    return _manifest_format(directory) == FORMAT_NAME
+
+
+def _manifest_format(directory):
+    """The "format" of the manifest.json in `directory`; None when it is unreadable, not
+    UTF-8, not JSON or has none (not ours)."""
     try:
         manifest = json.loads(read_bytes(join(directory, MANIFEST)).decode("utf-8"))
-    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not ours
-        return False
-    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
+    except (OSError, ValueError):
+        return None
+    return manifest.get("format") if isinstance(manifest, dict) else None
 
 
 def _create_directory(path, local):

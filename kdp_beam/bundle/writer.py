@@ -44,7 +44,7 @@ def _write_file(output_dir, name, data):
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def _entry_of(path):
+def entry_of(path):
     """The manifest entry of a file written by someone else (dead letters), read in chunks."""
     digest, size = hashlib.sha256(), 0
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -122,7 +122,7 @@ def write_bundle(statistics, output_dir, input_description=None, dead_letters=()
     bad = statistics.get("bad_records", {"count": 0, "by_reason": {}})
     bad = {**bad, "files": sorted(_relative(path, output_dir) for path in dead_letters)}
     for path in dead_letters:
-        files[_relative(path, output_dir)] = _entry_of(path)
+        files[_relative(path, output_dir)] = entry_of(path)
     label = {"label": statistics["label"]} if "label" in statistics else {}
     write(
         STATISTICS,
