@@ -76,6 +76,9 @@ DECLARATIONS = {
         ("t_int", {"max_tokens": 20, "output_mode": "int", "sequence_length": 6}, "text"),
     ],
     "date": [("dt", {"missing_indicator": True}, "date")],
+    "float_quantile_normal": [("qn", {"num_quantiles": 50}, "float")],
+    "float_ple": [("ple", {"num_bins": 5, "missing_indicator": True}, "float")],
+    "float_auto": [("auto", {}, "float"), ("auto_yj", {"transform": "yeo_johnson"}, "float")],
 }
 CROSSES = [{"feature_names": ["sc", "ic"], "crossing_dim": 8}, {"feature_names": ["sh", "p_int"], "crossing_dim": 4}]
 COLUMNS = {column: kind for declared in DECLARATIONS.values() for column, _, kind in declared}
