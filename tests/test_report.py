@@ -1,5 +1,6 @@
 """kdp-beam report renders in a real headless browser (Debian's chromium)."""
 
+import math
 import re
 import shutil
 import subprocess
@@ -77,3 +78,19 @@ def test_report_renders_every_section_in_headless_chromium(tmp_path):
         capture_output=True, timeout=120, check=True,
     )
     assert screenshot.stat().st_size > 20_000  # something was drawn
+
+
+@pytest.mark.parametrize("scale", [5e-324, 1e-300, 1e150])
+def test_a_column_of_any_scale_gets_its_histogram(tmp_path, scale):
+    """The histogram is drawn in units of the column's range: subnormal values (whose range
+    divided by a thousand underflows to 0) were a ZeroDivisionError, an internal error."""
+    values = np.random.default_rng(1).integers(0, 5, 1000) * scale  # many ties: zero-width bins
+    pattern = write_shards(pa.table({"x": values}), tmp_path / "data", 1, fmt="parquet")
+    run_analysis(FeatureSpec({"x": "float_normalized"}, profile=True), pattern, str(tmp_path / "bundle"))
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "bundle"), "--output", str(report)]) == 0
+    page = report.read_text(encoding="utf-8")
+    rects = re.findall(r'<rect x="([^"]+)" y="([^"]+)" width="([^"]+)" height="([^"]+)"', page.split('class="chart histogram"')[1])
+    assert rects and all(math.isfinite(float(v)) for rect in rects for v in rect)
+    # The bins end at the plot's right edge (x + width = 10 + 440) whatever the scale.
+    assert abs(float(rects[-1][0]) + float(rects[-1][2]) - 450) <= 1.5

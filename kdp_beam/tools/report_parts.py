@@ -52,17 +52,19 @@ def histogram(points, title, width=460, height=170):
     if len(points) < 2 or points[-1] == points[0]:
         return "<p class=note>a single value: no histogram</p>"
     low, high, bins = points[0], points[-1], len(points) - 1
-    span = high - low
-    widths = [max(b - a, span * 1e-3) for a, b in zip(points[:-1], points[1:])]
+    # In units of the range (0 at min, 1 at max): scale-free, so a range of subnormals
+    # (whose thousandth underflows to 0: a division by zero) draws as any other.
+    at = [(p - low) / (high - low) for p in points]
+    widths = [max(b - a, 1e-3) for a, b in zip(at[:-1], at[1:])]
     densities = [1 / (bins * w) for w in widths]
     top = max(densities)
     plot_w, plot_h, left = width - 20, height - 40, 10
     rects = []
-    for a, w, d in zip(points[:-1], widths, densities):
-        x = left + plot_w * (a - low) / span
+    for a, w, d in zip(at[:-1], widths, densities):
+        x = left + plot_w * a
         h = plot_h * d / top
         rects.append(
-            f'<rect x="{x:.1f}" y="{20 + plot_h - h:.1f}" width="{max(plot_w * w / span, 1):.1f}" '
+            f'<rect x="{x:.1f}" y="{20 + plot_h - h:.1f}" width="{max(plot_w * w, 1):.1f}" '
             f'height="{h:.1f}" fill="#4a7bd0" fill-opacity="0.75"/>'
         )
     return (
