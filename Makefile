@@ -33,7 +33,10 @@ demo: $(STAMP)
 	$(PY) -m pipelines.sample_data --output out/sample --rows 20000 --shards 4
 	$(VENV)/bin/kdp-beam analyze --features pipelines/sample/features.json \
 	    --input 'out/sample/csv/*.csv' --output out/bundle
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pipelines.train_example --bundle out/bundle --data 'out/sample/parquet/*.parquet'
+	$(VENV)/bin/kdp-beam transform --bundle out/bundle --input 'out/sample/parquet/*.parquet' \
+	    --output out/encoded --keep label
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pipelines.train_example --bundle out/bundle --data 'out/sample/parquet/*.parquet' \
+	    --encoded out/encoded
 	$(VENV)/bin/kdp-beam report out/bundle --output out/report.html
 
 browser:
