@@ -151,6 +151,11 @@ def _parser():
     )
     transform.add_argument("--features", help="features JSON, with --analyze-and-transform")
     transform.add_argument(
+        "--out-of-fold", action="store_true",
+        help="encode the target features declared with folds out of fold: each row with the other "
+        "folds' label statistics (for the training rows the bundle was analysed from; docs/transform.md)",
+    )
+    transform.add_argument(
         "--split-size", dest="split_size", type=functools.partial(_whole_number, least=0), default=None,
         help="as for analyze",
     )
@@ -481,6 +486,7 @@ def _transform(args, pipeline_args):
             split_size=args.split_size,
             progress=watching,
             features=spec,
+            out_of_fold=args.out_of_fold,
         )
     if summary["analysis"] is not None:
         _say(f"analysed {summary['analysis']['rows_read']:,} rows into the bundle {args.bundle}")
@@ -495,6 +501,8 @@ def _transform(args, pipeline_args):
     if bad["count"]:
         _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
     _warn_of_few_rows(rows, bad["count"], dead_letters)
+    if summary["out_of_fold"]:
+        _say(f"encoded out of fold (each row with the other folds' label statistics): {', '.join(summary['out_of_fold'])}")
     from kdp_beam.bundle.loader import load_bundle
 
     label = load_bundle(args.bundle).spec.label

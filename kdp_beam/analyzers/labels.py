@@ -91,8 +91,14 @@ def read_label(batch, spec):
     values = _read_column(batch, spec.label, spec.label_kind, "label")
     if values.type == pa.float64():
         values = _finite_or_missing(values, spec.label)
-    keys = None if spec.fold_key is None else _read_column(batch, spec.fold_key, "label", "fold_key")
+    keys = None if spec.fold_key is None else read_fold_keys(batch, spec.fold_key)
     return BatchLabel(values, keys)
+
+
+def read_fold_keys(batch, fold_key):
+    """The fold key column of a RecordBatch as the texts fold_of hashes (empty: missing),
+    read as the analysis reads it (the transform's out-of-fold encodings need the same)."""
+    return _read_column(batch, fold_key, "label", "fold_key")
 
 
 def _read_column(batch, name, kind, what):

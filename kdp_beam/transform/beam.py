@@ -23,14 +23,14 @@ MAX_BATCH_BYTES = 64 << 20
 
 
 class _EncodeBatches(beam.DoFn):
-    def __init__(self, bundle_path, keep, skip):
-        self._bundle_path, self._keep, self._skip = bundle_path, keep, skip
+    def __init__(self, bundle_path, keep, skip, out_of_fold=False):
+        self._bundle_path, self._keep, self._skip, self._out_of_fold = bundle_path, keep, skip, out_of_fold
         self._encoder = None
 
     def setup(self):
         from kdp_beam.transform.encode import BatchEncoder  # TensorFlow: on the workers only
 
-        self._encoder = BatchEncoder(self._bundle_path, self._keep)
+        self._encoder = BatchEncoder(self._bundle_path, self._keep, self._out_of_fold)
         self._rows = max(1, min(MAX_BATCH_ROWS, MAX_BATCH_BYTES // _row_bytes(self._encoder.schema)))
 
     def process(self, batch):
@@ -69,13 +69,15 @@ class TransformFeatures(beam.PTransform):
         on_bad_record: "fail": a row holding a value the model refuses (a float beyond
             float32) fails the job with an InputDataError naming the file, row, column and
             value; "skip": it is left out as a BadRecord (reason "out_of_range").
+        out_of_fold: encode the target features declared with folds out of fold
+            (kdp_beam.transform.folds; the input must hold the fold key); others as the model.
 
     Returns a PCollection[RecordBatch] for a PCollection (then on_bad_record must be
     "fail": skipped rows would have nowhere to go), or for a reader's outputs
     ``{"batches": encoded, "bad_records": the reader's and the encoder's BadRecords}``.
     """
 
-    def __init__(self, bundle, keep=(), on_bad_record="fail"):
+    def __init__(self, bundle, keep=(), on_bad_record="fail", out_of_fold=False):
         super().__init__()
         bad_records.check_policy(on_bad_record)
         if not isinstance(bundle, str):
@@ -83,6 +85,7 @@ class TransformFeatures(beam.PTransform):
         self.bundle = bundle
         self.keep = keep
         self.on_bad_record = on_bad_record
+        self.out_of_fold = out_of_fold
 
     def expand(self, read):
         from kdp_beam.beam.analyze import _as_read_outputs
@@ -96,7 +99,7 @@ class TransformFeatures(beam.PTransform):
             )
         keep = self.keep if isinstance(self.keep, dict) else _keep_without_input(self.bundle, self.keep)
         encoded = read[BATCHES] | "Encode" >> beam.ParDo(
-            _EncodeBatches(self.bundle, keep, self.on_bad_record == "skip")
+            _EncodeBatches(self.bundle, keep, self.on_bad_record == "skip", self.out_of_fold)
         ).with_output_types(pa.RecordBatch, **{BAD_RECORDS: BadRecord}).with_outputs(BAD_RECORDS, main=BATCHES)
         if not given_dict:
             return encoded[BATCHES]
@@ -110,9 +113,9 @@ def _keep_without_input(bundle, keep):
     return keep_kinds(bundle, keep, None, None) if keep else {}
 
 
-def output_schema(bundle, keep=None):
+def output_schema(bundle, keep=None, out_of_fold=False):
     """The schema of TransformFeatures' output batches, without running Beam (it builds
     the encoder: TensorFlow)."""
     from kdp_beam.transform.encode import output_schema
 
-    return output_schema(bundle, keep)
+    return output_schema(bundle, keep, out_of_fold)

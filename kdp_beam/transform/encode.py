@@ -30,6 +30,7 @@ from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, list_length
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types.options import FLOAT32_MAX
 from kdp_beam.io.files import where_read
+from kdp_beam.transform.folds import OutOfFold
 
 ROLE, SOURCE = "kdp_beam.role", "kdp_beam.source"  # output field metadata keys
 KEEP_SUFFIX = "_raw"  # a kept column that is also a feature: its raw copy's name
@@ -55,6 +56,9 @@ class BatchEncoder:
             Arrow type: kdp_beam.columns.ARROW_TYPES of the kind). A kept column that is
             also a feature is the feature's column as read, named ``<name>_raw`` (its
             encoding has the name).
+        out_of_fold: encode the target features declared with folds out of fold
+            (kdp_beam.transform.folds: each row with the other folds' statistics); it reads
+            the spec's fold key too. SpecError when the bundle has no such feature.
 
     Attributes:
         schema: the output schema, known before any data: one fixed_size_list field per
@@ -66,22 +70,31 @@ class BatchEncoder:
             keep columns'.
     """
 
-    def __init__(self, bundle, keep=None):
+    def __init__(self, bundle, keep=None, out_of_fold=False):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.feature_space = FeatureSpace.from_artifacts(self.bundle, output_mode="dict")
+        # --out-of-fold: the target features with folds re-encoded from their lookups' indices
+        self._folds = OutOfFold(self.bundle, self.feature_space) if out_of_fold else None
         self._features = self.feature_space.features
         kinds = column_kinds(self.bundle.spec)
         keep = dict(keep or {})
         self.columns = {**kinds, **{name: kind for name, kind in keep.items() if name not in kinds}}
+        if self._folds is not None:
+            self.columns = self._folds.columns(self.columns)
         signature = {
             name: tf.TensorSpec([None, None] if is_list_feature(f) else [None, 1], f.dtype)
             for name, f in self._features.items()
         }
         # One graph for every batch: the batch axis (and a list's width) is None, so it traces once.
-        self._model = tf.function(self.feature_space.__call__, input_signature=[signature], jit_compile=False)
+        call = self.feature_space.__call__ if self._folds is None else self._folds.wrap(self.feature_space.__call__)
+        self._model = tf.function(call, input_signature=[signature], jit_compile=False)
         outputs = self._model.get_concrete_function().structured_outputs
+        if self._folds is not None:
+            outputs = outputs[0]
         self._outputs = list(outputs)
         fields = [self._output_field(name, spec) for name, spec in outputs.items()]
+        if self._folds is not None:
+            fields = self._folds.marked(fields)
         self._keep = {}
         for name, kind in keep.items():
             out = name + KEEP_SUFFIX if name in kinds else name
@@ -141,6 +154,8 @@ class BatchEncoder:
             batch = batch.filter(pa.array(~left_out))
         inputs = {name: self._input(name, f, batch.column(name)) for name, f in self._features.items()}
         outputs = self._model(inputs)
+        if self._folds is not None:
+            outputs = self._folds.encode(*outputs, batch)
         # np.asarray shares the tensor's buffer (.numpy() copies it: ~1.5 ms per 10 MB).
         columns = [_fixed_size(np.asarray(outputs[name]), field.type) for name, field in zip(self._outputs, self.schema)]
         # (As the readers cast them already, unless the batch is the caller's own.)
@@ -235,9 +250,9 @@ def _jsonable(value):
     return value if isinstance(value, (str, int, float, bool, type(None), list)) else str(value)
 
 
-def output_schema(bundle, keep=None):
+def output_schema(bundle, keep=None, out_of_fold=False):
     """The encoded batches' schema (BatchEncoder.schema) without running Beam."""
-    return BatchEncoder(bundle, keep).schema
+    return BatchEncoder(bundle, keep, out_of_fold).schema
 
 
 def schema_json(schema):

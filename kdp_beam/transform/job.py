@@ -31,6 +31,7 @@ def run_transform(
     split_size=None,
     progress=None,
     features=None,
+    out_of_fold=False,
 ):
     """Encodes the input with the bundle's model and writes it as a transformed dataset.
 
@@ -48,12 +49,16 @@ def run_transform(
         features: None, or a spec (a FeatureSpec, a dict or a features JSON path): first
             analyse the input into `bundle` (run_analysis: a pipeline of its own, which
             must succeed), then transform with that bundle.
+        out_of_fold: encode each target feature declared with folds with the statistics
+            of the other folds than the row's (kdp_beam.transform.folds; docs/transform.md):
+            for the training rows the bundle was analysed from. The manifest says so.
     Raises the errors run_analysis raises, before the job for a bad bundle, output, keep
     column or input schema.
     Returns:
         {"output", "format", "rows_written", "files_written", "bytes_written",
          "rows_read", "files_read", "bad_records": {"count", "by_reason"}, "seconds",
-         "analysis": run_analysis' summary or None}.
+         "analysis": run_analysis' summary or None, "out_of_fold": the features encoded
+         out of fold}.
     """
     from kdp_beam.transform.beam import TransformFeatures
     from kdp_beam.transform.encode import BatchEncoder, keep_kinds
@@ -73,7 +78,7 @@ def run_transform(
     keep = keep_kinds(loaded, keep, input_pattern, input_format)
     # Built once here too (TensorFlow in this process): the schema the Parquet writer and
     # the manifest need before any data, and the columns to read.
-    encoder = BatchEncoder(loaded, keep)
+    encoder = BatchEncoder(loaded, keep, out_of_fold)  # (no target feature with folds: SpecError)
     schema, columns = encoder.schema, encoder.columns
     check_schemas(input_pattern, loaded.spec, input_format, columns=columns)
     identity = bundle_identity(loaded)
@@ -85,7 +90,7 @@ def run_transform(
         read, description = add_read(
             pipeline, loaded.spec, input_pattern, input_format, split_size, on_bad_record, columns=columns
         )
-        encoded = read | "Transform" >> TransformFeatures(bundle, keep, on_bad_record)
+        encoded = read | "Transform" >> TransformFeatures(bundle, keep, on_bad_record, out_of_fold)
         skip = on_bad_record == "skip"
         encoded[BATCHES] | "Write" >> WriteDataset(
             staging_dir, output_format, schema, identity, description, encoded[BAD_RECORDS] if skip else None
@@ -105,6 +110,7 @@ def run_transform(
         "bad_records": {"count": manifest["bad_record_count"], "by_reason": manifest["bad_records"]["by_reason"]},
         "seconds": round(time.monotonic() - start, 3),
         "analysis": analysis,
+        "out_of_fold": [entry["name"] for entry in manifest["schema"] if entry.get("encoding") == "out_of_fold"],
     }
     _LOG.info("kdp_beam: transform finished: %s", summary)
     return summary

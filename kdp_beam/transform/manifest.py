@@ -30,6 +30,7 @@ DATA = "data"  # the directory of the shard files, inside the output
 FORMAT_VERSION = 1
 ROLE = "kdp_beam.role"
 SOURCE = "kdp_beam.source"
+ENCODING = "kdp_beam.encoding"  # "out_of_fold" on a target feature encoded so (transform.folds)
 _DTYPES = {pa.float32(): "float32", pa.float64(): "float64", pa.int64(): "int64", pa.string(): "string"}
 
 
@@ -49,9 +50,10 @@ def bundle_identity(bundle):
 
 
 def schema_entries(schema, file_format):
-    """[{name, dtype, width, role, source}] of an encoded schema (BatchEncoder.schema), in
-    its order: dtype as stored (tf.Example has no float64: a float64 keep column is float32
-    in TFRecord), width the fixed-size list's, None for a scalar (keep) column."""
+    """[{name, dtype, width, role, source[, encoding]}] of an encoded schema
+    (BatchEncoder.schema), in its order: dtype as stored (tf.Example has no float64: a
+    float64 keep column is float32 in TFRecord), width the fixed-size list's, None for a
+    scalar (keep) column; encoding "out_of_fold" for a feature encoded out of fold."""
     entries = []
     for field in schema:
         metadata = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
@@ -72,6 +74,7 @@ def schema_entries(schema, file_format):
                 "width": width,
                 "role": metadata.get(ROLE, "keep"),
                 "source": metadata.get(SOURCE, field.name),
+                **({"encoding": metadata[ENCODING]} if ENCODING in metadata else {}),
             }
         )
     return entries
@@ -111,6 +114,8 @@ def write_manifest(output_dir, files, schema, file_format, bundle, input_descrip
         "input": input_description,
         "bundle": bundle,
         "file_format": file_format,  # "format" names the kind of manifest, as a bundle's does
+        # whether some target features are out-of-fold encodings (the entries saying "encoding")
+        "out_of_fold": any(entry.get("encoding") == "out_of_fold" for entry in schema),
         "schema": schema,
         "files": [{key: f[key] for key in ("path", "rows", "bytes", "sha256")} for f in files],
     }
