@@ -83,6 +83,12 @@ def transformed_dataset(
     else:
         rows = _parquet_rows(tf, file_names, [columns[n] for n in wanted], batch_size, parallel, shuffle_files)
         rows = rows.rebatch(batch_size, drop_remainder=drop_remainder)
+    if num_epochs is not None:
+        # The manifest knows the rows, so model.fit knows the steps of an epoch (tf.data
+        # cannot tell through the interleave); tf.data also raises if the files held others.
+        total = manifest["row_count"] * num_epochs
+        batches = total // batch_size if drop_remainder else -(-total // batch_size)
+        rows = rows.apply(tf.data.experimental.assert_cardinality(batches))
     if label is None:
         return rows.map(lambda row: {n: row[n] for n in names}).prefetch(tf.data.AUTOTUNE)
     return rows.map(lambda row: ({n: row[n] for n in names}, row[label])).prefetch(tf.data.AUTOTUNE)

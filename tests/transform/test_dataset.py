@@ -104,3 +104,13 @@ def test_an_empty_dataset_yields_nothing(tmp_path):
     write(tmp_path, "tfrecord", batches=[encoded_batch(0, 0)])
     assert list(transformed_dataset(str(tmp_path), 4)) == []
     assert pathlib.Path(tmp_path / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("file_format", ["tfrecord", "parquet"])
+@pytest.mark.parametrize("epochs, drop_remainder", [(1, False), (3, False), (2, True)])
+def test_model_fit_knows_the_steps_of_an_epoch(tmp_path, file_format, epochs, drop_remainder):
+    write(tmp_path, file_format, max_rows=8)
+    dataset = transformed_dataset(str(tmp_path), 4, label="label", num_epochs=epochs, drop_remainder=drop_remainder)
+    total = EXPECTED.num_rows * epochs
+    batches = total // 4 if drop_remainder else -(-total // 4)
+    assert int(dataset.cardinality()) == batches == sum(1 for _ in dataset)
