@@ -29,6 +29,7 @@ setup(
         "numpy>=1.26",
         "pyarrow>=14",
         "rich>=13",  # the CLI's progress bar
+        "google-crc32c>=1.5",  # TFRecord framing of the transform's output (Beam's GCS IO uses it too)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "pandas>=2"],
