@@ -308,8 +308,11 @@ def keep_kinds(bundle, keep, input_pattern, input_format):
     if types is not None:
         absent = [name for name in resolved if name not in types]
         if absent:
+            # NAME:KIND with a KIND not known was taken as a name (names may hold ":")
+            typos = [name for name in absent if name.rpartition(":")[0] in types]
+            hint = f" (--keep NAME:KIND takes a KIND of {sorted(KEEP_KINDS)}: not {typos})" if typos else ""
             raise InputDataError(
-                f"{types.path}: --keep column(s) {absent} are not in the file; it has {sorted(types)[:50]}"
+                f"{types.path}: --keep column(s) {absent} are not in the file{hint}; it has {sorted(types)[:50]}"
             )
     for name in undecided:
         arrow = types.get(name) if types is not None and input_format == "parquet" else None

@@ -191,6 +191,8 @@ def test_keep_kinds(bundle, tmp_path):
     assert kinds == {"a": "integer", "b": "float", "s": "label"}
     with pytest.raises(InputDataError, match=r"--keep column\(s\) \['nope'\] are not in the file"):
         keep_kinds(path, ["nope"], str(bundle / "clean.csv"), "csv")
+    with pytest.raises(InputDataError, match=r"\['id:int'\] are not in the file \(--keep NAME:KIND takes a KIND of"):
+        keep_kinds(path, ["id:int"], str(bundle / "clean.csv"), "csv")  # a KIND typo, not a column
     with pytest.raises(SpecError, match="multivalent"):
         keep_kinds(path, ["m"], None, "csv")
     with pytest.raises(SpecError, match="the kind must be one of"):
