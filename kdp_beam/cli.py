@@ -407,23 +407,27 @@ def _analyze(args, pipeline_args):
     return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
 
 
-def _warn_of_few_rows(rows, bad, dead_letters):
+def _warn_of_few_rows(rows, bad, dead_letters, written="bundle"):
     """A run that exits 0 may still describe little or nothing of its input: say so, as a
-    warning line, when the bundle holds no row or most records were left out as bad."""
+    warning line, when the bundle (or `written` "transformed dataset") holds no row or
+    most records were left out as bad."""
     records = rows + bad
+    empty, partial = _FEW_ROWS[written]
     if rows == 0:
         why = f"all {bad:,} records were bad (see {dead_letters})" if bad else "the input has no rows"
-        _LOG.warning(
-            "the bundle holds 0 rows: %s; its statistics are empty and a model built from it "
-            "learns nothing",
-            why,
-        )
+        _LOG.warning("the %s holds 0 rows: %s; %s", written, why, empty)
     elif bad * 2 > records:
         _LOG.warning(
-            "%s of %s records (%.0f%%) were bad and left out; the statistics describe only the "
-            "other %s: check the records in %s",
-            f"{bad:,}", f"{records:,}", 100 * bad / records, f"{rows:,}", dead_letters,
+            "%s of %s records (%.0f%%) were bad and left out; %s %s: check the records in %s",
+            f"{bad:,}", f"{records:,}", 100 * bad / records, partial, f"{rows:,}", dead_letters,
         )
+
+
+# What a bundle's or a transformed dataset's few rows mean: (none, only `rows` of them).
+_FEW_ROWS = {
+    "bundle": ("its statistics are empty and a model built from it learns nothing", "the statistics describe only the other"),
+    "transformed dataset": ("a model trained on it learns nothing", "it holds only the other"),
+}
 
 
 def _warn_beyond_float32(bundle):
@@ -500,7 +504,7 @@ def _transform(args, pipeline_args):
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
         _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
-    _warn_of_few_rows(rows, bad["count"], dead_letters)
+    _warn_of_few_rows(rows, bad["count"], dead_letters, "transformed dataset")
     if summary["out_of_fold"]:
         _say(f"encoded out of fold (each row with the other folds' label statistics): {', '.join(summary['out_of_fold'])}")
     from kdp_beam.bundle.loader import load_bundle

@@ -62,17 +62,18 @@ class ListKind(_ReadKind):
 
 
 class LabelKind(_ReadKind):
-    """The read kind of the spec's label or fold key column (read_kinds), "label" (a
-    class's text; the fold key's) or "float" (a regression label), carrying ``role``
-    ("label" or "fold_key", the spec's key) so that errors name the column's part and say
-    what to declare instead."""
+    """The read kind of the spec's label or fold key column (read_kinds), or of a column a
+    transform keeps as text or float (kdp_beam.transform.encode.keep_kinds): "label" (a
+    class's text; the fold key's; any scalar's text) or "float" (a regression label), read
+    from whichever type a file holds it as, carrying ``role`` ("label", "fold_key" or
+    "keep") so that errors name the column's part and say what to declare instead."""
 
     carried = ("role",)
 
     @property
     def part(self):
-        """The column's part in the spec, for errors: "the label" or "the fold key"."""
-        return "the fold key" if self.role == "fold_key" else "the label"
+        """The column's part, for errors: "the label", "the fold key" or "the kept column"."""
+        return {"fold_key": "the fold key", "keep": "the kept column"}.get(self.role, "the label")
 
 
 def element_kind(kind):

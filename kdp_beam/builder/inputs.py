@@ -269,7 +269,8 @@ def _from_objects(name, feature, array, rows=None):
     if feature.dtype.startswith("int") and kinds <= {int, type(None)}:
         missing = _missing_value(feature)
         try:
-            return np.array([missing if v is None else v for v in values], dtype=np.int64).reshape(array.shape)
+            integers = np.array([missing if v is None else v for v in values], dtype=np.int64)
+            return _within_dtype(name, feature, integers, rows).reshape(array.shape)
         except OverflowError:  # beyond int64: judged one by one below
             pass
     return _judged(name, feature, array, values, rows)
@@ -306,12 +307,13 @@ def _judged(name, feature, array, values, rows=None):
 
 def _integers(name, feature, array, rows=None):
     """Integers as int64: whole floats are exact, NaN is missing; a fraction, an infinity
-    or a number beyond int64 is refused (keras would truncate or wrap it silently)."""
+    or a number beyond int64 -- or beyond the feature's own dtype, an int32 passthrough's
+    -- is refused (keras would truncate or wrap it silently: 2**40 in int32 is 0)."""
     flat = array.reshape(-1)
     if flat.dtype.kind == "u" and flat.size and flat.max() > MAX_INT64:
         _refuse(name, feature, f"{flat.max()}, beyond int64", "IDs must fit int64.")
     if flat.dtype.kind in "iu":
-        return flat.astype(np.int64).reshape(array.shape)
+        return _within_dtype(name, feature, flat.astype(np.int64), rows).reshape(array.shape)
     if flat.dtype.kind == "f":
         missing = np.isnan(flat)
         whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) < 2.0**63)
@@ -331,4 +333,21 @@ def _integers(name, feature, array, rows=None):
             name, feature, f"{reprlib.repr(flat.tolist()[index])} at row {_row(index, rows)}",
             "Integer features take whole numbers within int64 (None or NaN for a missing value).",
         )
-    return result.reshape(array.shape)
+    return _within_dtype(name, feature, result, rows).reshape(array.shape)
+
+
+def _within_dtype(name, feature, values, rows):
+    """`values` (int64), refused when one is beyond a narrower dtype the feature's input
+    is declared as (int32): the model's cast would wrap it. (A missing value is already
+    the missing token, -1 unless declared: within int32.)"""
+    if feature.dtype != "int32" or not values.size:
+        return values
+    info = np.iinfo(np.int32)
+    outside = (values < info.min) | (values > info.max)
+    if outside.any():
+        index = int(np.argmax(outside))
+        _refuse(
+            name, feature, f"{values[index].item()!r} at row {_row(index, rows)}",
+            f"Its values must fit int32 [{info.min}, {info.max}]: declare the feature int64, or scale them.",
+        )
+    return values

@@ -26,7 +26,7 @@ from kdp_beam.builder.feature_space import INDICATOR_SUFFIX
 from kdp_beam.builder.inputs import _missing_value
 from kdp_beam.builder.multivalent import MASK_SUFFIX, is_list_feature
 from kdp_beam.bundle.loader import Bundle, load_bundle
-from kdp_beam.columns import ARROW_TYPES, cast_column, column_kinds, list_lengths
+from kdp_beam.columns import ARROW_TYPES, LabelKind, cast_column, column_kinds, list_lengths
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types.options import FLOAT32_MAX
 from kdp_beam.io.files import where_read
@@ -313,9 +313,9 @@ def keep_kinds(bundle, keep, input_pattern, input_format):
         elif kind is not None:
             if kind not in KEEP_KINDS:
                 raise SpecError(f"--keep {name}:{kind}: the kind must be one of {sorted(KEEP_KINDS)}")
-            resolved[name] = KEEP_KINDS[kind]
+            resolved[name] = _kept(KEEP_KINDS[kind])
         elif name == spec.label:
-            resolved[name] = _label_kind(bundle)
+            resolved[name] = _kept(_label_kind(bundle))
         else:
             resolved[name] = None
             undecided.append(name)
@@ -323,17 +323,27 @@ def keep_kinds(bundle, keep, input_pattern, input_format):
     if types is not None:
         absent = [name for name in resolved if name not in types]
         if absent:
+            # NAME:KIND with a KIND not known was taken as a name (names may hold ":")
+            typos = [name for name in absent if name.rpartition(":")[0] in types]
+            hint = f" (--keep NAME:KIND takes a KIND of {sorted(KEEP_KINDS)}: not {typos})" if typos else ""
             raise InputDataError(
-                f"{types.path}: --keep column(s) {absent} are not in the file; it has {sorted(types)[:50]}"
+                f"{types.path}: --keep column(s) {absent} are not in the file{hint}; it has {sorted(types)[:50]}"
             )
     for name in undecided:
         arrow = types.get(name) if types is not None and input_format == "parquet" else None
-        resolved[name] = (
+        resolved[name] = _kept(
             "integer" if arrow is not None and pa.types.is_integer(arrow)
             else "float" if arrow is not None and pa.types.is_floating(arrow)
             else "label"
         )
     return resolved
+
+
+def _kept(kind):
+    """A kept column's read kind: text and float as the label's (a LabelKind), which every
+    reader reads from whichever type a file holds (a tf.Example's int64_list id as its
+    text, an int64_list as a float); integer and string as a feature's."""
+    return LabelKind(kind, "keep") if kind in ("label", "float") else kind
 
 
 def _label_kind(bundle):

@@ -194,3 +194,16 @@ def test_any_python_values_adapt_or_raise_input_data_error(value, container):
             FS({"x": declared}).adapt(pd.DataFrame(data) if container == "DataFrame" else data)
         except InputDataError as e:
             assert "'x'" in str(e)
+
+
+@pytest.mark.parametrize(
+    "value", [[2**40, 1], np.array([2**40, 1]), [2.0**40, 1.0], np.array([2**31, 1], dtype=np.uint64), [-(2**31) - 1, 1]]
+)
+def test_integers_beyond_an_int32_input_are_refused_not_wrapped(value):
+    # The model casts an int32 feature's int64 values: 2**40 would become 0, silently.
+    space = FS({"p": FS.passthrough(dtype="int32")}, output_mode="dict")
+    space.adapt({"p": [1, 2]})
+    with pytest.raises(InputDataError, match=r"feature 'p'.*int32.*at row 0.*must fit int32"):
+        space({"p": value})
+    edges = [2**31 - 1, -(2**31), None]  # the edges are held exactly; a missing value is -1
+    assert np.asarray(space({"p": edges})["p"])[:, 0].tolist() == [2**31 - 1, -(2**31), -1]

@@ -39,3 +39,16 @@ def test_analyze_and_transform_from_csv(tmp_path, capsys):
     assert err.count("kdp-beam: error:") == 1 and "holds a kdp_beam bundle" in err
     assert main(["transform", "--bundle", bundle, "--input", "x.csv", "--output", output, "--analyze-and-transform"]) == 2
     assert "--analyze-and-transform and --features go together" in capsys.readouterr().err
+
+
+def test_an_empty_input_warns_of_an_empty_dataset_not_of_the_bundle(tmp_path, capsys):
+    write_sample(str(tmp_path / "sample"), 50, 1)
+    bundle, csvs = str(tmp_path / "bundle"), str(tmp_path / "sample" / "csv" / "*.csv")
+    assert main(["analyze", "--features", FEATURES, "--input", csvs, "--output", bundle]) == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    capsys.readouterr()
+    assert main(["transform", "--bundle", bundle, "--input", str(empty), "--output", str(tmp_path / "encoded")]) == 0
+    err = capsys.readouterr().err
+    assert "the transformed dataset holds 0 rows: the input has no rows; a model trained on it learns nothing" in err
+    assert "bundle holds 0 rows" not in err  # the bundle holds 50

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.testing.util import assert_that, equal_to
 
 from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.io import ReadInput
@@ -190,10 +191,42 @@ def test_keep_kinds(bundle, tmp_path):
     assert kinds == {"a": "integer", "b": "float", "s": "label"}
     with pytest.raises(InputDataError, match=r"--keep column\(s\) \['nope'\] are not in the file"):
         keep_kinds(path, ["nope"], str(bundle / "clean.csv"), "csv")
+    with pytest.raises(InputDataError, match=r"\['id:int'\] are not in the file \(--keep NAME:KIND takes a KIND of"):
+        keep_kinds(path, ["id:int"], str(bundle / "clean.csv"), "csv")  # a KIND typo, not a column
     with pytest.raises(SpecError, match="multivalent"):
         keep_kinds(path, ["m"], None, "csv")
     with pytest.raises(SpecError, match="the kind must be one of"):
         keep_kinds(path, [("id", "date")], None, "csv")
+
+
+def test_kept_text_and_float_columns_read_from_any_tf_example_kind(bundle, tmp_path):
+    # A tf.Example id written as int64_list (or a float kept from int64_list), kept with no
+    # kind (text) or as float: read as the label is, from whichever kind a record holds,
+    # not refused as "expected bytes_list".
+    import tensorflow as tf
+
+    from kdp_beam.transform.encode import BatchEncoder, keep_kinds
+
+    path, pattern = str(bundle / "bundle"), str(tmp_path / "k.tfrecord")
+    with tf.io.TFRecordWriter(pattern) as writer:
+        for i, row in enumerate(clean_rows(6)):
+            feature = {
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[0])])),
+                "p": tf.train.Feature(int64_list=tf.train.Int64List(value=[row[1]])),
+                "c": tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[2].encode()])),
+                "id": tf.train.Feature(int64_list=tf.train.Int64List(value=[10 + i])),
+                "w": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+            }
+            if i % 2:  # the id as text in some records
+                feature["id"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"id%d" % i]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    kinds = keep_kinds(path, ["id", "w:float"], pattern, "tfrecord")
+    columns = BatchEncoder(path, kinds).columns
+    with beam.Pipeline() as p:
+        batches = p | ReadInput(pattern, SPEC, columns=columns)
+        rows = batches["batches"] | beam.FlatMap(lambda b: zip(b.column("id").to_pylist(), b.column("w").to_pylist()))
+        want = [(str(10 + i) if i % 2 == 0 else f"id{i}", float(i)) for i in range(6)]
+        assert_that(rows, equal_to(want))
 
 
 def test_a_kept_feature_is_its_raw_column_beside_its_encoding(bundle, encoder):

@@ -266,3 +266,55 @@ def test_json_lines_encode_as_the_model(bundle, model):
         for row in data:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     check_file(path, read_jsonl_oracle, directory, model)
+
+
+def write_tfrecord(data, path):
+    """tf.Example records: numbers as float_list (float32) or int64_list, text as
+    bytes_list, a missing value as an absent feature (tf.Example has no missing element
+    inside a list: those are left out of it)."""
+    import tensorflow as tf
+
+    lists = {"float": "float_list", "int": "int64_list"}
+    kinds = {**COLUMNS, LABEL: "int", ROW_ID: "int"}
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for row in data:
+            features = {}
+            for column, kind in kinds.items():
+                if row[column] is None:
+                    continue
+                element = kind[5:-1] if kind.startswith("list<") else kind
+                values = [v for v in (row[column] if element != kind else [row[column]]) if v is not None]
+                which = lists.get(element, "bytes_list")
+                if which == "bytes_list":
+                    values = [v.encode() for v in values]
+                feature = tf.train.Feature(**{which: {"float_list": tf.train.FloatList, "int64_list": tf.train.Int64List,
+                                                       "bytes_list": tf.train.BytesList}[which](value=values)})
+                features[column] = feature
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+
+
+def read_tfrecord_oracle(path):
+    """The records by tf.train.Example.FromString (not the reader under test): an absent
+    feature is None (a list feature's: no values), floats as the float32 they are stored as."""
+    import tensorflow as tf
+
+    raw = []
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        example = tf.train.Example.FromString(record).features.feature
+        row = {}
+        for column, kind in {**COLUMNS, ROW_ID: "int"}.items():
+            values = []
+            if column in example:
+                feature = example[column]
+                values = list(getattr(feature, feature.WhichOneof("kind")).value)
+                values = [v.decode() if isinstance(v, bytes) else v for v in values]
+            row[column] = values if kind.startswith("list<") else (values[0] if values else None)
+        raw.append(row)
+    return raw
+
+
+def test_tfrecord_encodes_as_the_model(bundle, model):
+    directory, data = bundle
+    path = directory / "data.tfrecord"
+    write_tfrecord(data, path)
+    check_file(path, read_tfrecord_oracle, directory, model)
