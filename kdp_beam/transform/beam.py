@@ -28,9 +28,9 @@ class _EncodeBatches(beam.DoFn):
         self._encoder = None
 
     def setup(self):
-        from kdp_beam.transform.encode import BatchEncoder  # TensorFlow: on the workers only
+        from kdp_beam.transform.encode import shared_encoder  # TensorFlow: on the workers only
 
-        self._encoder = BatchEncoder(self._bundle_path, self._keep, self._out_of_fold)
+        self._encoder = shared_encoder(self._bundle_path, self._keep, self._out_of_fold)
         self._rows = max(1, min(MAX_BATCH_ROWS, MAX_BATCH_BYTES // _row_bytes(self._encoder.schema)))
 
     def process(self, batch):

@@ -61,7 +61,7 @@ def run_transform(
          out of fold}.
     """
     from kdp_beam.transform.beam import TransformFeatures
-    from kdp_beam.transform.encode import BatchEncoder, keep_kinds
+    from kdp_beam.transform.encode import keep_kinds, shared_encoder
 
     check_policy(on_bad_record)
     check_format(output_format)
@@ -78,7 +78,7 @@ def run_transform(
     keep = keep_kinds(loaded, keep, input_pattern, input_format)
     # Built once here too (TensorFlow in this process): the schema the Parquet writer and
     # the manifest need before any data, and the columns to read.
-    encoder = BatchEncoder(loaded, keep, out_of_fold)  # (no target feature with folds: SpecError)
+    encoder = shared_encoder(loaded, keep, out_of_fold)  # (no target feature with folds: SpecError)
     schema, columns = encoder.schema, encoder.columns
     check_schemas(input_pattern, loaded.spec, input_format, columns=columns)
     identity = bundle_identity(loaded)

@@ -117,7 +117,7 @@ def write_manifest(output_dir, files, schema, file_format, bundle, input_descrip
         # whether some target features are out-of-fold encodings (the entries saying "encoding")
         "out_of_fold": any(entry.get("encoding") == "out_of_fold" for entry in schema),
         "schema": schema,
-        "files": [{key: f[key] for key in ("path", "rows", "bytes", "sha256")} for f in files],
+        "files": [{key: f[key] for key in ("path", "rows", "bytes", "crc32c")} for f in files],
     }
     path = join(output_dir, MANIFEST)
     with FileSystems.create(path + ".tmp") as f:

@@ -2,31 +2,33 @@
 
 ``WriteShards`` is a DoFn that appends each incoming batch to the shard file it has open,
 rolls to a new file past MAX_SHARD_BYTES or MAX_SHARD_ROWS, and emits one record per
-finished file, ``{"path": "data/part-...", "rows", "bytes", "sha256", "null_counts"}``
+finished file, ``{"path": "data/part-...", "rows", "bytes", "crc32c", "null_counts"}``
 (path relative to the output directory; null_counts per column, for the manifest's
 schema). Files are named by a uuid drawn per bundle, so a retried bundle never overwrites
 a file another attempt wrote: its files are orphans, which the manifest step deletes
 (kdp_beam.transform.manifest.write_manifest). Writes go through Beam's FileSystems (local,
-gs://, s3://), each byte hashed on its way out: no file is read back.
+gs://, s3://), each byte checksummed on its way out (CRC-32C, the checksum GCS and S3 keep
+per object, hardware-accelerated: sha256 would cost more CPU than serialising the rows):
+no file is read back.
 
-TFRecord: ``tfx_bsl``'s RecordBatchToExamples serialises a whole batch in C++ (it takes
-list columns of float32, int64 and binary only: `example_columns` converts the others, a
-float64 keep column to float32 since tf.Example has no doubles); the TFRecord framing
-(length, masked crc32c) is Beam's, one loop over the serialized records. Parquet: the
+TFRecord: kdp_beam.transform.examples serialises and frames a whole batch at once
+(fixed-width float32 columns laid out with numpy, the others by tfx_bsl's
+RecordBatchToExamples, which takes list columns of float32, int64 and binary only:
+`example_columns` converts the others, a float64 keep column to float32 since tf.Example
+has no doubles), written as one buffer. Parquet: the
 fixed-size lists as they are, compressed with zstd (one-hot floats are mostly zeros, which
 zstd shrinks several times more than snappy for about the same read speed), one row group
 per batch.
 """
 
-import hashlib
 import uuid
 
 import apache_beam as beam
+import google_crc32c
 import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -72,7 +74,9 @@ def example_columns(batch):
     for column in batch.columns:
         if pa.types.is_fixed_size_list(column.type):
             width = column.type.list_size
-            values = column.flatten()
+            # Every slot, a null list's too (flatten() drops those, and the offsets would run
+            # past the values): the mask below says which lists are null.
+            values = column.values.slice(column.offset * width, len(column) * width)
             offsets = pa.array(np.arange(0, len(column) * width + 1, width, dtype=np.int32))
             mask = column.is_null() if column.null_count else None
         else:
@@ -100,18 +104,19 @@ def _example_values(values):
 
 
 class _HashingSink:
-    """A writable file that counts and hashes what passes through it (pyarrow writes
-    Parquet into any object with write/tell/flush/close)."""
+    """A writable file that counts and checksums (CRC-32C) what passes through it (pyarrow
+    writes Parquet into any object with write/tell/flush/close)."""
 
     def __init__(self, file):
         self._file = file
         self.bytes = 0
-        self.sha256 = hashlib.sha256()
+        self.crc32c = 0
 
     def write(self, data):
+        data = data if isinstance(data, bytes) else bytes(data)  # (google_crc32c takes bytes only)
         self._file.write(data)
         self.bytes += len(data)
-        self.sha256.update(data)
+        self.crc32c = google_crc32c.extend(self.crc32c, data)
         return len(data)
 
     def tell(self):
@@ -152,11 +157,10 @@ class _Shard:
         if self._parquet is not None:
             self._parquet.write_batch(batch)
         else:
-            from tfx_bsl.coders import example_coder
+            from kdp_beam.transform.examples import tfrecord_chunks
 
-            frame = _TFRecordUtil.write_record
-            for record in example_coder.RecordBatchToExamples(example_columns(batch)):
-                frame(self._sink, record)
+            for chunk in tfrecord_chunks(batch):
+                self._sink.write(chunk)
         self.rows += batch.num_rows
         for name, column in zip(batch.schema.names, batch.columns):
             self.null_counts[name] = self.null_counts.get(name, 0) + column.null_count
@@ -174,7 +178,7 @@ class _Shard:
             "path": self.name,
             "rows": self.rows,
             "bytes": self._sink.bytes,
-            "sha256": self._sink.sha256.hexdigest(),
+            "crc32c": f"{self._sink.crc32c:08x}",
             "null_counts": self.null_counts,
         }
 

@@ -69,7 +69,7 @@ def test_a_missing_or_truncated_file_is_refused(tmp_path):
         transformed_dataset(str(tmp_path), 4)
     first.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
     transformed_dataset(str(tmp_path), 4)  # sizes only, by default
-    with pytest.raises(BundleError, match="sha256 differs"):
+    with pytest.raises(BundleError, match="CRC-32C differs"):
         transformed_dataset(str(tmp_path), 4, verify_checksums=True)
     first.unlink()
     with pytest.raises(BundleError, match="listed in the manifest but missing"):
