@@ -11,11 +11,11 @@ row). Its bundle is analysed once, unmeasured. Then, each in its own process, me
 benchmarks.run.measure_command (wall, CPU-s of the process tree, peak RSS):
 
 - transform: `kdp-beam transform --format tfrecord` (the local FnApiRunner in-process, and
-  with two worker processes), against benchmarks.contenders.tfdata_transform (tf.data's CSV
+  with two worker processes; and `--format parquet` in-process), against benchmarks.contenders.tfdata_transform (tf.data's CSV
   reader, ``map(fs, AUTOTUNE)``, tfx_bsl's tf.Example encoder, tf.io.TFRecordWriter);
   rows/s = rows / wall.
-- training input: one epoch of `kdp_beam.transformed_dataset` over kdp_beam's output
-  against tf.data's CSV reader ``.map(fs)``, both batches of 1024 rows of the same encoded
+- training input: one epoch of `kdp_beam.transformed_dataset` over kdp_beam's TFRecord and
+  Parquet outputs against tf.data's CSV reader ``.map(fs)``, both batches of 1024 rows of the same encoded
   dict (benchmarks.contenders.training_input); rows/s from the first batch to the last.
 
 Each run is appended to results/transform.json (transform-quick.json) and printed.
@@ -64,22 +64,27 @@ def directory_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def transform_runs(data, bundle, workdir, keep):
-    """The transform contenders; returns ({name: record}, kdp_beam's output directory)."""
+def transform_runs(data, bundle, workdir):
+    """The transform contenders; returns ({name: record}, {format: kdp_beam's output})."""
     contenders = {
-        "kdp-beam transform": [],
-        "kdp-beam transform, 2 workers": TWO_WORKERS,
+        "kdp-beam transform": ("tfrecord", []),
+        "kdp-beam transform, 2 workers": ("tfrecord", TWO_WORKERS),
+        "kdp-beam transform --format parquet": ("parquet", []),
     }
-    records, kept = {}, None
-    for name, extra in contenders.items():
-        output = os.path.join(workdir, name.replace(" ", "_").replace(",", ""))
+    records, kept = {}, {}
+    for name, (file_format, extra) in contenders.items():
+        output = os.path.join(workdir, name.replace(" ", "_").replace(",", "").replace("-", ""))
         command = [sys.executable, "-m", "kdp_beam", "transform", "--bundle", bundle, "--input", data["pattern"],
-                   "--output", output, "--format", "tfrecord", "--runner=FnApiRunner", *extra]
+                   "--output", output, "--format", file_format, "--runner=FnApiRunner", *extra]
         record = run(name, command, workdir)
-        record["rows"], record["output_bytes"] = data["rows"], directory_bytes(output)
+        with open(os.path.join(output, "manifest.json")) as f:
+            record["rows"] = json.load(f)["row_count"]
+        if record["rows"] != data["rows"]:
+            sys.exit(f"{name}: {record['rows']} rows written, not {data['rows']}")
+        record["output_bytes"] = directory_bytes(output)
         records[name] = record
-        if kept is None and keep:
-            kept = output
+        if file_format not in kept:
+            kept[file_format] = output
         else:
             shutil.rmtree(output)
     reference = os.path.join(workdir, "tfdata")
@@ -87,6 +92,8 @@ def transform_runs(data, bundle, workdir, keep):
     command = [sys.executable, "-m", "benchmarks.contenders.tfdata_transform", "--pattern", data["pattern"],
                "--features", data["features"], "--workdir", reference, "--bundle", bundle]
     record = run("tf.data map(fs)", command, reference)
+    if record["rows"] != data["rows"]:
+        sys.exit(f"tf.data map(fs): {record['rows']} rows written, not {data['rows']}")
     record["output_bytes"] = directory_bytes(reference)
     records["tf.data map(fs)"] = record
     shutil.rmtree(reference)
@@ -97,8 +104,10 @@ def transform_runs(data, bundle, workdir, keep):
 
 def training_runs(data, bundle, encoded, workdir):
     records = {}
-    for name, extra in {"transformed_dataset": ["--mode", "transformed", "--encoded", encoded],
-                        "raw CSV .map(fs)": ["--mode", "on_the_fly", "--bundle", bundle]}.items():
+    contenders = {f"transformed_dataset ({file_format})": ["--mode", "transformed", "--encoded", output]
+                  for file_format, output in encoded.items()}
+    contenders["raw CSV .map(fs)"] = ["--mode", "on_the_fly", "--bundle", bundle]
+    for name, extra in contenders.items():
         here = tempfile.mkdtemp(prefix="kdp_beam_input_", dir=workdir)
         command = [sys.executable, "-m", "benchmarks.contenders.training_input", "--pattern", data["pattern"],
                    "--features", data["features"], "--workdir", here, *extra]
@@ -124,16 +133,17 @@ def main(argv=None):
               "commit": commit(), "load_before": round(os.getloadavg()[0], 2), "input_bytes": data["input_bytes"]}
     with tempfile.TemporaryDirectory(prefix="kdp_beam_transform_bench_", dir=os.path.dirname(data["pattern"])) as workdir:
         bundle = analysed(data, workdir)
-        result["transform"], encoded = transform_runs(data, bundle, workdir, keep=True)
+        result["transform"], encoded = transform_runs(data, bundle, workdir)
         result["training_input"] = training_runs(data, bundle, encoded, workdir)
     t, i = result["transform"], result["training_input"]
     result["ratios"] = {
         "transform over tf.data (rows/s)": round(t["kdp-beam transform"]["rows_per_s"] / t["tf.data map(fs)"]["rows_per_s"], 2),
         "transform 2 workers over tf.data (rows/s)": round(
             t["kdp-beam transform, 2 workers"]["rows_per_s"] / t["tf.data map(fs)"]["rows_per_s"], 2),
-        "transformed_dataset over on-the-fly (rows/s)": round(
-            i["transformed_dataset"]["rows_per_s"] / i["raw CSV .map(fs)"]["rows_per_s"], 2),
     }
+    for file_format in ("tfrecord", "parquet"):
+        result["ratios"][f"transformed_dataset ({file_format}) over on-the-fly (rows/s)"] = round(
+            i[f"transformed_dataset ({file_format})"]["rows_per_s"] / i["raw CSV .map(fs)"]["rows_per_s"], 2)
     result["load_after"] = round(os.getloadavg()[0], 2)
     path = os.path.join(HERE, "results", "transform.json" if mode == "full" else "transform-quick.json")
     runs = json.load(open(path)) if os.path.exists(path) else []
@@ -143,7 +153,7 @@ def main(argv=None):
           f"{result['load_before']} -> {result['load_after']}")
     for group in ("transform", "training_input"):
         for name, r in result[group].items():
-            print(f"  {name:32} {r['rows_per_s']:>9,} rows/s  wall {r['wall_s']} s, {r['cpu_s']} CPU-s, "
+            print(f"  {name:38} {r['rows_per_s']:>9,} rows/s  wall {r['wall_s']} s, {r['cpu_s']} CPU-s, "
                   f"{r['peak_rss_mb']:.0f} MB")
     for name, value in result["ratios"].items():
         print(f"  {name}: {value}x")

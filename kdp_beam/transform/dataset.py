@@ -72,12 +72,16 @@ def transformed_dataset(
     file_names = file_names.repeat(num_epochs) if num_epochs != 1 else file_names
     if manifest["file_format"] == "tfrecord":
         spec = {name: _feature_spec(tf, columns[name], path) for name in wanted}
+        # Files are interleaved as batches of records, not record by record: a parallel
+        # interleave of single 4 KB records costs more than reading them (one reader gave
+        # ~150K rows/s, an interleave of records ~40-75K). Parsed in parallel, then cut to
+        # batch_size again across the files' ends.
         records = file_names.interleave(
-            tf.data.TFRecordDataset, cycle_length=parallel, num_parallel_calls=parallel, deterministic=not shuffle_files
+            lambda name: tf.data.TFRecordDataset(name).batch(batch_size),
+            cycle_length=parallel, num_parallel_calls=parallel, deterministic=not shuffle_files,
         )
-        rows = records.batch(batch_size, drop_remainder=drop_remainder).map(
-            lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        rows = records.map(lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        rows = rows.rebatch(batch_size, drop_remainder=drop_remainder)
     else:
         rows = _parquet_rows(tf, file_names, [columns[n] for n in wanted], batch_size, parallel, shuffle_files)
         rows = rows.rebatch(batch_size, drop_remainder=drop_remainder)
