@@ -9,6 +9,7 @@ from kdp_beam.errors import BundleError
 from kdp_beam.transform.manifest import bundle_identity, read_manifest
 
 _MISSING = {"float32": float("nan"), "float64": float("nan"), "string": ""}
+PARQUET_READ_ROWS = 16384
 
 
 def transformed_dataset(
@@ -166,11 +167,15 @@ def _parquet_rows(tf, file_names, entries, batch_size, parallel, shuffle_files):
         for e in entries
     }
 
+    # pyarrow reads many rows per Python step (rebatch cuts them to batch_size): per batch of
+    # 1,024 rows the generator's step cost as much as the reading.
+    read_rows = max(batch_size, PARQUET_READ_ROWS)
+
     def batches(file_name):
         import pyarrow.parquet as pq
 
         with FileSystems.open(file_name.decode(), compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=names):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=read_rows, columns=names):
                 yield {e["name"]: _numpy(batch.column(e["name"]), e) for e in entries}
 
     def read(file_name):
