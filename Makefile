@@ -7,6 +7,7 @@
 #   make bench-targets-quick / make bench-targets   issue 14's targets: kdp_beam vs the floor
 #   make bench-multivalent-quick / make bench-multivalent   a list per row vs the scalar path
 #   make bench-labels-quick / make bench-labels   a target encoding vs frequency counting
+#   make bench-transform-quick / make bench-transform   kdp-beam transform vs tf.data map(fs)
 # and, for the supported keras range (setup.py):
 #   make test-keras KERAS=3.12.0   the tests that build keras layers, against that keras
 PYTHON ?= python3
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH := .venv-bench
 BENCH_STAMP := $(BENCH)/.installed-stamp
 
-.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick bench-multivalent bench-multivalent-quick bench-labels bench-labels-quick lock clean browser
+.PHONY: demo test test-keras bench bench-quick bench-tools bench-targets bench-targets-quick bench-multivalent bench-multivalent-quick bench-labels bench-labels-quick bench-transform bench-transform-quick lock clean browser
 
 # The report test renders HTML in Debian's chromium; installed here if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -79,6 +80,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH)/bin/python -m benchmarks.targets
 	$(BENCH)/bin/python -m benchmarks.multivalent
 	$(BENCH)/bin/python -m benchmarks.label_aware
+	$(BENCH)/bin/python -m benchmarks.transform
 
 # Issue 14's targets (benchmarks/targets.py) need no peer, only kdp_beam's core, psutil and
 # matplotlib: they run in .venv-bench if it exists, else in .venv, or in the python given as
@@ -110,6 +112,12 @@ bench-labels: bench-tools
 
 bench-labels-quick: bench-tools
 	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.label_aware --quick
+
+bench-transform: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.transform
+
+bench-transform-quick: bench-tools
+	PYTHONPATH=$(TOOLS):$(CURDIR) $(BENCH_PY) -m benchmarks.transform --quick
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^kdp.beam' > /tmp/kdp_beam_lock.txt

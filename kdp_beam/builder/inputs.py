@@ -307,7 +307,7 @@ def _judged(name, feature, array, values, rows=None):
 
 def _integers(name, feature, array, rows=None):
     """Integers as int64: whole floats are exact, NaN is missing; a fraction, an infinity
-    or a number beyond int64 -- or beyond the feature's own dtype, an int32 passthrough's
+    or a number beyond int64 -- or beyond the feature's own dtype, an int32 input's
     -- is refused (keras would truncate or wrap it silently: 2**40 in int32 is 0)."""
     flat = array.reshape(-1)
     if flat.dtype.kind == "u" and flat.size and flat.max() > MAX_INT64:

@@ -7,7 +7,7 @@ does vectorised what kdp_beam.builder.inputs does for Python values: a missing v
 (null) becomes what the model encodes as missing (``_missing_value``: NaN, "", the missing
 token or -1, a list's pad value), lists become a dense (rows, values) input padded with it,
 and a value the model's input cannot hold (a finite float beyond float32's range, which
-the model refuses; an integer beyond an int32 passthrough's, which it would wrap) is
+the model refuses; an integer beyond an int32 input's, which it would wrap) is
 refused, naming the column, the value and where it was read (the provenance the readers
 put on each batch: kdp_beam.io.files.where_read).
 
@@ -39,7 +39,7 @@ KEEP_SUFFIX = "_raw"  # a kept column that is also a feature: its raw copy's nam
 KEEP_KINDS = {"integer": "integer", "float": "float", "string": "string", "text": "label"}
 # What the model's input dtypes hold (finite floats; NaN and inf are values a float32 has).
 _RANGES = {"float32": (-FLOAT32_MAX, FLOAT32_MAX), "int32": (-(2**31), 2**31 - 1)}
-# The outputs' Arrow types: as the model gives them (a float64 passthrough stays float64),
+# The outputs' Arrow types: as the model gives them (a float64 input passed through stays float64),
 # int32 widened exactly to int64.
 _ARROW_OF = {
     tf.float32: pa.float32(), tf.float64: pa.float64(), tf.int64: pa.int64(), tf.int32: pa.int64(),
@@ -166,7 +166,7 @@ class BatchEncoder:
         """[(column, row, value, the dtype's range)] of values the model's input dtype
         cannot hold: a finite float beyond float32 (the model refuses it:
         kdp_beam.builder.inputs._floats; it would be inf), an integer beyond int32 in an
-        int32 passthrough (which the model wraps silently: 2**40 would be 0). The usual
+        int32 input (which the model wraps silently: 2**40 would be 0). The usual
         case costs a min and a max per such column."""
         found = []
         for name, feature in self._features.items():
