@@ -57,8 +57,8 @@ class TransformFeatures(beam.PTransform):
 
     ``p | ReadInput(pattern, spec, columns=encoder.columns) | TransformFeatures(bundle)``.
     The input batches have the bundle's features' columns as the readers give them (and
-    the keep columns); each output batch has the schema ``output_schema(bundle, keep)``
-    (kdp_beam.transform.encode.BatchEncoder.schema): every value what
+    the keep columns); each output batch has the schema
+    ``kdp_beam.transform.encode.output_schema(bundle, keep)`` (BatchEncoder.schema): every value what
     ``FeatureSpace.from_artifacts(bundle, output_mode="dict")`` gives for its row.
 
     Args:
@@ -111,11 +111,3 @@ def _keep_without_input(bundle, keep):
     from kdp_beam.transform.encode import keep_kinds
 
     return keep_kinds(bundle, keep, None, None) if keep else {}
-
-
-def output_schema(bundle, keep=None, out_of_fold=False):
-    """The schema of TransformFeatures' output batches, without running Beam (it builds
-    the encoder: TensorFlow)."""
-    from kdp_beam.transform.encode import output_schema
-
-    return output_schema(bundle, keep, out_of_fold)

@@ -31,8 +31,8 @@ from kdp_beam.errors import InputDataError, SpecError
 from kdp_beam.feature_types.options import FLOAT32_MAX
 from kdp_beam.io.files import where_read
 from kdp_beam.transform.folds import OutOfFold
+from kdp_beam.transform.manifest import ROLE, SOURCE  # output field metadata keys
 
-ROLE, SOURCE = "kdp_beam.role", "kdp_beam.source"  # output field metadata keys
 KEEP_SUFFIX = "_raw"  # a kept column that is also a feature: its raw copy's name
 # What a --keep KIND reads as (kdp_beam.columns' read kinds): "text" reads any scalar as
 # its text, as a class label is read.
@@ -272,22 +272,6 @@ def shared_encoder(bundle, keep=None, out_of_fold=False):
 def output_schema(bundle, keep=None, out_of_fold=False):
     """The encoded batches' schema (BatchEncoder.schema) without running Beam."""
     return shared_encoder(bundle, keep, out_of_fold).schema
-
-
-def schema_json(schema):
-    """[{name, dtype, width, role, source}] of an encoded schema, in order (for manifests)."""
-    fields = []
-    for field in schema:
-        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
-        fixed = pa.types.is_fixed_size_list(field.type)
-        fields.append({
-            "name": field.name,
-            "dtype": str(field.type.value_type if fixed else field.type),
-            "width": field.type.list_size if fixed else 1,
-            "role": meta.get(ROLE),
-            "source": meta.get(SOURCE),
-        })
-    return fields
 
 
 def parse_keep(keep):

@@ -31,8 +31,8 @@ from kdp_beam.builder.target import encoding_table
 from kdp_beam.columns import read_kinds
 from kdp_beam.errors import BundleError, SpecError
 from kdp_beam.feature_types.categorical import FOLD_COLUMNS
+from kdp_beam.transform.manifest import ENCODING  # output field metadata: "out_of_fold" for these
 
-ENCODING = "kdp_beam.encoding"  # output field metadata: "out_of_fold" for these features
 OUT_OF_FOLD = "out_of_fold"
 
 
