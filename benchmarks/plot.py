@@ -59,7 +59,7 @@ def table(records):
 
 
 # What each timed workload of benchmarks.targets compares, for the x axis.
-TARGET_LABELS = {"fixed": "10-row CSV\nvs import apache_beam", "csv": "{rows}\nvs read_csv",
+TARGET_LABELS = {"fixed": "10-row CSV\nvs import apache_beam", "csv": "{rows}\nvs read_csv", "csv_bare": "{rows}, profile off\nvs read_csv",
                  "multi": "{rows}\n2 workers vs in process", "parquet": "{rows}\nvs read_table"}
 
 

@@ -52,9 +52,10 @@ def read_ahead(produce, depth=1):
             yield item
 
     thread = threading.Thread(target=run, name="kdp_beam-read-ahead", daemon=True)
-    thread.start()
     try:
+        thread.start()  # inside: a Ctrl-C while it starts still tells the thread to stop
         yield consume()
     finally:
         leaving.set()
-        thread.join()
+        if thread.ident is not None:  # started
+            thread.join()
