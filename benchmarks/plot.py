@@ -59,8 +59,8 @@ def table(records):
 
 
 # What each timed workload of benchmarks.targets compares, for the x axis.
-TARGET_LABELS = {"fixed": "10-row CSV\nvs import apache_beam", "csv": "{rows}\nvs read_csv", "csv_bare": "{rows}, profile off\nvs read_csv",
-                 "multi": "{rows}\n2 workers vs in process", "parquet": "{rows}\nvs read_table"}
+TARGET_LABELS = {"fixed": "10-row CSV\nvs import apache_beam", "csv": "{rows}\nvs read_csv", "csv_bare": "{rows}\nprofile off\nvs read_csv",
+                 "multi": "{rows}\n2 workers\nvs in process", "parquet": "{rows}\nvs read_table"}
 
 
 def plot_targets(run, path):
@@ -70,7 +70,7 @@ def plot_targets(run, path):
     timed = [w for w in run["workloads"] if w["workload"] != "memory"]
     memory = next((w for w in run["workloads"] if w["workload"] == "memory"), None)
     panels = [("wall_s", "wall time (s)", "wall_ratio", "wall"), ("cpu_s", "CPU time, user+sys (s)", "cpu_ratio", "CPU")]
-    figure, axes = plt.subplots(1, len(panels) + bool(memory), figsize=(5 * (len(panels) + bool(memory)), 4.5))
+    figure, axes = plt.subplots(1, len(panels) + bool(memory), figsize=(6 * (len(panels) + bool(memory)), 4.8))
     labels = [TARGET_LABELS[w["workload"]].format(rows=w["title"].split(" (")[0]) for w in timed]
     for ax, (key, y_label, ratio_key, measure) in zip(axes, panels):
         xs = range(len(timed))
