@@ -134,13 +134,10 @@ def median_record(name, records):
 
 def fixed_cost(runner, plan):
     data = dataset(10, shards=1)
-    kdp, beam = [], []
-    for _ in range(plan["repeats"]):  # interleaved, so drifting load touches both alike
-        beam.append(runner.import_beam())
-        kdp.append(runner.kdp_beam(data))
-    return judged("fixed", f"10-row CSV, median of {plan['repeats']} (fixed cost)",
-                  median_record("kdp_beam", kdp), median_record("import apache_beam", beam),
-                  'python -c "import apache_beam"', data=data)
+    got = interleaved({"import apache_beam": runner.import_beam, "kdp_beam": lambda: runner.kdp_beam(data)},
+                      plan["repeats"])
+    return judged("fixed", f"10-row CSV, median of {plan['repeats']} (fixed cost)", got["kdp_beam"],
+                  got["import apache_beam"], 'python -c "import apache_beam"', data=data)
 
 
 def interleaved(contenders, repeats):
@@ -160,7 +157,8 @@ def csv_and_multi(runner, plan, workloads):
     if {"csv", "csv_bare"} & set(workloads):
         contenders["floor"] = lambda: runner.floor(data)
     if "csv_bare" in workloads:
-        contenders["kdp_beam, profile off"] = lambda: runner.kdp_beam(bare_features(data), name="kdp_beam, profile off")
+        bare = bare_features(data)
+        contenders["kdp_beam, profile off"] = lambda: runner.kdp_beam(bare, name="kdp_beam, profile off")
     if "multi" in workloads:
         contenders["kdp_beam 2 workers"] = lambda: runner.kdp_beam(data, TWO_WORKERS, "kdp_beam 2 workers")
     got = interleaved(contenders, plan["size_repeats"])
