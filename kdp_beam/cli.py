@@ -23,6 +23,7 @@ import threading
 import traceback
 
 from kdp_beam.errors import KdpBeamError
+from kdp_beam.numpy_dispatch import avoid_slow_avx512_sort
 
 _LOG = logging.getLogger(__name__)
 EXIT_ERROR = 2
@@ -214,6 +215,8 @@ def main(argv=None):
     verbose = "-v" in argv or "--verbose" in argv  # known before parsing, for its errors
     wants_json = "--json" in argv or any(a.startswith("--json=") for a in argv)
     with _logging(verbose), _interrupts(verbose, process) as interrupted:
+        if process:  # before numpy is imported; a call from Python has its numpy already
+            avoid_slow_avx512_sort()
         try:
             args, pipeline_args = _parser().parse_known_args(argv)
             verbose, wants_json = args.verbose, args.json
