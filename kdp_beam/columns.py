@@ -307,9 +307,13 @@ def check_readable(source, kind, feature, where):
         )
 
 
-def cast_column(column, kind, feature, where, separator=None):
+def cast_column(column, kind, feature, where, separator=None, keep_dictionary=False):
     """The column as the Arrow type of `kind` (ARROW_TYPES), by the rule of read_problem,
     or InputDataError naming the feature and the source (`where`).
+
+    `keep_dictionary`: a dictionary-encoded column of text read as "string" stays encoded,
+    its dictionary as string (kdp_beam.analyzers.dataset.dictionary_features says for
+    which features the analysis takes that).
 
     Widening (int32 -> int64, float32 -> float64, large_string -> string) is exact; a
     value that does not fit (a uint64 beyond int64, bytes that are not UTF-8) fails
@@ -323,6 +327,9 @@ def cast_column(column, kind, feature, where, separator=None):
         return cast_list(column, kind, feature, where, separator)
     check_readable(column.type, kind, feature, where)
     if pa.types.is_dictionary(column.type):
+        kept = string_dictionary(column) if keep_dictionary and kind == "string" else None
+        if kept is not None:
+            return kept
         column = column.cast(column.type.value_type)
     if kind == "label":
         return label_text(column, feature, where)
@@ -390,9 +397,28 @@ def label_of_value(value):
     return label_text(pa.array([value], pa.float64()), "", "").to_pylist()[0]
 
 
+def string_dictionary(column):
+    """A DictionaryArray of text with its dictionary as string (from large_string), or
+    None when it is not one, or its dictionary holds a null (Arrow allows it: the rows
+    pointing there would be missing without counting as nulls)."""
+    if not isinstance(column, pa.DictionaryArray) or not _is_text(column.type.value_type) or column.dictionary.null_count:
+        return None
+    if column.type.value_type == pa.string():
+        return column
+    return pa.DictionaryArray.from_arrays(column.indices, column.dictionary.cast(pa.string()))
+
+
 def blank_as_null(column):
     """Empty strings as nulls: one notion of a missing string whatever the format (CSV
-    writes a missing string as an empty field, Parquet/JSON/tf.Example as null)."""
+    writes a missing string as an empty field, Parquet/JSON/tf.Example as null). Of a
+    dictionary-encoded column, the rows whose entry is "" (found in the dictionary)."""
+    if pa.types.is_dictionary(column.type) and column.type.value_type == pa.string():
+        blank = pc.equal(column.dictionary, "")
+        if len(column) == 0 or not pc.any(blank).as_py():
+            return column
+        rows = pc.is_in(column.indices, value_set=pc.indices_nonzero(blank).cast(column.indices.type))
+        indices = pc.if_else(rows, pa.scalar(None, column.indices.type), column.indices)
+        return pa.DictionaryArray.from_arrays(indices, column.dictionary)
     if column.type != pa.string() or len(column) == 0:
         return column
     blank = pc.equal(column, "")

@@ -14,6 +14,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kdp_beam import errors
+from kdp_beam.analyzers.dataset import dictionary_features
 from kdp_beam.beam.analyze import AnalyzeFeatures
 from kdp_beam.bundle.layout import DEAD_LETTERS, MANIFEST, join
 from kdp_beam.bundle.loader import read_bytes
@@ -85,15 +86,20 @@ def new_pipeline(options):
         raise KdpBeamError(f"cannot start Beam: {e}") from None
 
 
-def add_read(pipeline, spec, input_pattern, input_format, split_size, on_bad_record, **reader_options):
+def add_read(
+    pipeline, spec, input_pattern, input_format, split_size, on_bad_record, dictionaries=(), **reader_options
+):
     """The job's read (ReadInput's outputs) and the input's description for the manifest:
-    {pattern, format, on_bad_record}. `reader_options` go to ReadInput as they are."""
+    {pattern, format, on_bad_record}. `dictionaries`: the string columns Parquet gives
+    dictionary-encoded (ReadParquet). `reader_options` go to ReadInput as they are."""
     check_policy(on_bad_record)
     input_format = input_format or infer_format(input_pattern)
     description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
     options = {"on_bad_record": on_bad_record, **reader_options}
     if split_size is not None and input_format in ("csv", "jsonl"):
         options["split_size"] = split_size
+    if dictionaries and input_format == "parquet":
+        options["dictionaries"] = dictionaries
     return pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options), description
 
 
@@ -112,7 +118,9 @@ def add_analysis(
     Under on_bad_record="skip" the records readers leave out are written as JSON lines
     under ``<output_dir>/bad_records/`` before the manifest, which lists those files.
     """
-    read, description = add_read(pipeline, spec, input_pattern, input_format, split_size, on_bad_record)
+    read, description = add_read(
+        pipeline, spec, input_pattern, input_format, split_size, on_bad_record, dictionary_features(spec)
+    )
     if on_bad_record == "fail":  # a bad record stops the job: none to count or keep
         return (
             read[BATCHES]

@@ -7,6 +7,8 @@ class CountAnalyzer:
     Accumulator: ``[count, null_count]``.
     """
 
+    takes_dictionary = True  # a dictionary-encoded column's length and nulls are its rows'
+
     def create_accumulator(self):
         return [0, 0]
 

@@ -105,11 +105,34 @@ def token_analyzers(spec):
     return found
 
 
-def declared_columns(batch, kinds):
+def takes_dictionary(analyzer):
+    """Whether its add_batch (or token_table) takes a dictionary-encoded string column as
+    it is: said by its own class (``takes_dictionary = True``), not inherited, so that a
+    subclass reading columns its own way gets plain strings unless it says so too."""
+    return type(analyzer).__dict__.get("takes_dictionary", False)
+
+
+def dictionary_features(spec):
+    """The features whose string column the analysis takes dictionary-encoded (pyarrow's
+    DictionaryArray, as the Parquet reader gives it when asked: counting a dictionary's
+    indices costs a fraction of hashing every value): one string per row, and every
+    analyzer takes_dictionary (the counts and the exact vocabulary of a string
+    categorical)."""
+    kinds = column_kinds(spec)
+    return frozenset(
+        name
+        for name, feature in spec.features.items()
+        if kinds[name] == "string"
+        and all(takes_dictionary(a) for a in feature_analyzers(feature, spec.profile, spec.label_kind).values())
+    )
+
+
+def declared_columns(batch, kinds, dictionaries=frozenset()):
     """(name, column) of each declared feature ({name: kind}, columns.column_kinds), read
     as its kind, with empty strings as nulls (a list's elements too, and its null rows as
-    empty lists: columns.cast_list). Raises InputDataError when a batch lacks a declared
-    column."""
+    empty lists: columns.cast_list); those of `dictionaries` (dictionary_features) kept
+    dictionary-encoded when they come so. Raises InputDataError when a batch lacks a
+    declared column."""
     names = set(batch.schema.names)
     for name, kind in kinds.items():
         if name not in names:
@@ -117,7 +140,8 @@ def declared_columns(batch, kinds):
                 f"declared feature {name!r} is not a column of the input "
                 f"(columns: {batch.schema.names})"
             )
-        yield name, blank_as_null(cast_column(batch.column(name), kind, name, "input batch"))
+        column = cast_column(batch.column(name), kind, name, "input batch", keep_dictionary=name in dictionaries)
+        yield name, blank_as_null(column)
 
 
 class DatasetAnalyzer:
@@ -137,6 +161,7 @@ class DatasetAnalyzer:
     def __init__(self, spec, count_tokens=True):
         self.spec = spec
         self._kinds = column_kinds(spec)
+        self._dictionaries = dictionary_features(spec)
         self._plan = []
         self._multivalent = [is_multivalent(f.options) for f in spec.features.values()]
         self._label = None if spec.label is None else LabelAnalyzer(spec.label, spec.label_type)
@@ -159,7 +184,7 @@ class DatasetAnalyzer:
         label = read_label(batch, self.spec)
         if label is not None:
             acc.label = self._label.add_batch(acc.label, label)
-        columns = declared_columns(batch, self._kinds)
+        columns = declared_columns(batch, self._kinds, self._dictionaries)
         for ((_, analyzers), accs), (_, column), multivalent in zip(
             zip(self._plan, acc.features), columns, self._multivalent
         ):

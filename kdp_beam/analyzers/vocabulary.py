@@ -167,6 +167,8 @@ class VocabularyAnalyzer(TokenTableAnalyzer):
         token_type: the Arrow type of the tokens.
     """
 
+    takes_dictionary = True  # token_table counts a dictionary-encoded column's indices
+
     def __init__(self, max_size=None, excluded_tokens=(), missing_token=None, token_type=pa.string()):
         self.token_type = token_type
         self.max_size = max_size
@@ -179,12 +181,31 @@ class VocabularyAnalyzer(TokenTableAnalyzer):
         return None if self.max_size is None else self.max_size + len(self.excluded_tokens)
 
     def token_table(self, column):
+        if pa.types.is_dictionary(column.type):
+            return self._dictionary_token_table(column)
         if self.missing_token is not None and column.null_count:
             column = column.fill_null(self.missing_token)
         counted = pc.value_counts(column.drop_null())
         return pa.Table.from_arrays(
             [counted.field("values"), counted.field("counts")], ["token", "count"]
         )
+
+    def _dictionary_token_table(self, column):
+        """token_table of a DictionaryArray of strings (kdp_beam.columns.string_dictionary):
+        its indices counted, the entries no row holds left out, the missing rows as
+        missing_token, a token the dictionary holds twice (Arrow allows it) summed."""
+        indices = column.indices.drop_null().to_numpy(zero_copy_only=False)
+        counts = np.bincount(indices, minlength=len(column.dictionary))
+        held = np.flatnonzero(counts)
+        tokens, counts = column.dictionary.take(pa.array(held)), counts[held].astype(np.int64)
+        if self.missing_token is not None and column.null_count:
+            tokens = pa.concat_arrays([tokens, pa.array([self.missing_token], tokens.type)])
+            counts = np.append(counts, column.null_count)
+        table = pa.Table.from_arrays([tokens, pa.array(counts)], ["token", "count"])
+        if pc.count_distinct(tokens).as_py() < len(tokens):
+            summed = table.group_by("token").aggregate([("count", "sum")])
+            table = pa.Table.from_arrays([summed["token"], summed["count_sum"]], ["token", "count"])
+        return table
 
     def empty_column(self):
         """A column of no value, as token_table takes them."""

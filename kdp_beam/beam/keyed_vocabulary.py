@@ -23,7 +23,13 @@ import pyarrow as pa
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import GlobalWindows
 
-from kdp_beam.analyzers.dataset import declared_columns, takes_label, token_analyzers, with_label
+from kdp_beam.analyzers.dataset import (
+    declared_columns,
+    dictionary_features,
+    takes_label,
+    token_analyzers,
+    with_label,
+)
 from kdp_beam.analyzers.labels import read_label
 from kdp_beam.analyzers.shards import token_shards
 from kdp_beam.analyzers.vocabulary import TokenCounts
@@ -115,6 +121,7 @@ class _ShardTokenCounts(beam.DoFn):
         self._analyzers = token_analyzers(self._spec)
         all_types = column_kinds(self._spec)
         self._types = {name: all_types[name] for name in self._analyzers}
+        self._dictionaries = dictionary_features(self._spec)
         self._labelled = any(takes_label(a) for a in self._analyzers.values())
 
     def start_bundle(self):
@@ -122,7 +129,7 @@ class _ShardTokenCounts(beam.DoFn):
 
     def process(self, batch):
         label = read_label(batch, self._spec) if self._labelled else None
-        for name, column in declared_columns(batch, self._types):
+        for name, column in declared_columns(batch, self._types, self._dictionaries):
             analyzer = self._analyzers[name]
             table = analyzer.token_table(column, label) if takes_label(analyzer) else analyzer.token_table(column)
             if table.num_rows:

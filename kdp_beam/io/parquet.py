@@ -50,9 +50,16 @@ class ReadParquet(Reader):
 
     The outputs are a Reader's (kdp_beam.io.files): ``{"batches": RecordBatches,
     "bad_records": BadRecords}``.
+
+    ``dictionaries``: string columns to give dictionary-encoded (pyarrow's DictionaryArray
+    of string, the file's dictionary pages as they are, not each value decoded), for
+    consumers that take them: kdp-beam analyze asks for its
+    kdp_beam.analyzers.dataset.dictionary_features.
     """
 
-    def __init__(self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail", columns=None):
+    def __init__(
+        self, file_pattern, spec, batch_rows=DEFAULT_BATCH_ROWS, on_bad_record="fail", columns=None, dictionaries=()
+    ):
         super().__init__()
         bad_records.check_policy(on_bad_record)
         self.file_pattern = file_pattern
@@ -60,6 +67,7 @@ class ReadParquet(Reader):
         self.columns = columns  # {column: read kind}; None: the spec's (kdp_beam.columns.kinds_read)
         self.batch_rows = batch_rows
         self.on_bad_record = on_bad_record
+        self.dictionaries = frozenset(dictionaries)
 
     def expand(self, pbegin: PBegin):
         row_groups = (
@@ -68,7 +76,8 @@ class ReadParquet(Reader):
             | "RowGroups" >> beam.ParDo(_ListRowGroups(self.spec, self.columns))
             | "SpreadRowGroups" >> beam.Reshuffle()
         )
-        return self._read(row_groups, "ReadRowGroup", _ReadRowGroup(self.spec, self.batch_rows, self.on_bad_record, self.columns))
+        read_row_group = _ReadRowGroup(self.spec, self.batch_rows, self.on_bad_record, self.columns, self.dictionaries)
+        return self._read(row_groups, "ReadRowGroup", read_row_group)
 
 
 class _ListRowGroups(beam.DoFn):
@@ -85,15 +94,17 @@ class _ListRowGroups(beam.DoFn):
 
 
 class _ReadRowGroup(beam.DoFn):
-    def __init__(self, spec, batch_rows, on_bad_record="fail", columns=None):
+    def __init__(self, spec, batch_rows, on_bad_record="fail", columns=None, dictionaries=frozenset()):
         self._kinds = kinds_read(spec, columns)
         self._batch_rows = batch_rows
         self._skip = on_bad_record == "skip"
+        # pyarrow reads only text (and bytes) columns as dictionaries; the others as they are.
+        self._dictionaries = sorted(dictionaries & set(self._kinds))
 
     def process(self, path_and_row_group):
         path, row_group = path_and_row_group
         where = f"{path} (row group {row_group})"
-        with parquet_file(path, where) as parquet:
+        with parquet_file(path, where, self._dictionaries) as parquet:
             row = sum(parquet.metadata.row_group(i).num_rows for i in range(row_group))  # rows before
             progress = ProgressLog(path, row_group=row_group, rows_before=row)
             batches = parquet.iter_batches(
@@ -134,7 +145,10 @@ class _ReadRowGroup(beam.DoFn):
         return self._cast(batch.filter(pa.array(~left_out)), where), bad
 
     def _cast(self, batch, where):
-        columns = [cast_column(batch.column(name), kind, name, where) for name, kind in self._kinds.items()]
+        columns = [
+            cast_column(batch.column(name), kind, name, where, keep_dictionary=name in self._dictionaries)
+            for name, kind in self._kinds.items()
+        ]
         return pa.RecordBatch.from_arrays(columns, names=list(self._kinds))
 
 
@@ -171,8 +185,9 @@ def open_parquet(stream, path):
 
 
 @contextlib.contextmanager
-def parquet_file(path, where=None):
-    """The pq.ParquetFile of `path`, open for the with block, in which a failure to read
+def parquet_file(path, where=None, read_dictionary=None):
+    """The pq.ParquetFile of `path` (its `read_dictionary` columns read dictionary-encoded,
+    as pyarrow's argument), open for the with block, in which a failure to read
     the file raises InputDataError naming `where` (default: the path) and saying which it
     was: the storage failed to deliver the bytes (an I/O error: check access, run again),
     or the bytes are not valid Parquet (re-write the file). Errors of the block's own
@@ -182,7 +197,7 @@ def parquet_file(path, where=None):
     try:
         with FileSystems.open(path) as raw:
             stream = _WatchedStream(raw)
-            yield pq.ParquetFile(stream)
+            yield pq.ParquetFile(stream, read_dictionary=read_dictionary or None)
     except Exception as e:
         if stream is None or stream.error is not None:  # opening or reading failed
             cause = e if stream is None else stream.error
