@@ -2,6 +2,7 @@
 
 import collections
 import csv
+import functools
 import logging
 import re
 
@@ -26,6 +27,7 @@ from kdp_beam.columns import (
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
+from kdp_beam.io.read_ahead import read_ahead
 
 SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
 
@@ -166,20 +168,23 @@ class _ArrowReading:
                 if self.stream.owns_nothing:
                     return  # every record of these bytes started in an earlier range
                 skip = rows_done
+                # pyarrow parses the first block while opening: errors come from there too.
+                parse = functools.partial(_open_csv, self.stream, self._header, self._start > 0, types, block_size)
                 try:
-                    # pyarrow parses the first block while opening: errors come from here too.
-                    for batch in _open_csv(self.stream, self._header, self._start > 0, types, block_size):
-                        if self.stream.hex:
-                            types = self._as_text  # this batch may hold hex: read it as text
-                            break
-                        batch, skip = batch.slice(min(skip, batch.num_rows)), max(skip - batch.num_rows, 0)
-                        if types is self._as_text or self._cast:
-                            batch = self._checked(batch, types is self._as_text)
-                        rows_done += batch.num_rows
-                        if batch.num_rows:
-                            yield batch
-                    else:
-                        return
+                    with read_ahead(parse) as parsed:
+                        for batch in parsed:
+                            # The bytes read so far, this batch's among them, hold no hex.
+                            if self.stream.hex:
+                                types = self._as_text  # this batch may hold hex: read it as text
+                                break
+                            batch, skip = batch.slice(min(skip, batch.num_rows)), max(skip - batch.num_rows, 0)
+                            if types is self._as_text or self._cast:
+                                batch = self._checked(batch, types is self._as_text)
+                            rows_done += batch.num_rows
+                            if batch.num_rows:
+                                yield batch
+                        else:
+                            return
                 except pa.ArrowInvalid as e:
                     if "straddling object" not in str(e) or block_size >= _MAX_BLOCK_SIZE:
                         raise

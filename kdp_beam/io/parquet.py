@@ -2,6 +2,7 @@
 
 import collections
 import contextlib
+import functools
 
 import apache_beam as beam
 import numpy as np
@@ -22,6 +23,7 @@ from kdp_beam.columns import (
 )
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import BAD_RECORDS, READ_METRICS, MatchInputFiles, ProgressLog, Reader
+from kdp_beam.io.read_ahead import read_ahead
 
 DEFAULT_BATCH_ROWS = 65536
 
@@ -107,16 +109,17 @@ class _ReadRowGroup(beam.DoFn):
         with parquet_file(path, where, self._dictionaries) as parquet:
             row = sum(parquet.metadata.row_group(i).num_rows for i in range(row_group))  # rows before
             progress = ProgressLog(path, row_group=row_group, rows_before=row)
-            batches = parquet.iter_batches(
-                batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
+            decode = functools.partial(
+                parquet.iter_batches, batch_size=self._batch_rows, row_groups=[row_group], columns=list(self._kinds)
             )
-            for batch in batches:
-                typed, bad = self._typed(batch, path, row, where)
-                for record in bad:
-                    yield TaggedOutput(BAD_RECORDS, record)
-                row += batch.num_rows
-                progress.left_out += len(bad)
-                yield progress.add(typed)
+            with read_ahead(decode) as batches:
+                for batch in batches:
+                    typed, bad = self._typed(batch, path, row, where)
+                    for record in bad:
+                        yield TaggedOutput(BAD_RECORDS, record)
+                    row += batch.num_rows
+                    progress.left_out += len(bad)
+                    yield progress.add(typed)
         progress.done()
 
     def _typed(self, batch, path, first_row, where):
