@@ -26,6 +26,7 @@ from kdp_beam.columns import (
 )
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
+from kdp_beam.io.read_ahead import read_ahead
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
 
 _LOG = logging.getLogger(__name__)
@@ -75,8 +76,13 @@ class _ReadJsonRange(beam.DoFn):
         progress = ProgressLog(path, None if end is None else (start, end))
         with open_input(path) as raw:  # decompresses by extension; a cut file is an error
             stream = RecordRange(raw, start, end)
-            for block in _line_blocks(stream, self._block_size, stream.first):
-                yield from emitted(self._read_block(path, block), progress)
+
+            def parse():  # in read_ahead's thread: the blocks' batches and bad records
+                for block in _line_blocks(stream, self._block_size, stream.first):
+                    yield from self._read_block(path, block)
+
+            with read_ahead(parse) as elements:
+                yield from emitted(elements, progress)
         progress.done()
         if start == 0:
             READ_METRICS.files.inc()

@@ -80,3 +80,29 @@ def test_an_error_of_the_caller_stops_the_thread():
             for item in ahead:
                 1 / (5 - item)
     assert not _threads()
+
+
+def test_json_lines_read_ahead_keeps_rows_and_bad_records_in_file_order(tmp_path):
+    """The JSON Lines reader parses its blocks ahead: in skip mode the rows and the bad
+    records of many small blocks arrive in the file's order, as json reads them; in fail
+    mode the first bad line is the one named, however far ahead the thread read."""
+    import json
+
+    from kdp_beam.errors import InputDataError
+    from kdp_beam.io.jsonl import _ReadJsonRange
+    from kdp_beam.spec import FeatureSpec
+    from tests.io.helpers import split_outputs
+
+    path = tmp_path / "data.jsonl"
+    lines = [json.dumps({"x": "bad" if i % 97 == 96 else i / 4, "t": f"tok{i % 5}"}) for i in range(3000)]
+    path.write_text("\n".join(lines) + "\n")
+    spec = FeatureSpec({"x": "float_normalized", "t": "string_categorical"})
+    good = [json.loads(line) for line in lines if not isinstance(json.loads(line)["x"], str)]
+    bad_lines = [i + 1 for i, line in enumerate(lines) if isinstance(json.loads(line)["x"], str)]
+
+    batches, bad = split_outputs(_ReadJsonRange(spec, 512, "skip").process((str(path), 0, None)))
+    assert pa.Table.from_batches(batches).to_pylist() == good
+    assert [record.line for record in bad] == bad_lines
+    with pytest.raises(InputDataError, match=f"line {bad_lines[0]}, key 'x'"):
+        list(_ReadJsonRange(spec, 512, "fail").process((str(path), 0, None)))
+    assert not _threads()
