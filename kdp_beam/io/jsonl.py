@@ -256,7 +256,8 @@ def _asked_instead(kind, in_list, found):
         return pa.string()  # split on the separator
     return None
 
-# A line with something other than white space on it; one that starts with no "{".
+# A line with something other than white space on it; one that starts with no "{"; one
+# that ends (before white space) with no "}".
 _FILLED_LINE = re.compile(rb"^[ \t\r]*[^ \t\r\n]", re.MULTILINE)
 _OTHER_LINE = re.compile(rb"^[ \t\r]*[^{ \t\r\n]", re.MULTILINE)
 _UNCLOSED_LINE = re.compile(rb"[^} \t\r\n][ \t\r]*$", re.MULTILINE)
