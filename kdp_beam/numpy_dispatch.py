@@ -57,10 +57,11 @@ def numpy_version():
         return None
 
 
-def avoid_slow_avx512_sort(environ=os.environ, cpuinfo="/proc/cpuinfo"):
+def avoid_slow_avx512_sort(cpuinfo="/proc/cpuinfo"):
     """Sets NPY_DISABLE_CPU_FEATURES to AVX512_TARGETS on a Zen 4 when numpy is not yet
     imported, is 2.4 or later (whose target names these are), and neither it nor
     NPY_ENABLE_CPU_FEATURES is set. Returns whether it did."""
+    environ = os.environ
     if "numpy" in sys.modules or "NPY_DISABLE_CPU_FEATURES" in environ or "NPY_ENABLE_CPU_FEATURES" in environ:
         return False
     try:

@@ -27,8 +27,8 @@ from kdp_beam.columns import (
 )
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
-from kdp_beam.io.read_ahead import read_ahead
 from kdp_beam.io.ranges import ReadByteRanges, RecordRange
+from kdp_beam.io.read_ahead import read_ahead
 
 _LOG = logging.getLogger(__name__)
 
