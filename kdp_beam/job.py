@@ -90,15 +90,16 @@ def add_read(
     pipeline, spec, input_pattern, input_format, split_size, on_bad_record, dictionaries=(), **reader_options
 ):
     """The job's read (ReadInput's outputs) and the input's description for the manifest:
-    {pattern, format, on_bad_record}. `dictionaries`: the string columns Parquet gives
-    dictionary-encoded (ReadParquet). `reader_options` go to ReadInput as they are."""
+    {pattern, format, on_bad_record}. `dictionaries`: the string columns Parquet and CSV
+    give dictionary-encoded (ReadParquet, ReadCsv). `reader_options` go to ReadInput as
+    they are."""
     check_policy(on_bad_record)
     input_format = input_format or infer_format(input_pattern)
     description = {"pattern": input_pattern, "format": input_format, "on_bad_record": on_bad_record}
     options = {"on_bad_record": on_bad_record, **reader_options}
     if split_size is not None and input_format in ("csv", "jsonl"):
         options["split_size"] = split_size
-    if dictionaries and input_format == "parquet":
+    if dictionaries and input_format in ("parquet", "csv"):
         options["dictionaries"] = dictionaries
     return pipeline | "Read" >> ReadInput(input_pattern, spec, input_format, **options), description
 

@@ -589,6 +589,54 @@ def test_a_person_sees_one_line_on_bad_data_and_json_parses(files, tmp_path):
     assert_one_error_line(done.returncode, done.stderr, r"no rows in")
 
 
+def test_a_finished_command_runs_the_exit_handlers_and_waits_for_threads(files, tmp_path):
+    # The process's own command skips Python's finalization (cli._finished), not what comes
+    # before it: a plug-in's exit handler and its non-daemon thread still run.
+    (tmp_path / "exit_plugin.py").write_text(
+        "import atexit, pathlib, threading, time\n"
+        f"here = pathlib.Path({str(tmp_path)!r})\n"
+        "atexit.register(lambda: (here / 'atexit').write_text('ran'))\n"
+        "def late():\n"
+        "    time.sleep(1)\n"
+        "    (here / 'thread').write_text('ran')\n"
+        "threading.Thread(target=late).start()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), str(tmp_path)]))
+    done = subprocess.run(
+        [sys.executable, "-m", "kdp_beam", "--plugin", "exit_plugin", "analyze", "--features", files["features"],
+         "--input", files["data"], "--output", tmp_path / "b", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows_read"] == len(ROWS)
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "ran"
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+def test_a_reader_that_leaves_early_gets_the_sigpipe_status_and_no_traceback(files, tmp_path, closed):
+    # `kdp-beam ... --json | head -c 10`: the bundle is written; the status says the output
+    # was not all read, as a Unix tool ended by SIGPIPE says it. With stderr's reader gone,
+    # the summary cannot be shown, and the command ends there.
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads the pipe
+    other = tmp_path / "other.txt"
+    with open(other, "w") as kept:
+        streams = {"stdout": write_end, "stderr": kept} if closed == "stdout" else {"stdout": kept, "stderr": write_end}
+        done = subprocess.run(
+            [sys.executable, "-m", "kdp_beam", "analyze", "--features", files["features"], "--input", files["data"],
+             "--output", tmp_path / "b", "--json"],
+            env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120, **streams,
+        )
+    os.close(write_end)
+    assert done.returncode == 141
+    text = other.read_text()
+    assert "Traceback" not in text and "Exception ignored" not in text
+    if closed == "stdout":
+        assert json.loads((tmp_path / "b" / "statistics.json").read_text())["row_count"] == len(ROWS)
+    else:  # what a person reads is lost: the --json result says so
+        assert json.loads(text)["exit_status"] == 141
+
+
 def test_worker_processes_print_no_traceback(files, tmp_path):
     # Beam's worker processes print a failing bundle's traceback to the stderr they inherit.
     bad = write(tmp_path / "bad.csv", "x,name\n1.5,a\noops,b\n")

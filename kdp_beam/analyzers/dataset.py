@@ -114,7 +114,7 @@ def takes_dictionary(analyzer):
 
 def dictionary_features(spec):
     """The features whose string column the analysis takes dictionary-encoded (pyarrow's
-    DictionaryArray, as the Parquet reader gives it when asked: counting a dictionary's
+    DictionaryArray, as the Parquet and CSV readers give it when asked: counting a dictionary's
     indices costs a fraction of hashing every value): one string per row, and every
     analyzer takes_dictionary (the counts and the exact vocabulary of a string
     categorical)."""

@@ -72,6 +72,11 @@ class ReadCsv(ReadByteRanges):
     columns; in string columns an empty field is missing (kdp_beam treats "" as null) and
     every other field is a token.
 
+    ``dictionaries``: string columns to give dictionary-encoded (pyarrow's DictionaryArray
+    of string, each batch with its own dictionary), for the analysis: see
+    kdp_beam.analyzers.dataset.dictionary_features. The record-by-record path of skip
+    mode gives them as plain strings.
+
     A multivalent feature's field is split on its separator (kdp_beam.columns.cast_list:
     an empty field is a row with no values, an empty value a missing one, string values
     not trimmed); each value of a number field is read as a number field is.
@@ -87,15 +92,20 @@ class ReadCsv(ReadByteRanges):
     no such column.
     """
 
+    def __init__(self, *args, dictionaries=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dictionaries = frozenset(dictionaries)
+
     def _range_reader(self):
-        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record, self.columns)
+        return _ReadCsvRange(self.spec, self.block_size, self.on_bad_record, self.columns, self.dictionaries)
 
 
 class _ReadCsvRange(beam.DoFn):
-    def __init__(self, spec, block_size, on_bad_record="fail", columns=None):
+    def __init__(self, spec, block_size, on_bad_record="fail", columns=None, dictionaries=frozenset()):
         self._kinds = kinds_read(spec, columns)
         self._block_size = block_size
         self._skip = on_bad_record == "skip"
+        self._dictionaries = {name for name in dictionaries if self._kinds.get(name) == "string"}
 
     def process(self, path_range):
         path, start, end = path_range
@@ -114,7 +124,7 @@ class _ReadCsvRange(beam.DoFn):
 
     def _read_range(self, path, header, start, end):
         progress = ProgressLog(path, None if end is None else (start, end))
-        reading = _ArrowReading(path, header, start, end, self._kinds, self._block_size)
+        reading = _ArrowReading(path, header, start, end, self._kinds, self._block_size, self._dictionaries)
         try:
             for batch in reading.batches():
                 yield progress.add(batch)
@@ -146,13 +156,17 @@ class _ArrowReading:
     ``stream``: the RecordRange being read, for its quote count and record bounds.
     Multivalent features' fields are read as text, then split and cast (cast_column, which
     raises UnreadableValue for a value that is not a number); the label's and fold key's
-    text is cast too (its empty fields missing).
+    text is cast too (its empty fields missing). The string columns of `dictionaries` come
+    dictionary-encoded, each batch with its own dictionary.
     """
 
-    def __init__(self, path, header, start, end, kinds, block_size):
+    def __init__(self, path, header, start, end, kinds, block_size, dictionaries=frozenset()):
         self._path, self._header, self._start, self._end = path, header, start, end
         self._kinds, self._block_size = kinds, block_size
-        self._types = {name: ARROW_TYPES[kind if element_kind(kind) is None else "string"] for name, kind in kinds.items()}
+        self._types = {
+            name: _DICTIONARY if name in dictionaries else ARROW_TYPES[kind if element_kind(kind) is None else "string"]
+            for name, kind in kinds.items()
+        }
         self._integers = [name for name, kind in kinds.items() if kind == "integer"]
         # Read as text by pyarrow, then cast: lists split, the label's empty fields null.
         self._cast = [name for name, kind in kinds.items() if element_kind(kind) is not None or kind == "label"]
@@ -164,7 +178,7 @@ class _ArrowReading:
         while True:
             with open_input(self._path) as raw:
                 watch_hex = types is self._types and bool(self._integers)
-                self.stream = RecordRange(raw, self._start, self._end, watch_hex)
+                self.stream = RecordRange(raw, self._start, self._end, watch_hex, count_quotes=True)
                 if self.stream.owns_nothing:
                     return  # every record of these bytes started in an earlier range
                 skip = rows_done
@@ -205,6 +219,9 @@ class _ArrowReading:
 
 
 _MAX_BLOCK_SIZE = 1 << 30  # pyarrow's blocks are at most 2 GiB
+# pyarrow builds the dictionary while it converts the text (the same UTF-8 check, empty
+# fields kept as ""): the analysis then counts indices, not each value's hash.
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
 def _check_quotes(path, stream, end):
@@ -283,7 +300,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_ba
     }
     indices = [header.index(name) for name in kinds]
     with open_input(path) as raw:
-        stream = RecordRange(raw, start, end)
+        stream = RecordRange(raw, start, end, count_quotes=True)
         lines = _PositionedLines(stream, stream.first)
         reader = csv.reader(lines)
         if start == 0:

@@ -2,6 +2,7 @@
 Lines): each range owns the records that start in it."""
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.pvalue import PBegin
 
@@ -11,6 +12,7 @@ from kdp_beam.numbers import holds_hex
 
 DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of text per RecordBatch
+_QUOTE = ord('"')
 
 
 class ReadByteRanges(Reader):
@@ -64,19 +66,21 @@ def byte_ranges(metadata, split_size):
 
 class RecordRange:
     """A read-only stream of the records that start in [start, end) of a file (end None:
-    to the end of the file), counting the double quotes passing through it.
+    to the end of the file), counting the double quotes passing through it when
+    `count_quotes`.
 
     A record starts at byte 0 or just after a newline. Whether that newline was inside a
     quoted CSV value cannot be known here; the quote count lets the CSV reader check
-    afterwards. (A JSON Lines record cannot hold a raw newline.)
+    afterwards. (A JSON Lines record cannot hold a raw newline: its reader counts none.)
     Attributes ``first`` and ``next``: where this range's records start, and where the
     next range's do (None until the end is reached); ``hex``: whether the bytes read so far
     hold "0x" or "0X" (a hex literal, which pyarrow's integer parser would take), looked
     for only when `watch_hex`.
     """
 
-    def __init__(self, raw, start, end, watch_hex=False):
+    def __init__(self, raw, start, end, watch_hex=False, count_quotes=False):
         self._raw = raw
+        self._count_quotes = count_quotes
         self._end = end
         self._buffer = b""
         self._done = False
@@ -126,7 +130,11 @@ class RecordRange:
                 self._done = True
                 self.next = self.position + len(data)
         self.position += len(data)
-        self.quotes += data.count(b'"')
+        if self._count_quotes:
+            # numpy, not bytes.count: 4x faster, and without the GIL, which bytes.count
+            # holds for every byte while the analysis thread waits (pyarrow calls read()
+            # from its own thread).
+            self.quotes += int(np.count_nonzero(np.frombuffer(data, np.uint8) == _QUOTE))
         if self._watch_hex and not self.hex:
             self.hex = holds_hex(data, self._last)
             self._last = data[-1:]
