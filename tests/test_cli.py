@@ -591,11 +591,13 @@ def test_a_person_sees_one_line_on_bad_data_and_json_parses(files, tmp_path):
 
 def test_a_finished_command_runs_the_exit_handlers_and_waits_for_threads(files, tmp_path):
     # The process's own command skips Python's finalization (cli._finished), not what comes
-    # before it: a plug-in's exit handler and its non-daemon thread still run.
+    # before it: a plug-in's exit handler and its non-daemon thread still run. And the
+    # garbage collector, off while Beam was imported (cli._imported), was on for the job,
+    # the imports' objects frozen.
     (tmp_path / "exit_plugin.py").write_text(
-        "import atexit, pathlib, threading, time\n"
+        "import atexit, gc, pathlib, threading, time\n"
         f"here = pathlib.Path({str(tmp_path)!r})\n"
-        "atexit.register(lambda: (here / 'atexit').write_text('ran'))\n"
+        "atexit.register(lambda: (here / 'atexit').write_text(f'ran {gc.isenabled()} {gc.get_freeze_count()}'))\n"
         "def late():\n"
         "    time.sleep(1)\n"
         "    (here / 'thread').write_text('ran')\n"
@@ -609,7 +611,9 @@ def test_a_finished_command_runs_the_exit_handlers_and_waits_for_threads(files, 
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows_read"] == len(ROWS)
-    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "ran"
+    ran, enabled, frozen = (tmp_path / "atexit").read_text().split()
+    assert ran == "ran" and enabled == "True" and int(frozen) > 50_000, (ran, enabled, frozen)
+    assert (tmp_path / "thread").read_text() == "ran"
 
 
 @pytest.mark.parametrize("closed", ["stdout", "stderr"])
