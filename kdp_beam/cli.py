@@ -9,8 +9,8 @@ Beam's log lines and tracebacks appear only with `--verbose`.
 Exit status: 0 done; 2 the input, the arguments or the environment is wrong (the error line
 says what to change); 1 an internal error, a bug in kdp_beam or in a plug-in (report it
 with the `--verbose` traceback), and for `validate` an anomaly found; 130 interrupted; 141
-the command finished but its stdout or stderr was a pipe closed early (`--json | head`),
-as a Unix tool ended by SIGPIPE reports it.
+its stdout or stderr was a pipe whose reader left early (`--json | head`), as a Unix tool
+ended by SIGPIPE reports it.
 """
 
 import argparse

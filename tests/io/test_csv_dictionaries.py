@@ -9,17 +9,16 @@ import csv
 import gzip
 import json
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from kdp_beam.analyzers.dataset import dictionary_features
-from kdp_beam.beam.analyze import AnalyzeFeatures
 from kdp_beam.bundle.loader import load_bundle
 from kdp_beam.io.csv import ReadCsv, _ReadCsvRange
-from kdp_beam.job import pipeline_options, run_analysis
+from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import analysed, keras_vocabulary
 
 ROWS = 12_000
 SPEC = FeatureSpec(
@@ -77,22 +76,10 @@ def python_csv_records(pattern):
     return records
 
 
-def write_json(document, path):
-    with open(path, "w") as f:
-        json.dump(document, f, sort_keys=True)
-
-
 def statistics(pattern, dictionaries, path, on_bad_record="fail"):
-    with beam.Pipeline(options=pipeline_options([])) as pipeline:
-        (
-            pipeline
-            | ReadCsv(pattern, SPEC, block_size=1 << 15, split_size=200_000, on_bad_record=on_bad_record,
-                      dictionaries=dictionaries)
-            | AnalyzeFeatures(SPEC)
-            | beam.Map(write_json, str(path))
-        )
-    with open(path) as f:
-        return json.load(f)
+    read = ReadCsv(pattern, SPEC, block_size=1 << 15, split_size=200_000, on_bad_record=on_bad_record,
+                   dictionaries=dictionaries)
+    return analysed(read, SPEC, path)
 
 
 def test_the_reader_gives_them_encoded_each_batch_its_own_dictionary(csv_files):
@@ -110,13 +97,9 @@ def test_the_reader_gives_them_encoded_each_batch_its_own_dictionary(csv_files):
 
 def assert_counts_are_pythons(features, records):
     for name in ("zipf", "wide", "many"):
-        counter = collections.Counter(r[name] for r in records)
-        keep = SPEC.features[name].options["max_tokens"]
-        order = sorted(counter.items(), key=lambda item: (item[1], item[0].encode()), reverse=True)
-        if keep is not None:
-            order = order[: keep - 1]  # less its OOV index
-        assert features[name]["vocabulary"] == [token for token, _ in order], name
-        assert features[name]["vocabulary_counts"] == [count for _, count in order], name
+        tokens, counts = keras_vocabulary([r[name] for r in records], SPEC.features[name].options["max_tokens"])
+        assert features[name]["vocabulary"] == tokens, name
+        assert features[name]["vocabulary_counts"] == counts, name
     # "" is missing (missing_token counts it); "NA" and "null" are tokens of a string column.
     odd = collections.Counter(r["odd"] or "[missing]" for r in records)
     assert dict(zip(features["odd"]["vocabulary"], features["odd"]["vocabulary_counts"])) == odd

@@ -5,7 +5,6 @@ reading every value, and the counts Python's Counter gives, on odd-but-valid col
 import collections
 import json
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,11 +13,11 @@ import pytest
 
 from kdp_beam.analyzers.dataset import dictionary_features
 from kdp_beam.analyzers.vocabulary import VocabularyAnalyzer
-from kdp_beam.beam.analyze import AnalyzeFeatures
 from kdp_beam.columns import blank_as_null, cast_column
 from kdp_beam.io.parquet import ReadParquet, _ReadRowGroup
-from kdp_beam.job import pipeline_options, run_analysis
+from kdp_beam.job import run_analysis
 from kdp_beam.spec import FeatureSpec
+from tests.io.helpers import analysed, keras_vocabulary
 
 ROWS = 30_000
 SPEC = FeatureSpec(
@@ -96,21 +95,8 @@ def test_the_reader_gives_them_encoded_and_the_others_decoded(parquet_files):
     assert {batch.schema.field(name).type.value_type for name in encoded} == {pa.string()}
 
 
-def write_json(document, path):
-    with open(path, "w") as f:
-        json.dump(document, f, sort_keys=True)
-
-
 def statistics(pattern, dictionaries, path):
-    with beam.Pipeline(options=pipeline_options([])) as pipeline:
-        (
-            pipeline
-            | ReadParquet(pattern, SPEC, batch_rows=3000, dictionaries=dictionaries)
-            | AnalyzeFeatures(SPEC)
-            | beam.Map(write_json, str(path))
-        )
-    with open(path) as f:
-        return json.load(f)
+    return analysed(ReadParquet(pattern, SPEC, batch_rows=3000, dictionaries=dictionaries), SPEC, path)
 
 
 def test_the_statistics_equal_reading_every_value(parquet_files, tmp_path):
@@ -122,14 +108,10 @@ def test_the_statistics_equal_reading_every_value(parquet_files, tmp_path):
     assert json.dumps(encoded, sort_keys=True) == json.dumps(plain, sort_keys=True)
     features = encoded["features"]
     for name in ("zipf", "wide", "large", "bytes", "many"):
-        values = data[name].to_pylist()
-        counter = collections.Counter(v.decode() if isinstance(v, bytes) else v for v in values)
-        keep = SPEC.features[name].options["max_tokens"]
-        order = sorted(counter.items(), key=lambda item: (item[1], item[0].encode()), reverse=True)
-        if keep is not None:
-            order = order[: keep - 1]  # less its OOV index
-        assert features[name]["vocabulary"] == [token for token, _ in order], name
-        assert features[name]["vocabulary_counts"] == [count for _, count in order], name
+        values = [v.decode() if isinstance(v, bytes) else v for v in data[name].to_pylist()]
+        tokens, counts = keras_vocabulary(values, SPEC.features[name].options["max_tokens"])
+        assert features[name]["vocabulary"] == tokens, name
+        assert features[name]["vocabulary_counts"] == counts, name
     # "" and null are missing; missing_token counts them, and the rows that hold it.
     blanks = collections.Counter(v or "[missing]" for v in data["blanks"].to_pylist())
     assert dict(zip(features["blanks"]["vocabulary"], features["blanks"]["vocabulary_counts"])) == blanks
