@@ -195,6 +195,16 @@ class DatasetAnalyzer:
                 accs[j] = analyzer.add_batch(accs[j], fed, *given)  # accumulators may be immutable
         return acc
 
+    def compact(self, acc):
+        """The accumulator made small to be sent (AnalyzerCombineFn.compact, when Beam
+        encodes a worker's accumulator): each analyzer that has ``compact`` compacts its
+        own (a quantile sketch: QuantilesAnalyzer.compact)."""
+        for (_, analyzers), accs in zip(self._plan, acc.features):
+            for j, analyzer in enumerate(analyzers.values()):
+                if hasattr(analyzer, "compact"):
+                    accs[j] = analyzer.compact(accs[j])
+        return acc
+
     def merge_accumulators(self, accs):
         accs = list(accs)
         merged = []

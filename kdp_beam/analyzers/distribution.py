@@ -220,6 +220,10 @@ class TransformAnalyzer:
             acc.log1p = None
         return acc
 
+    def compact(self, acc):
+        self._quantiles.compact(acc.quantiles)
+        return acc
+
     def merge_accumulators(self, accs):
         accs = list(accs)
         log1p = [a.log1p for a in accs]

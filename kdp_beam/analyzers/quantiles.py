@@ -75,6 +75,16 @@ class QuantilesAnalyzer:
             acc.n += int(counts.sum())
         return acc
 
+    def compact(self, acc):
+        """The sketch compacted, before it is sent (AnalyzerCombineFn.compact): tfx_bsl
+        keeps its summary levels until then, so a worker's accumulator grew with its
+        batches (the 10 numeric features of the CSV 10M x 20 read in one process: 4.8 MB
+        pickled after 76 batches, 18.6 MB after 610), where a compacted one stays ~4.9 MB.
+        Its error bound already allows for one Compact (a no-op on a sketch that has
+        merged compacted ones)."""
+        acc.sketch.Compact()
+        return acc
+
     def merge_accumulators(self, accs):
         merged = self.create_accumulator()
         for acc in accs:

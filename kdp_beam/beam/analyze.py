@@ -44,6 +44,11 @@ class AnalyzerCombineFn(beam.CombineFn):
     def merge_accumulators(self, accumulators):
         return self._analyzer.merge_accumulators(accumulators)
 
+    def compact(self, accumulator):
+        # Beam calls it before a worker's accumulator is encoded (after the lifted combine).
+        compact = getattr(self._analyzer, "compact", None)
+        return accumulator if compact is None else compact(accumulator)
+
     def extract_output(self, accumulator):
         return self._analyzer.finalize(accumulator)
 

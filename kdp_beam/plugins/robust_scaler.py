@@ -32,6 +32,9 @@ class Quartiles:
     def merge_accumulators(self, accs):
         return self._quantiles.merge_accumulators(accs)
 
+    def compact(self, acc):
+        return self._quantiles.compact(acc)
+
     def to_state(self, acc):
         return self._quantiles.to_state(acc)
 

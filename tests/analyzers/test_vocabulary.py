@@ -58,6 +58,21 @@ def test_counts_are_exact_and_folding_is_invisible(monkeypatch):
     assert stats["vocabulary_counts"] == sorted(stats["vocabulary_counts"], reverse=True)
 
 
+def test_a_small_vocabularys_many_batches_wait_folded_in_few_tables():
+    # 100 tokens, 1,000 batches: the buffered tables are folded every _COMPACT_TABLES, not
+    # kept by the hundred until their rows reach _COMPACT_MIN_ROWS; the counts stay exact.
+    analyzer = VocabularyAnalyzer()
+    counts, most_waiting = vocabulary_module.TokenCounts(), 0
+    batches = [rng.integers(0, 100, 500).astype(str) for _ in range(1000)]
+    for batch in batches:
+        counts.add(analyzer.token_table(pa.array(batch)))
+        most_waiting = max(most_waiting, len(counts.tables))
+    assert most_waiting <= vocabulary_module._COMPACT_TABLES + 1
+    values, expected = np.unique(np.concatenate(batches), return_counts=True)
+    table = counts.fold()
+    assert dict(zip(table["token"].to_pylist(), table["count"].to_pylist())) == dict(zip(values.tolist(), expected.tolist()))
+
+
 def test_nulls_are_not_tokens_and_empty_input_has_no_vocabulary():
     assert vocabulary_of([pa.array([None, "a", None])])["vocabulary"] == ["a"]
     assert vocabulary_of([pa.array([None], pa.string())])["vocabulary"] == []
