@@ -43,5 +43,5 @@ setup(
             "py-spy>=0.3",
         ],
     },
-    entry_points={"console_scripts": ["kdp-beam=kdp_beam.cli:main"]},
+    entry_points={"console_scripts": ["kdp-beam=kdp_beam.cli:run"]},
 )

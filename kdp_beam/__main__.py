@@ -1,5 +1,3 @@
-import sys
+from kdp_beam.cli import run
 
-from kdp_beam.cli import main
-
-sys.exit(main())
+run()

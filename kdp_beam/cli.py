@@ -34,6 +34,8 @@ EXIT_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # a Unix tool's status when SIGPIPE ends it (128 + 13)
+_INTERRUPT_GRACE_SECONDS = 5  # an interrupted job's clean-up, before the process ends anyway
+_ENDING = threading.Lock()  # held by the thread that reports the interrupt
 _MAX_MESSAGE = 2000  # characters of an error line
 # The packages of the clients behind gs:// and s3:// (Beam's GCS and S3 filesystems), whose
 # errors (an expired credential, a retry deadline with no network) are not OSErrors.
@@ -213,13 +215,25 @@ def _whole_number(text, least):
 _positive = functools.partial(_whole_number, least=1)
 
 
-def main(argv=None):
-    """Runs a command; returns the process exit code (see the module docstring)."""
-    process = argv is None  # the process's own command, not a call from Python
+def run():
+    """The `kdp-beam` command (the console script, `python -m kdp_beam`): main() as the
+    process's own command."""
+    sys.exit(main(own_process=True))
+
+
+def main(argv=None, *, own_process=False):
+    """Runs a command (`argv`, default sys.argv[1:]); returns its exit status (see the
+    module docstring).
+
+    `own_process`: the command is the process's own (run()): numpy's CPU dispatch is set
+    before numpy loads, a Ctrl-C after the command is ignored, and the process ends with
+    the command (_ended, _finished). A call from Python leaves its process as it found it.
+    """
+    process = own_process
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "-v" in argv or "--verbose" in argv  # known before parsing, for its errors
     wants_json = "--json" in argv or any(a.startswith("--json=") for a in argv)
-    with _logging(verbose), _interrupts(verbose, process) as interrupted:
+    with _logging(verbose), _interrupts(verbose, process, wants_json) as interrupted:
         if process:  # before numpy is imported; a call from Python has its numpy already
             avoid_slow_avx512_sort()
             gc.disable()  # while Beam is imported (see _imported)
@@ -236,6 +250,7 @@ def main(argv=None):
             import_plugins(args.plugin + getattr(args, "more_plugins", []))
             if process:
                 _imported()
+            _check_json_file(args)
             result = _COMMANDS[args.command](args, pipeline_args)
         except KeyboardInterrupt:
             return _interrupted(wants_json, process)
@@ -244,6 +259,8 @@ def main(argv=None):
                 traceback.print_exc()
             if interrupted.is_set():  # Beam wraps the interrupt in its own error
                 return _interrupted(wants_json, process)
+            if isinstance(e, _JsonFileError):
+                wants_json = False  # not into the file refused
             return _ended(_fail(*_error_line(e, verbose), wants_json), process)
         if interrupted.is_set():  # caught inside the command, which then ended anyway
             return _interrupted(wants_json, process)
@@ -253,6 +270,37 @@ def main(argv=None):
         except BrokenPipeError:  # stdout's reader left (`| head`); said by the status
             return _ended(EXIT_BROKEN_PIPE, process)
     return _finished(result.get("exit_status", 0), process)  # validate's 1: an anomaly
+
+
+class _JsonFileError(KdpBeamError):
+    """The --json FILE is refused (then no JSON is written to it)."""
+
+
+def _check_json_file(args):
+    """Refuses a --json FILE before the work when it cannot be written, or writing it
+    would destroy one of the command's inputs or put a file into the bundle it writes
+    (kdp_beam.output_files.check_output_file)."""
+    if not isinstance(args.json, str):
+        return
+    from kdp_beam.output_files import check_output_file
+
+    named = [getattr(args, name, None) for name in ("input", "features", "bundle", "baseline", "current")]
+    inputs = [path for path in named + list(getattr(args, "bundles", None) or []) if path]
+    try:
+        check_output_file(args.json, "JSON result", inputs=inputs)
+    except KdpBeamError as e:
+        raise _JsonFileError(str(e)) from None
+    output = getattr(args, "output", None)
+    if args.command in ("analyze", "merge", "transform") and output and _within(args.json, output):
+        raise _JsonFileError(
+            f"the JSON result {args.json} lies inside the directory {output} the command writes; "
+            "choose a path outside it"
+        )
+
+
+def _within(path, directory):
+    path, directory = os.path.abspath(path), os.path.abspath(directory)
+    return os.path.commonpath([path, directory]) == directory
 
 
 def _write_json(target, obj):
@@ -267,7 +315,7 @@ def _write_json(target, obj):
 
 
 @contextlib.contextmanager
-def _interrupts(verbose, process):
+def _interrupts(verbose, process, wants_json):
     """An event set by Ctrl-C (SIGINT), which still raises KeyboardInterrupt: Beam may catch
     it in a thread and raise its own error (RuntimeError: KeyboardInterrupt [while running
     ...]), or a worker process killed by the same Ctrl-C may fail the job; once it is set,
@@ -281,6 +329,13 @@ def _interrupts(verbose, process):
         return
 
     def on_interrupt(signum, frame):
+        if process and not interrupted.is_set():
+            # Beam's clean-up of an interrupted multi-process job can wait for ever for a
+            # worker the signal did not reach (`kill -INT`, not a terminal's Ctrl-C): after
+            # a grace period the process ends anyway, its staging directory removed.
+            timer = threading.Timer(_INTERRUPT_GRACE_SECONDS, _abandon, (wants_json,))
+            timer.daemon = True
+            timer.start()
         interrupted.set()
         raise KeyboardInterrupt
 
@@ -311,15 +366,20 @@ def _finished(status, process):
     the exit handlers (logging's flush among them) have run, tearing down the ~2,000
     modules Beam imports frees memory the exit frees anyway, and costs ~0.3 s here, a
     seventh of a small job. Every file the command wrote is closed by then (the bundle is
-    read back and checked before the summary). Under a profiler or a tracer (cProfile,
-    coverage), which write their results after the command returns, the exit is Python's."""
-    if process and sys.getprofile() is None and sys.gettrace() is None:
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join()
+    read back and checked before the summary). While a thread Python would wait for is
+    alive (a plug-in's thread pool, whose idle workers only Python's own exit hooks stop),
+    the exit is Python's."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if _exits_at_once(process) and not any(t.is_alive() for t in others):
         atexit._run_exitfuncs()
         return _ended(status, process)
     return status
+
+
+def _exits_at_once(process):
+    """Whether the process may end with os._exit: its own command, and no profiler or
+    tracer (cProfile, coverage), which write their results after the command returns."""
+    return process and sys.getprofile() is None and sys.gettrace() is None
 
 
 def _ended(status, process):
@@ -327,22 +387,34 @@ def _ended(status, process):
     at once: a storage client's threads may outlive its error (a gs:// upload
     with no network printed its RetryError, then kept the process alive), and Python's
     exit would wait for them. Everything the command set up is cleaned up by then (the
-    error passed through its context managers on its way here)."""
-    if process:
+    error passed through its context managers on its way here). Not under a profiler
+    (_exits_at_once)."""
+    if _exits_at_once(process):
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if stream is not None:  # None: started with the stream closed (`2>&-`)
+                    stream.flush()
             except BrokenPipeError:
                 status = status or EXIT_BROKEN_PIPE
         os._exit(status)
     return status
 
 
+def _abandon(wants_json):
+    from kdp_beam.bundle.staging import remove_unfinished
+
+    remove_unfinished()
+    _interrupted(wants_json, True)
+
+
 def _interrupted(wants_json, process):
     """The interrupt's one line and status. The process's own command then exits at once:
     Beam's threads may still wait for worker processes the Ctrl-C did not reach, and
     Python's exit would wait for them. (The bundle's staging directory is already removed:
-    the interrupt passed through its cleanup on its way here.)"""
+    the interrupt passed through its cleanup on its way here, or _abandon removed it.)
+    Said once, by whichever of the main thread and _abandon's timer comes first."""
+    if process and not _ENDING.acquire(blocking=False):
+        threading.Event().wait()  # the other is ending the process
     return _ended(_fail(EXIT_INTERRUPTED, "interrupted", wants_json), process)
 
 
@@ -609,9 +681,8 @@ def _validate(args, pipeline_args):
     from kdp_beam.output_files import check_output_file
     from kdp_beam.tools.validate import validate
 
-    for path, what in ((args.output, "diff page"), (args.json if isinstance(args.json, str) else None, "JSON result")):
-        if path is not None:
-            check_output_file(path, what)
+    if args.output is not None:  # (a --json FILE is checked by main)
+        check_output_file(args.output, "diff page")
     result = validate(args.baseline, args.current, thresholds=args.thresholds)
     if args.output:
         from kdp_beam.output_files import write_output_file

@@ -11,8 +11,6 @@ PipelineOptions unchanged. The features file may be local or remote.
 import sys
 
 from kdp_beam.cli import main
-from kdp_beam.numpy_dispatch import avoid_slow_avx512_sort
 
 if __name__ == "__main__":
-    avoid_slow_avx512_sort()  # as kdp-beam's own process does (main given argv does not)
-    sys.exit(main(["analyze", *sys.argv[1:]]))
+    sys.exit(main(["analyze", *sys.argv[1:]], own_process=True))  # as kdp-beam's own process

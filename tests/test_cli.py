@@ -591,7 +591,8 @@ def test_a_person_sees_one_line_on_bad_data_and_json_parses(files, tmp_path):
 
 def test_a_finished_command_runs_the_exit_handlers_and_waits_for_threads(files, tmp_path):
     # The process's own command skips Python's finalization (cli._finished), not what comes
-    # before it: a plug-in's exit handler and its non-daemon thread still run. And the
+    # before it: a plug-in's exit handler and its non-daemon thread still run, and its
+    # thread pool does not keep the process alive. And the
     # garbage collector, off while Beam was imported (cli._imported), was on for the job,
     # the imports' objects frozen.
     (tmp_path / "exit_plugin.py").write_text(
@@ -602,6 +603,9 @@ def test_a_finished_command_runs_the_exit_handlers_and_waits_for_threads(files, 
         "    time.sleep(1)\n"
         "    (here / 'thread').write_text('ran')\n"
         "threading.Thread(target=late).start()\n"
+        "import concurrent.futures\n"  # a pool's idle workers: only Python's exit stops them
+        "POOL = concurrent.futures.ThreadPoolExecutor(2)\n"
+        "POOL.submit(lambda: 42)\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), str(tmp_path)]))
     done = subprocess.run(
@@ -639,6 +643,53 @@ def test_a_reader_that_leaves_early_gets_the_sigpipe_status_and_no_traceback(fil
         assert json.loads((tmp_path / "b" / "statistics.json").read_text())["row_count"] == len(ROWS)
     else:  # what a person reads is lost: the --json result says so
         assert json.loads(text)["exit_status"] == 141
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+def test_a_stream_closed_from_the_start_does_not_fail_a_good_run(files, tmp_path, closed):
+    # `kdp-beam ... >&-`: Python starts with sys.stdout (or sys.stderr) None.
+    done = subprocess.run(
+        [sys.executable, "-m", "kdp_beam", "analyze", "--features", files["features"], "--input", files["data"],
+         "--output", tmp_path / "b", "--json"],
+        env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120, close_fds=True, **{closed: subprocess.DEVNULL},
+        preexec_fn=lambda: os.close(1 if closed == "stdout" else 2),
+    )
+    assert done.returncode == 0
+    assert json.loads((tmp_path / "b" / "statistics.json").read_text())["row_count"] == len(ROWS)
+
+
+def test_main_called_from_python_returns_to_its_caller(files, tmp_path):
+    # main() (argv from sys.argv) is a call, not the process's own command (cli.run).
+    code = (
+        "import sys\n"
+        "from kdp_beam.cli import main\n"
+        f"sys.argv = ['kdp-beam', 'analyze', '--features', {files['features']!r}, '--input', {files['data']!r}, "
+        f"'--output', {str(tmp_path / 'b')!r}]\n"
+        "status = main()\n"
+        "print('returned', status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.stdout.strip() == "returned 0", done.stderr
+
+
+def test_a_json_file_that_would_destroy_data_is_refused_before_the_work(files, tmp_path, capsys):
+    data = write(tmp_path / "d.csv", csv_text())
+    before = open(data).read()
+    common = ["analyze", "--features", files["features"], "--input", data, "--output", tmp_path / "b"]
+    for target, match in (
+        (data, r"is one of the input files"),
+        (files["features"], r"is one of the input files"),
+        (tmp_path / "b" / "result.json", r"lies inside the directory"),
+        (tmp_path, r"is a directory"),
+        (files["bundle"] + "/x.json", r"lies inside the kdp_beam bundle"),
+    ):
+        status, out, err = run(capsys, *common, f"--json={target}")
+        assert_one_error_line(status, err, match)
+        assert not (tmp_path / "b").exists(), target  # refused before the work
+    assert open(data).read() == before
+    status, out, err = run(capsys, "merge", "--json", files["bundle"], files["bundle"], "--output", tmp_path / "m")
+    assert_one_error_line(status, err, r"is a directory")  # --json took the first bundle as its FILE
 
 
 def test_worker_processes_print_no_traceback(files, tmp_path):
@@ -692,9 +743,10 @@ def run_on_a_terminal(*argv):
 
 @pytest.mark.parametrize("mode, delay", [
     ("in_memory", 0.2), ("in_memory", 1.5), ("multi_processing", 0.2),
-    # Known left: an interrupt well into a multi_processing job can leave the process
-    # waiting (the main thread does not get back to Python to raise it): not yet fixed.
-    pytest.param("multi_processing", 1.5, marks=pytest.mark.skip(reason="hangs: not yet fixed")),
+    # A signal to the main process only (not a terminal's Ctrl-C, which reaches the workers
+    # too): Beam's clean-up waits for the workers, and the process ends after the grace
+    # period (cli._abandon), its staging directory removed.
+    ("multi_processing", 1.5),
 ])
 def test_ctrl_c_during_analyze_is_one_line_and_status_130(tmp_path, mode, delay):
     data = tmp_path / "big.csv"
@@ -720,6 +772,7 @@ def test_ctrl_c_during_analyze_is_one_line_and_status_130(tmp_path, mode, delay)
         pytest.skip("the job ended before the interrupt")  # a fast machine
     assert_one_error_line(process.returncode, err, r"^kdp-beam: error: interrupted$", expected_status=130)
     assert "Exception in thread" not in err and "internal error" not in err
+    assert not [p for p in os.listdir(tmp_path) if "kdp-beam-tmp" in p]  # no staging left
 
 
 def test_a_storage_client_error_is_one_line_of_the_environment_not_an_internal_error():

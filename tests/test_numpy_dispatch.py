@@ -91,7 +91,7 @@ def test_no_cpuinfo_file(tmp_path):
 
 
 def test_the_cli_process_sets_it_on_this_machine_as_its_cpu_says():
-    """kdp-beam's main(), as the process's own command, decides before importing numpy
+    """kdp-beam's main(), as the process's own command (cli.run), decides before importing numpy
     (any command: here --help)."""
     code = """
         import os, sys
@@ -100,7 +100,7 @@ def test_the_cli_process_sets_it_on_this_machine_as_its_cpu_says():
         sys.argv = ["kdp-beam", "--help"]
         numpy_before = "numpy" in sys.modules
         try:
-            cli.main()
+            cli.main(own_process=True)
         except SystemExit:
             pass
         try:

@@ -78,6 +78,7 @@ _KINDS = {
     ),
 }
 _COMMANDS = {BUNDLE: "kdp-beam analyze and merge write", DATASET: "kdp-beam transform writes"}
+_UNFINISHED = {}  # {staging directory: local}, while its block runs (remove_unfinished)
 
 
 @contextlib.contextmanager
@@ -105,11 +106,14 @@ def staged_output(output_dir, kind=BUNDLE):
             f"cannot write the {kind} {output_dir} (creating a directory in {parent}: "
             f"{reason}); choose an output you can write to"
         ) from None
+    _UNFINISHED[staging] = local
     try:
         yield staging
     except BaseException:
         _remove(staging, local)
         raise
+    finally:
+        _UNFINISHED.pop(staging, None)
     try:
         (_swap_directories if local else _swap_objects)(staging, output)
     except OSError as e:
@@ -118,6 +122,13 @@ def staged_output(output_dir, kind=BUNDLE):
             f"cannot replace the {kind} {output_dir} ({_reason(e)}); on a local disk it is left "
             "as it was, in an object store it may be left without a manifest. Run again."
         ) from None
+
+
+def remove_unfinished():
+    """Removes the staging directories whose blocks are still running: for a process that
+    ends without unwinding them (kdp_beam.cli, when an interrupted job's clean-up hangs)."""
+    for staging, local in list(_UNFINISHED.items()):
+        _remove(staging, local)
 
 
 def _check_replaceable(output_dir, output):
