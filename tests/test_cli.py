@@ -103,7 +103,7 @@ ANALYZE_CASES = [
     case("column missing from the header", None, [], "x,other\n1,a\n", r"declared column\(s\) \['name'\] are not in the CSV header"),
     case("unparseable number", None, [], "x,name\n1.5,a\noops,b\n", r"row 2 \(line 3\), column 'x': cannot read 'oops'"),
     case("wrong field count", None, [], "x,name\n1.5,a\n2,b,c\n", r"row 2 \(line 3\).*expected 2 fields"),
-    case("bad UTF-8", None, [], b"x,name\n1.5,a\n2.5,b\xff\n", r"line 3: not valid UTF-8"),
+    case("bad UTF-8", None, [], b"x,name\n1.5,a\n2.5,b\xff\n", r"row 2 \(line 3\), column 'name': not valid UTF-8"),
     case("list where an object belongs", '{"features": ["x"]}', [], None, r"features"),
     case("scalar crosses", json.dumps({**FEATURES, "crosses": 5}), [], None, r"crosses"),
     case(
@@ -329,7 +329,7 @@ def test_the_plugin_option_says_it_registers_feature_types(capsys):
 INFER_CASES = [
     ("empty file", "d.csv", b"", r"no rows in .* to infer from"),
     ("header only", "d.csv", b"x,name\n", r"no rows in .* to infer from"),
-    ("bad UTF-8", "d.csv", b"x,name\n1,a\n2,b\xff\n", r"d\.csv: line 3: not valid UTF-8"),
+    ("bad UTF-8", "d.csv", b"x,name\n1,a\n2,b\xff\n", r"d\.csv: row 2 \(line 3\), column 'name': not valid UTF-8"),
     ("wrong field count", "d.csv", b"x,name\n1,a\n2,b,c\n", r"d\.csv: row 2 \(line 3\): expected 2 fields"),
     ("duplicate column", "d.csv", b"x,name,x\n1,a,2\n", r"d\.csv: the column name 'x' appears twice in the file"),
     ("damaged TFRecord", "d.tfrecord", b"not a TFRecord", r"d\.tfrecord: record 1 is not a valid TFRecord"),

@@ -233,7 +233,7 @@ def test_bad_utf8_names_the_row_and_long_strings_are_read(tmp_path):
     spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"x,name\n1.5,a\n2.5,b\xff\xfe\n")
-    with pytest.raises(InputDataError, match=r"bad\.csv: line 3: not valid UTF-8"):
+    with pytest.raises(InputDataError, match=r"bad\.csv: row 2 \(line 3\), column 'name': not valid UTF-8"):
         run_analysis(spec, str(bad), str(tmp_path / "o"))
     long_token = "y" * (5 << 20)  # longer than a 4 MiB read block
     path = write_text(tmp_path / "long.csv", f"x,name\n1.5,a\n2.5,{long_token}\n3,a\n")

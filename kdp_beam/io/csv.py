@@ -265,7 +265,8 @@ def _byte_lines(stream):
 class _PositionedLines:
     """The decoded lines of a byte stream, for Python's csv module, tracking the byte
     position after the last line read, how many lines were read, and whether one was not
-    UTF-8 since ``bad_utf8`` was last reset (then decoded with \\xNN escapes)."""
+    UTF-8 since ``bad_utf8`` was last reset (then decoded with surrogateescape: each bad
+    byte a lone surrogate, found per field by _NOT_UTF8)."""
 
     def __init__(self, stream, position=0):
         self.position = position
@@ -283,7 +284,15 @@ class _PositionedLines:
                 yield line.decode(encoding)
             except UnicodeDecodeError:
                 self.bad_utf8 = True
-                yield line.decode("utf-8", errors="backslashreplace")
+                yield line.decode("utf-8", errors="surrogateescape")
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # a byte surrogateescape could not decode
+
+
+def _shown(record):
+    """A record's fields with their bad bytes as \\xNN, for people and JSON."""
+    return [f.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for f in record]
 
 
 def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_bad=False):
@@ -299,6 +308,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_ba
         name: (header.index(name), kind) for name, kind in kinds.items() if (element_kind(kind) or kind) in _TYPE_NAMES
     }
     indices = [header.index(name) for name in kinds]
+    declared = dict(zip(kinds, indices))
     with open_input(path) as raw:
         stream = RecordRange(raw, start, end, count_quotes=True)
         lines = _PositionedLines(stream, stream.first)
@@ -321,10 +331,10 @@ def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_ba
                 row=row if start == 0 else None,
                 line=record_line if start == 0 else None,
             )
-            problem = _record_problem(record, header, numeric, lines.bad_utf8)
+            problem = _record_problem(record, header, numeric, declared if lines.bad_utf8 else {})
             if problem is not None:
                 reason, detail, column = problem
-                yield BadRecord(path, reason, detail, record, column=column, **place)
+                yield BadRecord(path, reason, detail, _shown(record), column=column, **place)
                 if stop_at_bad:
                     return
                 continue
@@ -350,13 +360,17 @@ def _next_record(reader, path, offset):
         ) from None
 
 
-def _record_problem(record, header, numeric, bad_utf8):
-    """(reason, detail, column) for a record the analysis cannot use, else None."""
-    if bad_utf8:
-        return bad_records.BAD_UTF8, "not valid UTF-8", None
+def _record_problem(record, header, numeric, not_utf8):
+    """(reason, detail, column) for a record the analysis cannot use, else None.
+    `not_utf8`: {name: index} of the declared columns to look for bytes that are not UTF-8
+    in (those of a line that had some; an undeclared column's are not read, as pyarrow
+    does not read them)."""
     if len(record) != len(header):
         detail = f"expected {len(header)} fields as in the header, found {len(record)}"
         return bad_records.WRONG_FIELD_COUNT, detail, None
+    for name, index in not_utf8.items():
+        if _NOT_UTF8.search(record[index]):
+            return bad_records.BAD_UTF8, f"column {name!r}: not valid UTF-8", name
     for name, (index, kind) in numeric.items():
         field, element = record[index], element_kind(kind)
         if element is None:
@@ -498,8 +512,8 @@ def locate_bad_record(path, header, kinds, arrow_error):
             where = f"{path}: row {element.row} (line {element.line})"
             if element.reason == bad_records.BAD_UTF8:
                 return (
-                    f"{path}: line {element.line}: not valid UTF-8. kdp_beam reads UTF-8: "
-                    "re-encode the file, e.g. iconv -f cp1252 -t utf-8 (for Windows-1252)"
+                    f"{where}, {element.detail}. kdp_beam reads UTF-8: re-encode the file, e.g. "
+                    "iconv -f cp1252 -t utf-8 (for Windows-1252)"
                 )
             if element.reason == bad_records.UNPARSEABLE_NUMBER:
                 return f"{where}, {element.detail}. Fix the value, or {number_fix(kinds.get(element.column))}."

@@ -177,7 +177,8 @@ def _read_csv(path, limit, label=None):
                 if rows >= limit:
                     break
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-            problem = locate_bad_record(path, header, {}, e)
+            # every column is read (as text), and so checked: its bytes must be UTF-8
+            problem = locate_bad_record(path, header, dict.fromkeys(header, "string"), e)
             raise InputDataError(f"{problem}. infer stops at a record it cannot read: fix it") from None
     raw = pa.Table.from_batches(batches, reader.schema).slice(0, limit)
     text = pa.table({

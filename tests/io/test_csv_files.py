@@ -362,11 +362,36 @@ def test_an_existing_file_named_with_glob_characters_is_matched_literally(tmp_pa
 def test_windows_1252_text_says_to_re_encode_it(tmp_path, skip):
     path = tmp_path / "w.csv"
     path.write_bytes(csv_text(ROWS[:3]).replace(",a\n", ",café\n").encode("cp1252"))
-    with pytest.raises(InputDataError, match=r"w\.csv: line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+    with pytest.raises(InputDataError, match=r"w\.csv: row 1 \(line 2\), column '\w+': not valid UTF-8\. .*iconv -f cp1252"):
         infer_features(str(path))
     if not skip:
-        with pytest.raises(InputDataError, match=r"line 2: not valid UTF-8\. .*iconv -f cp1252 -t utf-8"):
+        with pytest.raises(InputDataError, match=r"row 1 \(line 2\), column '\w+': not valid UTF-8\. .*iconv -f cp1252"):
             run_analysis(SPEC, str(path), str(tmp_path / "b"))
+
+
+def test_bytes_that_are_not_utf8_count_only_in_declared_columns_on_both_paths(tmp_path):
+    # pyarrow's fast path does not read an undeclared column, so its bytes are not checked;
+    # the record-by-record path (after a bad record in skip mode, or naming one) does the
+    # same: the row is kept, and a later bad number is the record named.
+    spec = FeatureSpec({"x": "float_normalized", "name": "string_categorical"})
+    lines = [b"x,name,note"] + [b"%d.5,n%d,ok" % (i, i % 7) for i in range(300)]
+    lines[100] = b"100.5,n2,caf\xe9"  # not UTF-8, in the undeclared column
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert run_analysis(spec, str(path), str(tmp_path / "a"))["rows_read"] == 300
+    skipped = lines[:50] + [b"1.5,only-two"] + lines[50:]  # a wrong field count first
+    path.write_bytes(b"\n".join(skipped) + b"\n")
+    run_analysis(spec, str(path), str(tmp_path / "b"), on_bad_record="skip")
+    bundle = load_bundle(str(tmp_path / "b"))
+    assert bundle.row_count == 300 and bundle.bad_records["by_reason"] == {"wrong_field_count": 1}
+    late = lines[:200] + [b"abc,n1,ok"] + lines[200:]  # an unparseable number after it
+    path.write_bytes(b"\n".join(late) + b"\n")
+    with pytest.raises(InputDataError, match=r"d\.csv: row 200 \(line 201\), column 'x'"):
+        run_analysis(spec, str(path), str(tmp_path / "c"))
+    declared = lines[:10] + [b"10.5,caf\xe9,ok"] + lines[11:]  # in a declared column: named
+    path.write_bytes(b"\n".join(declared) + b"\n")
+    with pytest.raises(InputDataError, match=r"row 10 \(line 11\), column 'name': not valid UTF-8"):
+        run_analysis(spec, str(path), str(tmp_path / "d"))
 
 
 @pytest.mark.parametrize("delimiter, named", [(";", "';'"), ("\t", "a tab")])
