@@ -269,6 +269,8 @@ def main(argv=None, *, own_process=False):
             _write_json(wants_json, result)
         except BrokenPipeError:  # stdout's reader left (`| head`); said by the status
             return _ended(EXIT_BROKEN_PIPE, process)
+        except OSError as e:  # e.g. a full disk (`>/dev/full`): the work is done, its result is not
+            return _ended(_fail(EXIT_ERROR, f"cannot write the JSON result: {e.strerror or e}", False), process)
     return _finished(result.get("exit_status", 0), process)  # validate's 1: an anomaly
 
 

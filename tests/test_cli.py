@@ -658,6 +658,19 @@ def test_a_stream_closed_from_the_start_does_not_fail_a_good_run(files, tmp_path
     assert json.loads((tmp_path / "b" / "statistics.json").read_text())["row_count"] == len(ROWS)
 
 
+def test_a_json_result_that_cannot_be_written_is_one_line(files, tmp_path):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "kdp_beam", "analyze", "--features", files["features"], "--input", files["data"],
+             "--output", tmp_path / "b", "--json"],
+            env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120, stdout=full, stderr=subprocess.PIPE, text=True,
+        )
+    # the work done (its summary above), then one error line saying what was not
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == "kdp-beam: error: cannot write the JSON result: No space left on device"
+    assert done.stderr.count("kdp-beam: error:") == 1
+
+
 def test_main_called_from_python_returns_to_its_caller(files, tmp_path):
     # main() (argv from sys.argv) is a call, not the process's own command (cli.run).
     code = (

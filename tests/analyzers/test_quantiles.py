@@ -58,8 +58,13 @@ def test_batches_summarised_before_the_sketch_keep_the_stated_error_and_the_rang
     acc = analyzer.create_accumulator()
     for batch in batches:
         acc = analyzer.add_batch(acc, pa.array(batch))
-    points = acc.sketch.GetQuantiles(analyzer.num_bins).to_pylist()[0]
-    ordered, n = np.sort(values), len(values)
+    assert_points_within_epsilon(acc.sketch, analyzer, np.sort(values))
+
+
+def assert_points_within_epsilon(sketch, analyzer, ordered):
+    """The sketch's num_bins + 1 points: the min and max exact, each within epsilon in rank
+    of the exact quantile of the sorted values."""
+    points, n = sketch.GetQuantiles(analyzer.num_bins).to_pylist()[0], len(ordered)
     assert points[0] == ordered[0] and points[-1] == ordered[-1]
     for i, point in enumerate(points):
         target = i / analyzer.num_bins * n
@@ -102,12 +107,5 @@ def test_workers_accumulators_compacted_before_the_merge_keep_the_stated_error(a
         sent.append(pickle.loads(pickle.dumps(analyzer.compact(acc))))
     merged = analyzer.merge_accumulators(sent)
     values = np.sort(np.concatenate([b for batches in workers for b in batches]))
-    n = len(values)
-    assert merged.n == n
-    points = merged.sketch.GetQuantiles(analyzer.num_bins).to_pylist()[0]
-    assert points[0] == values[0] and points[-1] == values[-1]
-    for i, point in enumerate(points):
-        target = i / analyzer.num_bins * n
-        below = np.searchsorted(values, point, side="left")
-        at_or_below = np.searchsorted(values, point, side="right")
-        assert below - analyzer.epsilon * n <= target <= at_or_below + analyzer.epsilon * n
+    assert merged.n == len(values)
+    assert_points_within_epsilon(merged.sketch, analyzer, values)
