@@ -280,8 +280,8 @@ class _JsonFileError(KdpBeamError):
 
 def _check_json_file(args):
     """Refuses a --json FILE before the work when it cannot be written, or writing it
-    would destroy one of the command's inputs or put a file into the bundle it writes
-    (kdp_beam.output_files.check_output_file)."""
+    would destroy one of the command's inputs (kdp_beam.output_files.check_output_file),
+    or its output: the file it writes, or a file inside the directory it writes."""
     if not isinstance(args.json, str):
         return
     from kdp_beam.output_files import check_output_file
@@ -293,14 +293,15 @@ def _check_json_file(args):
     except KdpBeamError as e:
         raise _JsonFileError(str(e)) from None
     output = getattr(args, "output", None)
-    if args.command in ("analyze", "merge", "transform") and output and _within(args.json, output):
+    if output and _within(args.json, output):
         raise _JsonFileError(
-            f"the JSON result {args.json} lies inside the directory {output} the command writes; "
-            "choose a path outside it"
+            f"the JSON result {args.json} is the output {output} the command writes, or lies "
+            "inside it; choose a path outside it"
         )
 
 
 def _within(path, directory):
+    """Whether `path` is `directory` or lies inside it."""
     path, directory = os.path.abspath(path), os.path.abspath(directory)
     return os.path.commonpath([path, directory]) == directory
 
@@ -371,8 +372,8 @@ def _finished(status, process):
     read back and checked before the summary). While a thread Python would wait for is
     alive (a plug-in's thread pool, whose idle workers only Python's own exit hooks stop),
     the exit is Python's."""
-    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    if _exits_at_once(process) and not any(t.is_alive() for t in others):
+    waited_for = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if _exits_at_once(process) and not waited_for:
         atexit._run_exitfuncs()
         return _ended(status, process)
     return status

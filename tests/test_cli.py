@@ -693,7 +693,7 @@ def test_a_json_file_that_would_destroy_data_is_refused_before_the_work(files, t
     for target, match in (
         (data, r"is one of the input files"),
         (files["features"], r"is one of the input files"),
-        (tmp_path / "b" / "result.json", r"lies inside the directory"),
+        (tmp_path / "b" / "result.json", r"is the output .* or lies inside it"),
         (tmp_path, r"is a directory"),
         (files["bundle"] + "/x.json", r"lies inside the kdp_beam bundle"),
     ):
@@ -701,6 +701,10 @@ def test_a_json_file_that_would_destroy_data_is_refused_before_the_work(files, t
         assert_one_error_line(status, err, match)
         assert not (tmp_path / "b").exists(), target  # refused before the work
     assert open(data).read() == before
+    proposed = tmp_path / "proposed.json"  # infer's output file itself
+    status, out, err = run(capsys, "infer", "--input", data, "--output", proposed, f"--json={proposed}")
+    assert_one_error_line(status, err, r"is the output .* or lies inside it")
+    assert not proposed.exists()
     status, out, err = run(capsys, "merge", "--json", files["bundle"], files["bundle"], "--output", tmp_path / "m")
     assert_one_error_line(status, err, r"is a directory")  # --json took the first bundle as its FILE
 
