@@ -26,7 +26,7 @@ from kdp_beam.columns import (
 )
 from kdp_beam.errors import InputDataError
 from kdp_beam.io.files import READ_METRICS, ProgressLog, emitted, open_input
-from kdp_beam.io.ranges import ReadByteRanges, RecordRange
+from kdp_beam.io.ranges import ReadByteRanges, RecordRange, open_range
 from kdp_beam.io.read_ahead import read_ahead
 
 SKIP_BATCH_ROWS = 65536  # rows per batch when reading record by record (skip mode)
@@ -148,12 +148,13 @@ class _ArrowReading:
     Two things make it read the range again, from the row after the last one emitted:
     - pyarrow's integer parser also takes hex ("0x10"; "0xFFFFFFFFFFFFFFFF" as -1), which
       kdp_beam.numbers' rule refuses. While the bytes read hold no "0x" or "0X"
-      (RecordRange.hex), no value pyarrow parsed can be hex: the usual case costs a byte
+      (the range's ``hex``), no value pyarrow parsed can be hex: the usual case costs a byte
       search. Once they do (a hash in a string column, say), integer columns are read as
       text, then checked and cast by the rule (vectorised).
     - pyarrow refuses a record spread over more than two blocks ("straddling object"):
       a field of many MiB. Blocks four times as large are read then.
-    ``stream``: the RecordRange being read, for its quote count and record bounds.
+    ``stream``: the range being read (kdp_beam.io.ranges.open_range), for its quote count
+    and record bounds.
     Multivalent features' fields are read as text, then split and cast (cast_column, which
     raises UnreadableValue for a value that is not a number); the label's and fold key's
     text is cast too (its empty fields missing). The string columns of `dictionaries` come
@@ -176,14 +177,13 @@ class _ArrowReading:
     def batches(self):
         rows_done, types, block_size = 0, self._types, self._block_size
         while True:
-            with open_input(self._path) as raw:
-                watch_hex = types is self._types and bool(self._integers)
-                self.stream = RecordRange(raw, self._start, self._end, watch_hex, count_quotes=True)
+            watch_hex = types is self._types and bool(self._integers)
+            with open_range(self._path, self._start, self._end, watch_hex, count_quotes=True) as self.stream:
                 if self.stream.owns_nothing:
                     return  # every record of these bytes started in an earlier range
                 skip = rows_done
                 # pyarrow parses the first block while opening: errors come from there too.
-                parse = functools.partial(_open_csv, self.stream, self._header, self._start > 0, types, block_size)
+                parse = functools.partial(_open_csv, self.stream.source, self._header, self._start > 0, types, block_size)
                 try:
                     with read_ahead(parse) as parsed:
                         for batch in parsed:
@@ -310,7 +310,7 @@ def _records_skipping_bad(path, header, start, end, skip_rows, kinds, stop_at_ba
     indices = [header.index(name) for name in kinds]
     declared = dict(zip(kinds, indices))
     with open_input(path) as raw:
-        stream = RecordRange(raw, start, end, count_quotes=True)
+        stream = RecordRange(raw, start, end, count_quotes=True, path=path)
         lines = _PositionedLines(stream, stream.first)
         reader = csv.reader(lines)
         if start == 0:

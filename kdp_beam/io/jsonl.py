@@ -76,7 +76,7 @@ class _ReadJsonRange(beam.DoFn):
         path, start, end = path_range
         progress = ProgressLog(path, None if end is None else (start, end))
         with open_input(path) as raw:  # decompresses by extension; a cut file is an error
-            stream = RecordRange(raw, start, end)
+            stream = RecordRange(raw, start, end, path=path)
 
             def parse():  # in read_ahead's thread: the blocks' batches and bad records
                 for block in _line_blocks(stream, self._block_size, stream.first):
