@@ -27,6 +27,8 @@ import threading
 import traceback
 
 from kdp_beam.errors import KdpBeamError
+from kdp_beam.progress import say
+from kdp_beam.version import __version__
 from kdp_beam.numpy_dispatch import avoid_slow_avx512_sort
 
 _LOG = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def _parser():
         "line says what to change), 1 internal error (a bug: run with --verbose and report "
         "the traceback).",
     )
+    parser.add_argument("--version", action="version", version=f"kdp-beam {__version__}")
     _common_options(parser)
     common = _Parser(add_help=False)
     _common_options(common, defaults=False)
@@ -445,7 +448,7 @@ def _fail(status, message, wants_json):
     if len(line) > _MAX_MESSAGE:
         line = line[: _MAX_MESSAGE - 1] + "…"
     try:
-        print(f"kdp-beam: error: {line}", file=sys.stderr, flush=True)
+        say(f"kdp-beam: error: {line}")
     except BrokenPipeError:  # no one reads stderr: the status says it
         pass
     if wants_json:
@@ -465,7 +468,7 @@ class _PersonHandler(logging.Handler):
 
     def emit(self, record):
         message = record.getMessage().removeprefix("kdp_beam: ")
-        print(f"kdp-beam: {record.levelname.lower()}: {message}", file=sys.stderr, flush=True)
+        say(f"kdp-beam: {record.levelname.lower()}: {message}")
 
 
 @contextlib.contextmanager
@@ -516,18 +519,18 @@ def _analyze(args, pipeline_args):
         )
     bundle = load_bundle(args.output)
     files = summary["files_read"]
-    _say(
+    say(
         f"read {summary['rows_read']:,} rows from {files:,} file{'s' * (files != 1)} in "
         f"{summary['seconds']:.1f} s"
     )
-    _say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
+    say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
     bad = bundle.bad_records
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
-        _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
+        say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
     _warn_of_few_rows(bundle.row_count, bad["count"], dead_letters)
     _warn_beyond_float32(bundle)
-    _say(f"wrote the bundle {args.output}")
+    say(f"wrote the bundle {args.output}")
     return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
 
 
@@ -617,9 +620,9 @@ def _transform(args, pipeline_args):
             out_of_fold=args.out_of_fold,
         )
     if summary["analysis"] is not None:
-        _say(f"analysed {summary['analysis']['rows_read']:,} rows into the bundle {args.bundle}")
+        say(f"analysed {summary['analysis']['rows_read']:,} rows into the bundle {args.bundle}")
     files, rows = summary["files_written"], summary["rows_written"]
-    _say(
+    say(
         f"read {summary['rows_read']:,} rows from {summary['files_read']:,} file{'s' * (summary['files_read'] != 1)}, "
         f"wrote {rows:,} encoded rows in {files:,} {args.format} file{'s' * (files != 1)} "
         f"({summary['bytes_written'] / 1e6:,.1f} MB) in {summary['seconds']:.1f} s"
@@ -627,16 +630,16 @@ def _transform(args, pipeline_args):
     bad = summary["bad_records"]
     dead_letters = f"{args.output}/{DEAD_LETTERS}/" if bad["count"] else None
     if bad["count"]:
-        _say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
+        say(f"{bad['count']:,} bad records left out {bad['by_reason']}, written to {dead_letters}")
     _warn_of_few_rows(rows, bad["count"], dead_letters, "transformed dataset")
     if summary["out_of_fold"]:
-        _say(f"encoded out of fold (each row with the other folds' label statistics): {', '.join(summary['out_of_fold'])}")
+        say(f"encoded out of fold (each row with the other folds' label statistics): {', '.join(summary['out_of_fold'])}")
     from kdp_beam.bundle.loader import load_bundle
 
     label = load_bundle(args.bundle).spec.label
     kept = {k.rsplit(":", 1)[0] for k in args.keep} | set(args.keep)
     read_it = f", label={label!r}" if label in kept else ""
-    _say(f"wrote the transformed dataset {args.output}; read it with "
+    say(f"wrote the transformed dataset {args.output}; read it with "
          f"kdp_beam.transformed_dataset({args.output!r}, batch_size=...{read_it})")
     return {**summary, "bad_records": {**bad, "dead_letters": dead_letters}}
 
@@ -654,9 +657,9 @@ def _infer(args, pipeline_args):
         kind = declared if isinstance(declared, str) else declared["type"]
         if name == args.label:
             kind = f"label ({features.get('label_type', 'inferred')})"
-        _say(f"{name.ljust(width)}  {kind:<20} {note}")
-    _say(f"inferred from {features['sampled']}")
-    _say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")
+        say(f"{name.ljust(width)}  {kind:<20} {note}")
+    say(f"inferred from {features['sampled']}")
+    say(f"wrote {args.output}: edit it, then kdp-beam analyze --features {args.output}")
     return {"output": args.output, **features}
 
 
@@ -664,7 +667,7 @@ def _report(args, pipeline_args):
     from kdp_beam.tools.report import write_report
 
     write_report(args.bundle, args.output)
-    _say(f"wrote {args.output}")
+    say(f"wrote {args.output}")
     return {"output": args.output, "bundle": args.bundle}
 
 
@@ -675,8 +678,8 @@ def _merge(args, pipeline_args):
 
     merge_bundles(args.bundles, args.output)
     bundle = load_bundle(args.output)
-    _say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
-    _say(f"wrote the bundle {args.output}")
+    say(summary_table(bundle.spec, bundle.features, bundle.row_count, bundle.label))
+    say(f"wrote the bundle {args.output}")
     return {"output": args.output, "merged": args.bundles, "row_count": bundle.row_count}
 
 
@@ -693,11 +696,11 @@ def _validate(args, pipeline_args):
 
         write_output_file(args.output, render_diff(result).encode("utf-8"), "diff page")
     for anomaly in result.anomalies:
-        _say(f"anomaly: {_anomaly_words(anomaly)}")
+        say(f"anomaly: {_anomaly_words(anomaly)}")
     compared = f"{len(result.features)} features compared"
-    _say(f"{len(result.anomalies)} anomalies, {compared}" if result.anomalies else f"no anomaly, {compared}")
+    say(f"{len(result.anomalies)} anomalies, {compared}" if result.anomalies else f"no anomaly, {compared}")
     if args.output:
-        _say(f"wrote {args.output}")
+        say(f"wrote {args.output}")
     return {**result.to_json(), "exit_status": result.exit_code}
 
 
@@ -724,10 +727,6 @@ def _on_terminal():
 
     console = Console(stderr=True)
     return console.is_terminal and not console.is_dumb_terminal
-
-
-def _say(text):
-    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -168,13 +168,13 @@ class _PlainLines:
 
     def __enter__(self):
         counts_note = "" if self._live else " (counts at the end)"
-        _say(f"kdp-beam: reading {self._where} on {self._runner}{counts_note}")
+        say(f"kdp-beam: reading {self._where} on {self._runner}{counts_note}")
         self._thread.start()
         return self
 
     def _run(self):
         while not self._stop.wait(self._interval):
-            _say(f"kdp-beam: {self.line()}")
+            say(f"kdp-beam: {self.line()}")
 
     def line(self):
         elapsed = _clock(time.monotonic() - self._start)
@@ -265,8 +265,11 @@ class _Bar:
         self._progress.stop()
 
 
-def _say(line):
-    print(line, file=sys.stderr, flush=True)
+def say(line):
+    """A line for people, on stderr; none when there is no stderr (started with `2>&-`):
+    never on stdout (print's fallback), which may be a --json result."""
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _clock(seconds):

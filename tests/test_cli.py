@@ -316,6 +316,15 @@ def test_usage_errors_of_every_subcommand_are_one_line(capsys):
         assert_one_error_line(status, err, message)
 
 
+def test_version_is_the_release_on_stdout(capsys):
+    from kdp_beam.version import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"kdp-beam {__version__}\n"
+
+
 def test_the_plugin_option_says_it_registers_feature_types(capsys):
     """A plug-in is a feature type (kdp_beam.plugins), no longer a "custom statistic"."""
     with pytest.raises(SystemExit):
@@ -648,14 +657,17 @@ def test_a_reader_that_leaves_early_gets_the_sigpipe_status_and_no_traceback(fil
 @pytest.mark.parametrize("closed", ["stdout", "stderr"])
 def test_a_stream_closed_from_the_start_does_not_fail_a_good_run(files, tmp_path, closed):
     # `kdp-beam ... >&-`: Python starts with sys.stdout (or sys.stderr) None.
+    streams = {"stdout": subprocess.DEVNULL} if closed == "stdout" else {"stderr": subprocess.DEVNULL, "stdout": subprocess.PIPE}
     done = subprocess.run(
         [sys.executable, "-m", "kdp_beam", "analyze", "--features", files["features"], "--input", files["data"],
          "--output", tmp_path / "b", "--json"],
-        env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120, close_fds=True, **{closed: subprocess.DEVNULL},
+        env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120, close_fds=True, **streams,
         preexec_fn=lambda: os.close(1 if closed == "stdout" else 2),
     )
     assert done.returncode == 0
     assert json.loads((tmp_path / "b" / "statistics.json").read_text())["row_count"] == len(ROWS)
+    if closed == "stderr":  # the human lines are not print's fallback, stdout: the JSON is alone
+        assert json.loads(done.stdout)["rows_read"] == len(ROWS)
 
 
 def test_a_json_result_that_cannot_be_written_is_one_line(files, tmp_path):
