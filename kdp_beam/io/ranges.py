@@ -2,6 +2,7 @@
 Lines): each range owns the records that start in it."""
 
 import contextlib
+import os
 import threading
 
 import apache_beam as beam
@@ -20,6 +21,9 @@ DEFAULT_SPLIT_SIZE = 64 << 20  # bytes of an uncompressed file per unit of work
 DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of text per RecordBatch
 _QUOTE = ord('"')
 _CHUNK = 1 << 20  # bytes numpy compares at a time: its temporary stays in the cache
+# pyarrow drops a byte order mark at the start of what it reads: a range whose first value
+# starts with U+FEFF is given to it from the newline before, a blank line it skips.
+_BOM = b"\xef\xbb\xbf"
 
 
 class ReadByteRanges(Reader):
@@ -76,25 +80,49 @@ def open_range(path, start, end, watch_hex=False, count_quotes=False):
     """The records that start in [start, end) of a file (end None: to its end), for pyarrow
     to parse from ``source``: a MappedRange of a local uncompressed file, else a
     RecordRange of open_input's stream (decompressed, or from a remote filesystem). Both
-    give ``first``, ``next``, ``owns_nothing``, ``quotes`` and ``hex`` (RecordRange's)."""
+    give ``first``, ``next``, ``owns_nothing``, ``quotes`` and ``hex`` (RecordRange's).
+
+    A local file whose size, modification time or inode differ after the range's reading
+    (or its failure) from before it changed while it was read: that is the error, not what
+    was read of it (a memory map reads a cut page's tail as NUL bytes). A file that says it
+    is empty (/proc's) is streamed: a map of it would be."""
     compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
-    if compressed or FileSystems.get_scheme(path) is not None:
-        with open_input(path) as raw:
-            yield RecordRange(raw, start, end, watch_hex, count_quotes, path=path)
-        return
-    mapped = MappedRange(path, start, end, watch_hex, count_quotes)
+    local = FileSystems.get_scheme(path) is None
+    before = _identity(path) if local else None
     try:
-        yield mapped
+        if compressed or not local or not (before and before[0]):  # gone: open_input says so
+            with open_input(path) as raw:
+                yield RecordRange(raw, start, end, watch_hex, count_quotes, path=path, keep_bom=True)
+        else:
+            mapped = MappedRange(path, start, end, watch_hex, count_quotes)
+            try:
+                yield mapped
+            finally:
+                mapped.close()
     finally:
-        mapped.close()
+        if local and _identity(path) != before:
+            raise changed(path, "its size, modification time or inode changed during its reading") from None
+
+
+def _identity(path):
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns, found.st_ino, found.st_dev
+
+
+def changed(path, how):
+    """The error for a file that changed while the run read it."""
+    return InputDataError(
+        f"{path} changed while it was read ({how}), so its rows cannot be trusted. Do not "
+        "rewrite input files during a run; run again."
+    )
 
 
 def shrunk(path, size):
     """The error for a file found shorter than when it was cut into ranges."""
-    return InputDataError(
-        f"{path} changed while it was read: it is now {size:,} bytes, shorter than when the "
-        "run began, so rows would be missing. Do not rewrite input files during a run; run again."
-    )
+    return changed(path, f"it is now {size:,} bytes, shorter than when the run began")
 
 
 def quotes_in(data):
@@ -128,7 +156,7 @@ class MappedRange:
         self.next = None if end is None or self.owns_nothing else self._after_newline(end - 1, None)
         stop = self.first if self.owns_nothing else size if self.next is None else self.next
         data = self._slice(self.first, stop)
-        self.source = pa.BufferReader(data)
+        self.source = pa.BufferReader(self._slice(self.first - 1, stop) if start and data[:3] == _BOM else data)
         self._quotes, self._hex = 0, False
         self._looking = threading.Thread(
             target=self._look, args=(data, watch_hex, count_quotes), name="kdp_beam-quotes", daemon=True
@@ -187,10 +215,11 @@ class RecordRange:
     Attributes ``first`` and ``next``: where this range's records start, and where the
     next range's do (None until the end is reached); ``hex``: whether the bytes read so far
     hold "0x" or "0X" (a hex literal, which pyarrow's integer parser would take), looked
-    for only when `watch_hex`.
+    for only when `watch_hex`. `keep_bom` (for pyarrow): a range after the first whose
+    first value starts with U+FEFF starts at the newline before it (_BOM).
     """
 
-    def __init__(self, raw, start, end, watch_hex=False, count_quotes=False, path="the file"):
+    def __init__(self, raw, start, end, watch_hex=False, count_quotes=False, path="the file", keep_bom=False):
         self._raw = raw
         self._path = path
         self._count_quotes = count_quotes
@@ -213,6 +242,11 @@ class RecordRange:
                 self._done = True  # a record longer than the range: the previous range's
         self.owns_nothing = self._done
         self.position = self.first
+        if keep_bom and start > 0 and not self._done:  # `keep_bom`: for pyarrow (_BOM)
+            while len(self._buffer) < len(_BOM) and (more := raw.read(1 << 16)):
+                self._buffer += more
+            if self._buffer.startswith(_BOM):
+                self._buffer, self.position = b"\n" + self._buffer, self.first - 1
 
     def _skip_through_newline(self):
         skipped = 0
